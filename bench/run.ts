@@ -1,0 +1,3 @@
+export async function runBenchmark(_options: { quick: boolean }): Promise<void> {
+  throw new Error("not yet");
+}

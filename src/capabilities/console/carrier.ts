@@ -1,0 +1,68 @@
+/** `console` for realms: captured per eval, formatted like Deno's, capped in volume. */
+import type { CarrierCapability } from "../../carrier/capability.js";
+import { defineGlobal } from "../../carrier/capability.js";
+import type { LogLevel } from "./messages.js";
+
+export const consoleCapability: CarrierCapability = {
+  install(global, scope, { hooks }) {
+    let indent = "";
+    const counts = new Map<string, number>();
+    const timers = new Map<string, number>();
+
+    const emit = (level: LogLevel, args: unknown[]): void => {
+      if (!scope.isAlive) return;
+      if (scope.recordedFailure?.kind === "output") throw scope.breach("output", "OutputLimitError", "console output limit exceeded");
+      let message = hooks.inspectArgs(args);
+      if (indent) message = indent + message.replaceAll("\n", "\n" + indent);
+      scope.logBytes += message.length;
+      if (scope.logBytes > scope.limits.maxLogBytes) {
+        throw scope.breach("output", "OutputLimitError", `console output exceeded its limit of ${scope.limits.maxLogBytes} bytes`);
+      }
+      scope.addLog({ level, message, time: Math.round(scope.elapsedMs() * 1000) / 1000 });
+    };
+    const label = (value: unknown): string => (value === undefined ? "default" : String(value));
+
+    const console = {
+      log: (...args: unknown[]) => emit("log", args),
+      info: (...args: unknown[]) => emit("info", args),
+      warn: (...args: unknown[]) => emit("warn", args),
+      error: (...args: unknown[]) => emit("error", args),
+      debug: (...args: unknown[]) => emit("debug", args),
+      trace: (...args: unknown[]) => emit("trace", args),
+      dir: (value: unknown) => emit("log", [value]),
+      dirxml: (...args: unknown[]) => emit("log", args),
+      table: (...args: unknown[]) => emit("log", args),
+      assert: (condition: unknown, ...args: unknown[]) => {
+        if (!condition) emit("error", ["Assertion failed" + (args.length ? ":" : ""), ...args]);
+      },
+      count: (name?: unknown) => {
+        const key = label(name);
+        const next = (counts.get(key) ?? 0) + 1;
+        counts.set(key, next);
+        emit("info", [`${key}: ${next}`]);
+      },
+      countReset: (name?: unknown) => void counts.delete(label(name)),
+      time: (name?: unknown) => void timers.set(label(name), performance.now()),
+      timeLog: (name?: unknown, ...args: unknown[]) => {
+        const start = timers.get(label(name));
+        if (start !== undefined) emit("info", [`${label(name)}: ${Math.round(performance.now() - start)}ms`, ...args]);
+      },
+      timeEnd: (name?: unknown) => {
+        const start = timers.get(label(name));
+        timers.delete(label(name));
+        if (start !== undefined) emit("info", [`${label(name)}: ${Math.round(performance.now() - start)}ms`]);
+      },
+      group: (...args: unknown[]) => {
+        if (args.length) emit("log", args);
+        indent += "  ";
+      },
+      groupCollapsed: (...args: unknown[]) => {
+        if (args.length) emit("log", args);
+        indent += "  ";
+      },
+      groupEnd: () => void (indent = indent.slice(2)),
+      clear: () => {},
+    };
+    defineGlobal(global, "console", console);
+  },
+};

@@ -1,0 +1,65 @@
+/**
+ * Timers for realms. Each timer belongs to its eval: it is counted against the eval's limit, its
+ * callback runs only while the eval is alive, and it is cancelled when the eval ends.
+ */
+import type { CarrierCapability } from "../../carrier/capability.js";
+import { defineGlobal } from "../../carrier/capability.js";
+import { describeThrown } from "../../carrier/values.js";
+
+type Callback = (...args: unknown[]) => unknown;
+
+export const timersCapability: CarrierCapability = {
+  install(global, scope) {
+    const active = new Map<number, () => void>();
+    let nextId = 1;
+
+    const guard = (callback: unknown, args: unknown[]) => () => {
+      if (!scope.isAlive) return;
+      try {
+        if (typeof callback === "function") (callback as Callback)(...args);
+      } catch (error) {
+        scope.fail(describeThrown(error, scope));
+      }
+    };
+
+    const schedule = (repeat: boolean, callback: unknown, delay: unknown, args: unknown[]): number => {
+      if (!scope.isAlive) return 0;
+      if (active.size >= scope.limits.maxTimers) {
+        throw scope.breach("resource", "ResourceLimitError", `more than ${scope.limits.maxTimers} timers pending`);
+      }
+      const id = nextId++;
+      const ms = Math.max(0, Math.min(Number(delay) || 0, 2 ** 31 - 1));
+      const run = guard(callback, args);
+      let handle: ReturnType<typeof setTimeout>;
+      if (repeat) {
+        handle = setInterval(run, ms);
+      } else {
+        handle = setTimeout(() => {
+          forget();
+          run();
+        }, ms);
+      }
+      const cancel = () => (repeat ? clearInterval(handle) : clearTimeout(handle));
+      const unregister = scope.onEnd(cancel);
+      const forget = () => {
+        active.delete(id);
+        unregister();
+      };
+      active.set(id, () => {
+        cancel();
+        forget();
+      });
+      return id;
+    };
+    const clear = (id: unknown) => active.get(Number(id))?.();
+
+    defineGlobal(global, "setTimeout", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(false, callback, delay, args));
+    defineGlobal(global, "setInterval", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(true, callback, delay, args));
+    defineGlobal(global, "clearTimeout", clear);
+    defineGlobal(global, "clearInterval", clear);
+    defineGlobal(global, "queueMicrotask", (callback: unknown) => {
+      if (typeof callback !== "function") throw new TypeError("queueMicrotask: callback must be a function");
+      queueMicrotask(guard(callback, []));
+    });
+  },
+};

@@ -1,0 +1,99 @@
+/**
+ * Hardening of the carrier's own (outer) realm, done once at start.
+ *
+ * Realms see outer objects (Web API classes, crypto, ...), so everything reachable from them is
+ * deep-frozen: one eval cannot poison what the next one sees. Code generation from strings is off
+ * in the outer realm (V8 flag), so a constructor chain that reaches the outer Function cannot
+ * compile code there. Globals that reveal the host or persist state are deleted.
+ */
+
+/** Outer globals no realm may see and the carrier itself no longer needs after start. */
+const REMOVED_GLOBALS = [
+  "Deno", "process", "Buffer", "global", "setImmediate", "clearImmediate", "require",
+  "localStorage", "sessionStorage", "Storage", "caches", "CacheStorage", "Cache",
+  "BroadcastChannel", "Worker", "WebSocket", "WebSocketStream", "EventSource",
+  "navigator", "Navigator", "NavigatorUAData", "location", "Location",
+  "alert", "confirm", "prompt", "close", "closed", "name",
+  "Lock", "LockManager", "GPU", "OffscreenCanvas", "createImageBitmap",
+];
+
+export interface OuterHooks {
+  inspectArgs: (args: unknown[]) => string;
+  inspect: (value: unknown) => string;
+  cpuMs: () => number;
+}
+
+/** Captures what the carrier needs from Deno, then removes Deno and friends from the outer realm. */
+export function hardenOuterRealm(): OuterHooks {
+  const inspect = Deno.inspect;
+  const internals = (Deno as unknown as Record<symbol, { inspectArgs?: (args: unknown[], options: object) => string }>)[Deno.internal];
+  const denoInspectArgs = internals?.inspectArgs;
+  const cpuUsage = Deno.cpuUsage;
+  const inspectOptions = { colors: false, depth: 4, iterableLimit: 100, strAbbreviateSize: 10_000 };
+  const hooks: OuterHooks = {
+    inspect: (value) => inspect(value, inspectOptions),
+    inspectArgs: denoInspectArgs
+      ? (args) => denoInspectArgs(args, inspectOptions)
+      : (args) => args.map((a) => (typeof a === "string" ? a : inspect(a, inspectOptions))).join(" "),
+    cpuMs: () => {
+      const usage = cpuUsage();
+      return (usage.user + usage.system) / 1000;
+    },
+  };
+
+  const outer = globalThis as Record<string, unknown>;
+  for (const name of REMOVED_GLOBALS) delete outer[name];
+  for (const name of Object.getOwnPropertyNames(outer)) {
+    if (name.startsWith("GPU") || name.startsWith("on")) delete outer[name];
+  }
+  // An unhandled rejection or error in some realm must not end the carrier (Deno's default).
+  globalThis.addEventListener("unhandledrejection", (event) => event.preventDefault());
+  globalThis.addEventListener("error", (event) => event.preventDefault());
+  return hooks;
+}
+
+/**
+ * Freezes `roots` and everything reachable from them through properties, accessors and
+ * prototypes. The outer global object itself is not frozen (Deno keeps state on it) and is never
+ * handed to a realm.
+ */
+export function deepFreeze(roots: readonly unknown[]): number {
+  const seen = new Set<unknown>([globalThis]);
+  const stack: unknown[] = [...roots];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if ((typeof value !== "object" && typeof value !== "function") || value === null || seen.has(value)) continue;
+    seen.add(value);
+    Object.freeze(value);
+    stack.push(Object.getPrototypeOf(value));
+    for (const key of Reflect.ownKeys(value)) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(value, key);
+      if (!descriptor) continue;
+      if ("value" in descriptor) stack.push(descriptor.value);
+      else stack.push(descriptor.get, descriptor.set);
+    }
+  }
+  return seen.size;
+}
+
+/** Prototypes that are reachable from any object but not named by a global. */
+export function hiddenIntrinsics(): unknown[] {
+  const generator = function* () {};
+  const asyncGenerator = async function* () {};
+  const asyncFunction = async function () {};
+  return [
+    Object.getPrototypeOf([][Symbol.iterator]()),
+    Object.getPrototypeOf(new Map()[Symbol.iterator]()),
+    Object.getPrototypeOf(new Set()[Symbol.iterator]()),
+    Object.getPrototypeOf(""[Symbol.iterator]()),
+    Object.getPrototypeOf(/a/[Symbol.matchAll]("")),
+    Object.getPrototypeOf(generator),
+    Object.getPrototypeOf(generator()),
+    Object.getPrototypeOf(asyncGenerator),
+    Object.getPrototypeOf(asyncGenerator()),
+    Object.getPrototypeOf(asyncFunction),
+    Object.getPrototypeOf(Uint8Array),
+    Object.getPrototypeOf(new ReadableStream().getReader()),
+    Object.getPrototypeOf(new Response("").body!.getReader()),
+  ];
+}

@@ -1,0 +1,34 @@
+/**
+ * The carrier's only channel to the world: frames on stdin/stdout. Captured from the Deno namespace
+ * at start, before hardening deletes it.
+ */
+import { encodeFrame, FrameReader, type RawFrame } from "../protocol/frame.js";
+
+export interface CarrierIO {
+  send(header: unknown, body?: Uint8Array): void;
+  /** Reads frames until the host closes stdin. */
+  readFrames(onFrame: (frame: RawFrame) => void): Promise<void>;
+  exit(code: number): never;
+}
+
+export function captureIO(maxFrameBytes: number): CarrierIO {
+  const { stdin, stdout } = Deno;
+  const exit = Deno.exit;
+  return {
+    send(header, body) {
+      const frame = encodeFrame(header, body);
+      let written = 0;
+      while (written < frame.byteLength) written += stdout.writeSync(frame.subarray(written));
+    },
+    async readFrames(onFrame) {
+      const reader = new FrameReader(maxFrameBytes);
+      const buffer = new Uint8Array(256 * 1024);
+      for (;;) {
+        const n = await stdin.read(buffer);
+        if (n === null) return;
+        for (const frame of reader.push(buffer.slice(0, n))) onFrame(frame);
+      }
+    },
+    exit,
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * The carrier: a zero-permission Deno process serving one sandbox. It reads eval requests from
+ * stdin, runs each in a fresh realm, and writes results to stdout. It never trusts user code and
+ * never does I/O of its own: capabilities ask the host.
+ */
+import vm from "node:vm";
+import { deserialize } from "node:v8";
+import { types } from "node:util";
+import type { HostMessage, Failure } from "../protocol/messages.js";
+import type { RawFrame } from "../protocol/frame.js";
+import { captureIO } from "./io.js";
+import { hardenOuterRealm, deepFreeze, hiddenIntrinsics } from "./harden.js";
+import { RealmFactory, SHARED_WEB_APIS, type Realm } from "./realm.js";
+import { EvalScope, type HostCaller } from "./scope.js";
+import { encodeValue, describeThrown, setDescriber, type EncodedValue } from "./values.js";
+import { CARRIER_CAPABILITIES } from "./capabilities.js";
+import { defineGlobal } from "./capability.js";
+
+type EvalRequest = Extract<HostMessage, { t: "eval" }>;
+type Reply = Extract<HostMessage, { t: "reply" }>;
+
+const HOST_FRAME_LIMIT = 512 * 1024 * 1024;
+const SCRIPT_CACHE_SIZE = 256;
+
+const io = captureIO(HOST_FRAME_LIMIT);
+const hooks = hardenOuterRealm();
+setDescriber(hooks.inspect);
+
+const outer = globalThis as unknown as Record<string, unknown>;
+const sharedApis: Array<readonly [string, unknown]> = SHARED_WEB_APIS.filter((name) => name in outer).map((name) => [name, outer[name]] as const);
+const realPerformance = performance;
+sharedApis.push(["performance", Object.freeze({ now: () => realPerformance.now(), timeOrigin: realPerformance.timeOrigin })]);
+deepFreeze([...Object.getOwnPropertyNames(outer).map((name) => outer[name]), ...sharedApis.map(([, value]) => value), ...hiddenIntrinsics()]);
+
+const realms = new RealmFactory(sharedApis, 2);
+const scripts = new Map<string, vm.Script>();
+const pendingCalls = new Map<number, { scope: EvalScope; resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
+let nextCall = 1;
+let sandboxGlobals: Record<string, unknown> = {};
+let persistentRealm: Realm | undefined;
+
+const host: HostCaller = {
+  call(scope, cap, args) {
+    const call = nextCall++;
+    return new Promise((resolve, reject) => {
+      pendingCalls.set(call, { scope, resolve, reject });
+      scope.onEnd(() => pendingCalls.delete(call));
+      io.send({ t: "call", id: scope.id, call, cap, args });
+    });
+  },
+  flushLogs(scope) {
+    io.send({ t: "logs", id: scope.id, logs: scope.takeLogs() });
+  },
+};
+
+function compile(code: string, filename: string): vm.Script {
+  const key = filename + "\0" + code;
+  let script = scripts.get(key);
+  if (script) {
+    scripts.delete(key);
+  } else {
+    script = new vm.Script(code, { filename, lineOffset: 0 });
+    if (scripts.size >= SCRIPT_CACHE_SIZE) scripts.delete(scripts.keys().next().value!);
+  }
+  scripts.set(key, script);
+  return script;
+}
+
+function installEvalGlobals(realm: Realm, scope: EvalScope, overrides: Record<string, unknown> | undefined): void {
+  const tools = { hooks, realm: realm.helpers };
+  for (const capability of CARRIER_CAPABILITIES) capability.install(realm.global, scope, tools);
+  for (const source of overrides ? [sandboxGlobals, overrides] : [sandboxGlobals]) {
+    for (const name of Object.keys(source)) defineGlobal(realm.global, name, realm.helpers.adopt(source[name]));
+  }
+}
+
+function deadline(scope: EvalScope): { promise: Promise<never>; cancel: () => void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(scope.breach("timeout", "TimeoutError", `the eval did not finish within ${scope.limits.timeoutMs} ms`));
+    }, Math.max(0, scope.limits.timeoutMs - scope.elapsedMs()));
+  });
+  promise.catch(() => {});
+  return { promise, cancel: () => clearTimeout(timer) };
+}
+
+async function runEval(request: EvalRequest, body: Uint8Array | undefined): Promise<void> {
+  const scope = new EvalScope(request.id, request.limits, host);
+  const cpuStart = hooks.cpuMs();
+  let encoded: EncodedValue | undefined;
+  let failure: Failure | undefined;
+  let realm: Realm | undefined;
+  try {
+    realm = request.persistent ? (persistentRealm ??= realms.take()) : realms.take();
+    const overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
+    installEvalGlobals(realm, scope, overrides);
+    const script = compile(request.code, request.filename);
+    let value = script.runInContext(realm.context, { timeout: request.limits.timeoutMs, displayErrors: false });
+    if (types.isPromise(value)) {
+      const limit = deadline(scope);
+      try {
+        value = await Promise.race([value, scope.aborted, limit.promise]);
+      } finally {
+        limit.cancel();
+      }
+    }
+    if (scope.recordedFailure) throw scope.recordedFailure;
+    encoded = encodeValue(value, request.limits.maxResultBytes, scope);
+  } catch (error) {
+    failure = isFailure(error) ? error : timeoutFailure(error, scope) ?? describeThrown(error, scope, request.filename);
+  }
+  scope.end();
+  const stats = { wallMs: round(scope.elapsedMs()), cpuMs: round(Math.max(0, hooks.cpuMs() - cpuStart)) };
+  const logs = scope.takeLogs();
+  if (failure) {
+    io.send({ t: "done", id: request.id, ok: false, error: failure, logs, stats });
+  } else if (encoded) {
+    const header = encoded.as === "inline" ? { v: encoded.v } : {};
+    io.send({ t: "done", id: request.id, ok: true, as: encoded.as, ...header, logs, stats }, encoded.body);
+  }
+  realms.scheduleRefill();
+}
+
+function timeoutFailure(error: unknown, scope: EvalScope): Failure | undefined {
+  if ((error as { code?: unknown } | null)?.code !== "ERR_SCRIPT_EXECUTION_TIMEOUT") return undefined;
+  return { kind: "timeout", name: "TimeoutError", message: `the eval did not finish within ${scope.limits.timeoutMs} ms` };
+}
+
+function isFailure(value: unknown): value is Failure {
+  return typeof value === "object" && value !== null && !types.isProxy(value) && Object.getPrototypeOf(value) === Object.prototype && "kind" in value && "message" in value;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+function handleReply(reply: Reply): void {
+  const pending = pendingCalls.get(reply.call);
+  if (!pending) return;
+  pendingCalls.delete(reply.call);
+  if (!pending.scope.isAlive) return;
+  if (reply.ok) pending.resolve(reply.value);
+  else pending.reject(reply.error);
+}
+
+function onFrame(frame: RawFrame): void {
+  const message = frame.header as HostMessage;
+  switch (message.t) {
+    case "eval":
+      void runEval(message, frame.body);
+      break;
+    case "globals":
+      sandboxGlobals = frame.body ? (deserialize(frame.body) as Record<string, unknown>) : {};
+      break;
+    case "reply":
+      handleReply(message);
+      break;
+  }
+}
+
+io.send({ t: "ready" });
+realms.scheduleRefill();
+await io.readFrames(onFrame);
+io.exit(0);

@@ -1,0 +1,105 @@
+/**
+ * One eval's life inside the carrier: its logs, its timers, its capability calls, its deadline.
+ * Capabilities get the scope, never the carrier: when the eval ends the scope dies, and whatever
+ * the realm left behind (timers, pending promises) can no longer reach the host or another eval.
+ */
+import type { FailureKind, Failure, EvalLimits } from "../protocol/messages.js";
+import type { LogEntry } from "../capabilities/console/messages.js";
+
+/** Thrown (and recorded) when an eval breaks one of its limits. */
+export class LimitBreach extends Error {
+  constructor(readonly kind: FailureKind, readonly errorName: string, message: string) {
+    super(message);
+  }
+}
+
+export interface HostCaller {
+  call(scope: EvalScope, cap: string, args: unknown): Promise<unknown>;
+  flushLogs(scope: EvalScope): void;
+}
+
+export class EvalScope {
+  readonly startedAt = performance.now();
+  logs: LogEntry[] = [];
+  logBytes = 0;
+  private alive = true;
+  private failure: Failure | undefined;
+  private rejectAbort!: (reason: Failure) => void;
+  /** Rejects with the first failure recorded by a capability; raced against the eval itself. */
+  readonly aborted = new Promise<never>((_, reject) => {
+    this.rejectAbort = reject;
+  });
+  private readonly cleanups = new Set<() => void>();
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly limits: EvalLimits,
+    private readonly host: HostCaller,
+  ) {
+    this.aborted.catch(() => {});
+  }
+
+  get isAlive(): boolean {
+    return this.alive;
+  }
+
+  get recordedFailure(): Failure | undefined {
+    return this.failure;
+  }
+
+  elapsedMs(): number {
+    return performance.now() - this.startedAt;
+  }
+
+  /** Ends the eval with `failure` (the first one wins). */
+  fail(failure: Failure): void {
+    if (!this.alive || this.failure) return;
+    this.failure = failure;
+    this.rejectAbort(failure);
+  }
+
+  breach(kind: FailureKind, errorName: string, message: string): LimitBreach {
+    this.fail({ kind, name: errorName, message });
+    return new LimitBreach(kind, errorName, message);
+  }
+
+  addLog(entry: LogEntry): void {
+    this.logs.push(entry);
+    if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        if (this.alive && this.logs.length > 0) this.host.flushLogs(this);
+      }, 50);
+    }
+  }
+
+  takeLogs(): LogEntry[] {
+    const logs = this.logs;
+    this.logs = [];
+    return logs;
+  }
+
+  call(cap: string, args: unknown): Promise<unknown> {
+    if (!this.alive) return Promise.reject(new Error("this eval has ended"));
+    return this.host.call(this, cap, args);
+  }
+
+  /** Registers work to undo when the eval ends (a pending timer, say). Returns the unregister. */
+  onEnd(cleanup: () => void): () => void {
+    this.cleanups.add(cleanup);
+    return () => this.cleanups.delete(cleanup);
+  }
+
+  get pendingCleanups(): number {
+    return this.cleanups.size;
+  }
+
+  end(): void {
+    if (!this.alive) return;
+    this.alive = false;
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    for (const cleanup of this.cleanups) cleanup();
+    this.cleanups.clear();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The paddock command.
+ *   paddock eval <code>     run code, print the value as JSON
+ *   paddock run <file>      run a .js/.ts file the same way
+ *   paddock bench           run the benchmark
+ */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { inspect, parseArgs } from "node:util";
+import { Sandbox, SandboxError, ScriptError, type LogEntry } from "../index.js";
+
+const USAGE = `usage:
+  paddock eval <code> [flags]     run code; its value is printed as JSON on stdout
+  paddock run <file> [flags]      run a JavaScript or TypeScript file the same way
+  paddock bench [--quick]         run the benchmark (same as npm run bench)
+
+flags:
+  --timeout-ms <n>        wall-clock limit per eval (default 5000)
+  --memory-mb <n>         memory limit (default 128)
+  --max-result-bytes <n>  result size limit (default 16 MiB)
+  --max-log-bytes <n>     console output limit (default 1 MiB)
+  --globals <json>        JSON object whose keys become globals
+  --ts                    treat the code as TypeScript
+
+console output goes to stderr; on failure a readable error goes to stderr and the exit code is 1.`;
+
+const FLAGS = {
+  "timeout-ms": { type: "string" },
+  "memory-mb": { type: "string" },
+  "max-result-bytes": { type: "string" },
+  "max-log-bytes": { type: "string" },
+  globals: { type: "string" },
+  ts: { type: "boolean" },
+  quick: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function integerFlag(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number)) throw new UsageError(`--${name} must be an integer (got "${value}")`);
+  return number;
+}
+
+class UsageError extends Error {}
+
+/** JSON where the value allows it, else Node's inspect (Map, BigInt, undefined, cycles…). */
+function formatValue(value: unknown): string {
+  try {
+    const json = JSON.stringify(value);
+    if (json !== undefined && !containsNonJson(value, new Set())) return json;
+  } catch {
+    // cycles, BigInt
+  }
+  return inspect(value, { depth: 6, colors: false });
+}
+
+function containsNonJson(value: unknown, seen: Set<unknown>): boolean {
+  if (typeof value === "number") return !Number.isFinite(value);
+  if (typeof value !== "object" || value === null) return typeof value === "undefined";
+  if (seen.has(value)) return true;
+  seen.add(value);
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) return true;
+  return Object.values(value).some((v) => containsNonJson(v, seen));
+}
+
+function printLog(entry: LogEntry): void {
+  process.stderr.write(entry.message + "\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true, strict: true });
+  const [command, target] = positionals;
+  if (values.help || !command) {
+    console.log(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  if (command === "bench") {
+    const { runBenchmark } = await import("../../bench/run.js");
+    await runBenchmark({ quick: values.quick ?? false });
+    return 0;
+  }
+  if ((command !== "eval" && command !== "run") || target === undefined) throw new UsageError(USAGE);
+  const code = command === "eval" ? target : readFileSync(target, "utf8");
+  const filename = command === "eval" ? (values.ts ? "eval.ts" : "eval.js") : basename(target);
+  let globals: Record<string, unknown> | undefined;
+  if (values.globals !== undefined) {
+    try {
+      globals = JSON.parse(values.globals) as Record<string, unknown>;
+    } catch {
+      throw new UsageError("--globals must be a JSON object");
+    }
+  }
+  const sandbox = await Sandbox.create({
+    timeoutMs: integerFlag(values["timeout-ms"], "timeout-ms"),
+    memoryMb: integerFlag(values["memory-mb"], "memory-mb"),
+    maxResultBytes: integerFlag(values["max-result-bytes"], "max-result-bytes"),
+    maxLogBytes: integerFlag(values["max-log-bytes"], "max-log-bytes"),
+    globals,
+    onLog: printLog,
+  });
+  try {
+    const result = await sandbox.run(code, { filename, language: values.ts ? "ts" : "auto" });
+    if (!result.ok) {
+      const detail = result.error instanceof ScriptError ? result.error.stack : result.error.message;
+      process.stderr.write(`${result.error.name}: ${detail}\n`);
+      return 1;
+    }
+    if (result.value !== undefined) process.stdout.write(formatValue(result.value) + "\n");
+    return 0;
+  } finally {
+    await sandbox.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError || (error instanceof TypeError && (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))) {
+      console.error(error.message);
+      process.exitCode = 2;
+    } else if (error instanceof SandboxError || error instanceof TypeError) {
+      console.error(`${error.name}: ${error.message}`);
+      process.exitCode = 1;
+    } else {
+      throw error;
+    }
+  },
+);

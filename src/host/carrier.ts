@@ -1,0 +1,370 @@
+/**
+ * The host's handle on one carrier process: spawning it with no permissions, framing, validating
+ * every message it sends, and killing it. A carrier that breaks the protocol is killed; only the
+ * evals running on it fail.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Deserializer } from "node:v8";
+import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
+import { carrierMessage, type CallMessage, type CarrierMessage, type DoneMessage, type HostMessage, type EvalLimits } from "../protocol/messages.js";
+import type { LogEntry } from "../capabilities/console/messages.js";
+import { denoBinary } from "./deno-binary.js";
+import { CarrierCrashedError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
+import { watchMemory, readRssBytes } from "./memory-watch.js";
+
+export interface CarrierSpec {
+  memoryMb: number;
+}
+
+/** What one finished eval returns to its sandbox. */
+export type EvalOutcome =
+  | { ok: true; value: unknown; logs: LogEntry[]; cpuMs: number }
+  | { ok: false; error: Extract<DoneMessage, { ok: false }>["error"]; logs: LogEntry[]; cpuMs: number };
+
+export interface EvalRequest {
+  code: string;
+  filename: string;
+  kind: "script" | "async";
+  persistent: boolean;
+  limits: EvalLimits;
+  globals?: Uint8Array;
+  onLog?: (entry: LogEntry) => void;
+}
+
+/** The sandbox-side services a carrier's capability calls reach. */
+export type CallHandler = (call: CallMessage) => Promise<{ ok: true; value: unknown } | { ok: false; error: { name: string; message: string } }>;
+
+interface PendingEval {
+  request: EvalRequest;
+  logs: LogEntry[];
+  logChars: number;
+  resolve: (outcome: EvalOutcome) => void;
+  reject: (error: SandboxError) => void;
+  killTimer: ReturnType<typeof setTimeout>;
+}
+
+/** Time after an eval's own limit before the host stops waiting for the carrier and kills it. */
+export const KILL_GRACE_MS = 100;
+const READY_TIMEOUT_MS = 15_000;
+/** Room in a frame beyond the result itself: header, logs, error text. */
+const FRAME_SLACK_BYTES = 1024 * 1024;
+const STDERR_KEEP = 8 * 1024;
+
+let carrierUrl: string | undefined;
+function carrierModuleUrl(): string {
+  carrierUrl ??= "data:text/javascript;base64," + readFileSync(new URL("../../carrier.js", import.meta.url)).toString("base64");
+  return carrierUrl;
+}
+
+const live = new Set<Carrier>();
+process.once("exit", () => {
+  for (const carrier of live) carrier.destroySync();
+});
+
+export class Carrier {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly reader = new FrameReader(FRAME_SLACK_BYTES);
+  private readonly pending = new Map<number, PendingEval>();
+  private stderrTail = "";
+  private nextEvalId = 1;
+  private killCause: { evalId: number | undefined; error: SandboxError } | undefined;
+  private stopWatching: (() => void) | undefined;
+  private callHandler: CallHandler | undefined;
+  readonly exited: Promise<void>;
+  readonly ready: Promise<void>;
+  private alive = true;
+  private baselineRssBytes = 0;
+
+  private constructor(
+    readonly spec: CarrierSpec,
+    private readonly denoDir: string,
+  ) {
+    const args = [
+      "run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache",
+      `--v8-flags=--max-old-space-size=${spec.memoryMb},--disallow-code-generation-from-strings`,
+      carrierModuleUrl(),
+    ];
+    this.child = spawn(denoBinary(), args, {
+      cwd: denoDir,
+      env: { DENO_DIR: denoDir, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DENO_NO_PACKAGE_JSON: "1" },
+      stdio: ["pipe", "pipe", "pipe"],
+      windowsHide: true,
+    });
+    live.add(this);
+    let markReady!: () => void;
+    let failReady!: (error: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      failReady = reject;
+    });
+    this.ready.catch(() => {});
+    const readyTimer = setTimeout(() => this.kill(undefined, new CarrierCrashedError("the carrier did not start in time")), READY_TIMEOUT_MS);
+    this.exited = new Promise((resolve) => {
+      this.child.once("exit", (code, signal) => {
+        clearTimeout(readyTimer);
+        this.onExit(code, signal);
+        failReady(this.exitError(code, signal));
+        resolve();
+      });
+    });
+    this.child.once("error", (error) => {
+      this.kill(undefined, new CarrierCrashedError(`the carrier could not be started: ${error.message}`));
+    });
+    this.child.stdin.on("error", () => {});
+    this.child.stderr.setEncoding("utf8");
+    this.child.stderr.on("data", (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_KEEP);
+    });
+    let sawReady = false;
+    this.child.stdout.on("data", (chunk: Buffer) => {
+      if (!this.alive) return;
+      let frames;
+      try {
+        frames = this.reader.push(chunk);
+      } catch (error) {
+        this.protocolViolation(error instanceof FrameError ? error.message : "unreadable frame");
+        return;
+      }
+      for (const frame of frames) {
+        if (!this.alive) return;
+        const parsed = carrierMessage.safeParse(frame.header);
+        if (!parsed.success) {
+          this.protocolViolation(`malformed message (${parsed.error.issues[0]?.message ?? "invalid"})`);
+          return;
+        }
+        const message = parsed.data;
+        if (message.t === "ready") {
+          if (sawReady) return this.protocolViolation("a second ready message");
+          sawReady = true;
+          clearTimeout(readyTimer);
+          this.baselineRssBytes = readRssBytes(this.child.pid) ?? 0;
+          this.unref();
+          markReady();
+          continue;
+        }
+        if (!sawReady) return this.protocolViolation(`"${message.t}" before ready`);
+        this.onMessage(message, frame.body);
+      }
+    });
+  }
+
+  static start(spec: CarrierSpec): Carrier {
+    return new Carrier(spec, mkdtempSync(join(tmpdir(), "paddock-")));
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get isAlive(): boolean {
+    return this.alive;
+  }
+
+  get inflight(): number {
+    return this.pending.size;
+  }
+
+  /** Binds the carrier to its sandbox: capability calls go to `handler`; frames may be this large. */
+  attach(handler: CallHandler, maxResultBytes: number, globals: Uint8Array | undefined): void {
+    this.callHandler = handler;
+    this.reader.maxFrameBytes = maxResultBytes + FRAME_SLACK_BYTES;
+    if (globals) this.send({ t: "globals" }, globals);
+  }
+
+  eval(request: EvalRequest): Promise<EvalOutcome> {
+    if (!this.alive) return Promise.reject(this.killCause?.error ?? new CarrierCrashedError("the carrier has exited"));
+    const id = this.nextEvalId++;
+    return new Promise<EvalOutcome>((resolve, reject) => {
+      const killTimer = setTimeout(() => {
+        this.kill(id, new TimeoutError(`the eval did not finish within ${request.limits.timeoutMs} ms and its carrier was killed; the sandbox gets a fresh carrier for its next eval`, true));
+      }, request.limits.timeoutMs + KILL_GRACE_MS);
+      this.pending.set(id, { request, logs: [], logChars: 0, resolve, reject, killTimer });
+      if (this.pending.size === 1) this.busy();
+      this.send(
+        { t: "eval", id, code: request.code, filename: request.filename, kind: request.kind, persistent: request.persistent, limits: request.limits, hasGlobals: request.globals !== undefined },
+        request.globals,
+      );
+    });
+  }
+
+  /** Kills the carrier. Its pending evals fail: `evalId`'s with `error`, the others as collateral. */
+  kill(evalId: number | undefined, error: SandboxError): void {
+    if (!this.alive) return;
+    this.killCause = { evalId, error };
+    this.alive = false;
+    this.child.kill("SIGKILL");
+    this.failPending();
+  }
+
+  /** Synchronous last-resort cleanup when the host process exits. */
+  destroySync(): void {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    rmSync(this.denoDir, { recursive: true, force: true });
+  }
+
+  private send(message: HostMessage, body?: Uint8Array): void {
+    this.child.stdin.write(encodeFrame(message, body));
+  }
+
+  private onMessage(message: Exclude<CarrierMessage, { t: "ready" }>, body: Uint8Array | undefined): void {
+    const pending = this.pending.get(message.id);
+    if (!pending) return this.protocolViolation(`message for eval ${message.id}, which is not running`);
+    if (!this.acceptLogs(pending, message.t === "call" ? [] : message.logs)) return;
+    switch (message.t) {
+      case "logs":
+        return;
+      case "call":
+        return this.onCall(message);
+      case "done": {
+        let outcome: EvalOutcome;
+        if (message.ok) {
+          let value: unknown;
+          if (message.as === "body") {
+            if (!body) return this.protocolViolation("a result without its body");
+            try {
+              value = decodeValue(body);
+            } catch (error) {
+              return this.protocolViolation(`an undecodable result (${(error as Error).message})`);
+            }
+          } else if (body) {
+            return this.protocolViolation("an unexpected frame body");
+          } else if (message.as === "inline") {
+            if (message.v === undefined) return this.protocolViolation("an inline result without a value");
+            value = message.v;
+          }
+          outcome = { ok: true, value, logs: pending.logs, cpuMs: message.stats.cpuMs };
+        } else {
+          outcome = { ok: false, error: message.error, logs: pending.logs, cpuMs: message.stats.cpuMs };
+        }
+        this.settle(message.id, pending);
+        pending.resolve(outcome);
+        return;
+      }
+    }
+  }
+
+  private acceptLogs(pending: PendingEval, logs: LogEntry[]): boolean {
+    for (const entry of logs) {
+      pending.logChars += entry.message.length;
+      // The carrier enforces the log limit itself; one that sends more than allowed is lying.
+      if (pending.logChars > pending.request.limits.maxLogBytes * 2 + 1024) {
+        this.protocolViolation("more console output than the eval's limit allows");
+        return false;
+      }
+      pending.logs.push(entry);
+      pending.request.onLog?.(entry);
+    }
+    return true;
+  }
+
+  private onCall(message: CallMessage): void {
+    const handler = this.callHandler;
+    const reply = handler
+      ? handler(message).catch((error: Error) => ({ ok: false as const, error: { name: "Error", message: error.message } }))
+      : Promise.resolve({ ok: false as const, error: { name: "PolicyError", message: "no capability is granted" } });
+    void reply.then((result) => {
+      if (this.alive && this.pending.has(message.id)) this.send({ t: "reply", call: message.call, ...result });
+    });
+  }
+
+  private settle(id: number, pending: PendingEval): void {
+    clearTimeout(pending.killTimer);
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.idle();
+  }
+
+  private protocolViolation(what: string): void {
+    this.kill(undefined, new CarrierCrashedError(`the carrier broke the protocol (${what}) and was killed; the sandbox gets a fresh carrier for its next eval`));
+  }
+
+  private failPending(): void {
+    const cause = this.killCause;
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.killTimer);
+      if (cause && (cause.evalId === id || cause.evalId === undefined)) {
+        pending.reject(cause.error);
+      } else {
+        pending.reject(new CarrierCrashedError(`the carrier was killed because another eval in this sandbox broke a limit (${cause?.error.name ?? "exit"}); the sandbox gets a fresh carrier for its next eval`));
+      }
+    }
+    this.pending.clear();
+    this.idle();
+  }
+
+  private exitError(code: number | null, signal: NodeJS.Signals | null): SandboxError {
+    if (/out of memory|heap limit|Allocation failed/i.test(this.stderrTail)) {
+      return new MemoryLimitError(`the sandbox exceeded its memory limit of ${this.spec.memoryMb} MB (V8 heap); the sandbox gets a fresh carrier for its next eval`);
+    }
+    return new CarrierCrashedError(`the carrier exited unexpectedly (${signal ?? `code ${code}`}); the sandbox gets a fresh carrier for its next eval`);
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    live.delete(this);
+    this.stopWatching?.();
+    if (this.alive) {
+      this.alive = false;
+      this.killCause = { evalId: undefined, error: this.exitError(code, signal) };
+      this.failPending();
+    }
+    rmSync(this.denoDir, { recursive: true, force: true });
+  }
+
+  /** While evals run: keep the host process alive for them, and watch the carrier's memory. */
+  private busy(): void {
+    this.child.ref();
+    (this.child.stdout as unknown as { ref?: () => void }).ref?.();
+    const pid = this.child.pid;
+    if (pid !== undefined && !this.stopWatching) {
+      const limitBytes = this.baselineRssBytes + (this.spec.memoryMb + 32) * 1024 * 1024;
+      this.stopWatching = watchMemory(pid, limitBytes, (rss) => {
+        this.kill(undefined, new MemoryLimitError(`the sandbox used ${Math.round(rss / 1048576)} MB, over its memory limit of ${this.spec.memoryMb} MB; the sandbox gets a fresh carrier for its next eval`));
+      });
+    }
+  }
+
+  private idle(): void {
+    this.stopWatching?.();
+    this.stopWatching = undefined;
+    this.unref();
+  }
+
+  private unref(): void {
+    this.child.unref();
+    (this.child.stdout as unknown as { unref?: () => void }).unref?.();
+    (this.child.stderr as unknown as { unref?: () => void }).unref?.();
+    (this.child.stdin as unknown as { unref?: () => void }).unref?.();
+  }
+}
+
+/** Node's typed-array order for V8 host objects, which Deno's node:v8 also writes. */
+const VIEW_TYPES = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, DataView, BigInt64Array, BigUint64Array] as const;
+
+/**
+ * V8's deserializer, with typed arrays copied into buffers of their own: a result never holds a
+ * view onto the frame (or any other memory of the host).
+ */
+class ResultDeserializer extends Deserializer {
+  _readHostObject(): unknown {
+    const View = VIEW_TYPES[this.readUint32()];
+    if (!View) throw new Error("unknown typed array type");
+    const byteLength = this.readUint32();
+    const unit = "BYTES_PER_ELEMENT" in View ? View.BYTES_PER_ELEMENT : 1;
+    if (byteLength % unit !== 0) throw new Error("typed array length is not a whole number of elements");
+    const bytes = new Uint8Array(byteLength);
+    bytes.set(this.readRawBytes(byteLength));
+    return new (View as new (buffer: ArrayBuffer, offset: number, length: number) => ArrayBufferView)(bytes.buffer, 0, View === DataView ? byteLength : byteLength / unit);
+  }
+}
+
+function decodeValue(body: Uint8Array): unknown {
+  const deserializer = new ResultDeserializer(body);
+  deserializer.readHeader();
+  return deserializer.readValue();
+}

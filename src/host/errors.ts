@@ -1,0 +1,76 @@
+/** Every error Paddock raises about a sandbox. `instanceof SandboxError` catches them all. */
+export class SandboxError extends Error {
+  override name = "SandboxError";
+}
+
+export interface ScriptErrorDetails {
+  /** The error's own name inside the sandbox: "TypeError", "SyntaxError", "Uncaught" for non-errors. */
+  errorName: string;
+  /** The sandbox's stack: the message, then frames in the user's code only. */
+  sandboxStack?: string;
+  line?: number;
+  column?: number;
+}
+
+/** User code threw, or failed to parse. Positions point into the user's source. */
+export class ScriptError extends SandboxError {
+  override name = "ScriptError";
+  readonly errorName: string;
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  constructor(message: string, details: ScriptErrorDetails) {
+    super(details.errorName === "Uncaught" ? `Uncaught ${message}` : `${details.errorName}: ${message}`);
+    this.errorName = details.errorName;
+    this.line = details.line;
+    this.column = details.column;
+    // The sandbox's stack replaces the host's: the host frames say nothing about the user's bug.
+    this.stack = details.sandboxStack ?? this.message;
+  }
+}
+
+/** Raised when enforcing a limit had to kill the sandbox's carrier; the sandbox gets a fresh one. */
+export interface RestartNote {
+  /** True when the carrier was killed and will be replaced before the next eval. */
+  carrierRestarted: boolean;
+}
+
+export class TimeoutError extends SandboxError implements RestartNote {
+  override name = "TimeoutError";
+  constructor(message: string, readonly carrierRestarted = false) {
+    super(message);
+  }
+}
+
+export class MemoryLimitError extends SandboxError implements RestartNote {
+  override name = "MemoryLimitError";
+  constructor(message: string, readonly carrierRestarted = true) {
+    super(message);
+  }
+}
+
+/** The result, the console output or another output of the eval was larger than allowed. */
+export class OutputLimitError extends SandboxError {
+  override name = "OutputLimitError";
+}
+
+/** A count limit other than time, memory and output: pending timers, source size, queued evals. */
+export class ResourceLimitError extends SandboxError {
+  override name = "ResourceLimitError";
+}
+
+/** The sandbox's policy refused something: a fetch, an import. */
+export class PolicyError extends SandboxError {
+  override name = "PolicyError";
+}
+
+/** The carrier died or broke the protocol. The host and other sandboxes are unaffected. */
+export class CarrierCrashedError extends SandboxError implements RestartNote {
+  override name = "CarrierCrashedError";
+  constructor(message: string, readonly carrierRestarted = true) {
+    super(message);
+  }
+}
+
+export class SandboxClosedError extends SandboxError {
+  override name = "SandboxClosedError";
+}

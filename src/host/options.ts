@@ -1,0 +1,50 @@
+/** Sandbox and eval options: defaults, bounds, and clear messages for bad input. */
+import { z } from "zod";
+import type { LogEntry } from "../capabilities/console/messages.js";
+
+const MiB = 1024 * 1024;
+
+const logListener = z.custom<(entry: LogEntry) => void>((value) => typeof value === "function", "expected a function");
+
+export const sandboxOptionsSchema = z.strictObject({
+  /** Wall-clock limit for one eval, in milliseconds. */
+  timeoutMs: z.number().int().min(1).max(3_600_000).default(5_000),
+  /** Memory limit: the V8 heap, and (via the host's watchdog) everything else the carrier holds. */
+  memoryMb: z.number().int().min(16).max(65_536).default(128),
+  /** Keep one realm across evals, like a REPL (only with one carrier). */
+  persistent: z.boolean().default(false),
+  /** Structured-cloned values visible as globals in every eval. */
+  globals: z.record(z.string(), z.unknown()).optional(),
+  /** Carrier processes serving this sandbox; more than one lets concurrent evals use more cores. */
+  carriers: z.number().int().min(1).max(16).default(1),
+  maxResultBytes: z.number().int().min(1024).max(1024 * MiB).default(16 * MiB),
+  maxLogBytes: z.number().int().min(0).max(256 * MiB).default(1 * MiB),
+  maxTimers: z.number().int().min(0).max(1_000_000).default(1_000),
+  maxSourceBytes: z.number().int().min(1).max(256 * MiB).default(4 * MiB),
+  /** Evals of this sandbox running or waiting at once; more are refused. */
+  maxConcurrentEvals: z.number().int().min(1).max(100_000).default(1_000),
+  /** Called with each console entry as it arrives (entries are also returned by run()). */
+  onLog: logListener.optional(),
+});
+
+export type SandboxOptions = z.input<typeof sandboxOptionsSchema>;
+export type ResolvedSandboxOptions = z.output<typeof sandboxOptionsSchema>;
+
+export const evalOptionsSchema = z.strictObject({
+  /** Globals for this eval only, merged over the sandbox's. */
+  globals: z.record(z.string(), z.unknown()).optional(),
+  timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+  /** Shown in stacks; a .ts/.mts/.cts name makes the code TypeScript. */
+  filename: z.string().min(1).max(256).regex(/^[^\n\r/\\]+$/, "must be a plain file name").optional(),
+  /** "auto" (default): TypeScript types are stripped when the code does not parse as JavaScript. */
+  language: z.enum(["auto", "js", "ts"]).optional(),
+  onLog: logListener.optional(),
+});
+
+export type EvalOptions = z.input<typeof evalOptionsSchema>;
+
+export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, where: string): z.output<T> {
+  const result = schema.safeParse(input ?? {});
+  if (result.success) return result.data;
+  throw new TypeError(`${where}: invalid options\n${z.prettifyError(result.error)}`);
+}

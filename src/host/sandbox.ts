@@ -1,0 +1,199 @@
+/**
+ * A Sandbox is one trust domain: its carriers serve it alone and die with it.
+ */
+import { Serializer } from "node:v8";
+import { findUncloneable } from "../protocol/clone-path.js";
+import type { Failure, EvalLimits } from "../protocol/messages.js";
+import type { LogEntry } from "../capabilities/console/messages.js";
+import type { Carrier, EvalOutcome } from "./carrier.js";
+import { handleCall } from "./capabilities.js";
+import {
+  SandboxError, ScriptError, TimeoutError, OutputLimitError, ResourceLimitError, PolicyError, SandboxClosedError,
+} from "./errors.js";
+import { evalOptionsSchema, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
+import { pool } from "./pool.js";
+import { prepareSource, type Language } from "./source.js";
+
+export interface EvalStats {
+  /** Host-measured time from submitting the eval to its result. */
+  wallMs: number;
+  /** CPU time of the carrier process during the eval (includes concurrent evals on it). */
+  cpuMs: number;
+}
+
+export type RunResult<T = unknown> =
+  | { ok: true; value: T; logs: LogEntry[]; stats: EvalStats }
+  | { ok: false; error: SandboxError; logs: LogEntry[]; stats: EvalStats };
+
+export class Sandbox implements AsyncDisposable {
+  private readonly slots: Array<Carrier | undefined>;
+  private readonly globalsBytes: Uint8Array | undefined;
+  private closed = false;
+  private running = 0;
+
+  private constructor(private readonly options: ResolvedSandboxOptions) {
+    if (options.persistent && options.carriers > 1) {
+      throw new TypeError("Sandbox.create: a persistent sandbox keeps one realm, so it takes exactly one carrier");
+    }
+    this.globalsBytes = options.globals ? serializeGlobals(options.globals, "globals") : undefined;
+    this.slots = Array.from({ length: options.carriers }, () => undefined);
+  }
+
+  /** Creates a sandbox with carriers from the warm pool (or freshly started ones). */
+  static async create(options?: SandboxOptions): Promise<Sandbox> {
+    const sandbox = new Sandbox(parseOptions(sandboxOptionsSchema, options, "Sandbox.create"));
+    try {
+      await Promise.all(sandbox.slots.map((_, index) => sandbox.carrierAt(index).ready));
+    } catch (error) {
+      await sandbox.close();
+      throw error;
+    }
+    return sandbox;
+  }
+
+  /** Starts warm carriers for sandboxes with this memory limit, and waits until they are ready. */
+  static warm(options?: Pick<SandboxOptions, "memoryMb">): Promise<void> {
+    return pool.warm({ memoryMb: parseOptions(sandboxOptionsSchema, options, "Sandbox.warm").memoryMb });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Runs `code` and resolves to its completion value; rejects with a SandboxError on failure. */
+  async eval<T = unknown>(code: string, options?: EvalOptions): Promise<T> {
+    const result = await this.run<T>(code, options);
+    if (!result.ok) throw result.error;
+    return result.value;
+  }
+
+  /** Runs `code`; never throws for failures of the code: the result says what happened. */
+  async run<T = unknown>(code: string, options?: EvalOptions): Promise<RunResult<T>> {
+    if (typeof code !== "string") throw new TypeError(`Sandbox.run: code must be a string (got ${typeof code})`);
+    const evalOptions = parseOptions(evalOptionsSchema, options, "Sandbox.run");
+    const started = performance.now();
+    const logs: LogEntry[] = [];
+    const finish = (outcome: { ok: true; value: T } | { ok: false; error: SandboxError }, cpuMs = 0): RunResult<T> => ({
+      ...outcome,
+      logs,
+      stats: { wallMs: round(performance.now() - started), cpuMs },
+    });
+    if (this.closed) return finish({ ok: false, error: new SandboxClosedError("the sandbox is closed") });
+    if (this.running >= this.options.maxConcurrentEvals) {
+      return finish({ ok: false, error: new ResourceLimitError(`more than ${this.options.maxConcurrentEvals} evals at once in this sandbox`) });
+    }
+    this.running++;
+    try {
+      const sourceBytes = Buffer.byteLength(code);
+      if (sourceBytes > this.options.maxSourceBytes) {
+        throw new ResourceLimitError(`the source is ${sourceBytes} bytes; the limit is ${this.options.maxSourceBytes} bytes`);
+      }
+      const filename = evalOptions.filename ?? "eval.js";
+      const language: Language = evalOptions.language ?? (/\.[mc]?tsx?$/.test(filename) ? "ts" : "auto");
+      const prepared = prepareSource(code, language);
+      const limits: EvalLimits = {
+        timeoutMs: evalOptions.timeoutMs ?? this.options.timeoutMs,
+        maxResultBytes: this.options.maxResultBytes,
+        maxLogBytes: this.options.maxLogBytes,
+        maxTimers: this.options.maxTimers,
+      };
+      const onLog = (entry: LogEntry) => {
+        logs.push(entry);
+        evalOptions.onLog?.(entry);
+        this.options.onLog?.(entry);
+      };
+      const carrier = await this.pickCarrier();
+      const outcome: EvalOutcome = await carrier.eval({
+        code: prepared.code,
+        kind: prepared.kind,
+        filename,
+        persistent: this.options.persistent,
+        limits,
+        ...(evalOptions.globals ? { globals: serializeGlobals(evalOptions.globals, "eval globals") } : {}),
+        onLog,
+      });
+      if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs);
+      return finish({ ok: false, error: toSandboxError(outcome.error) }, outcome.cpuMs);
+    } catch (error) {
+      if (error instanceof SandboxError) return finish({ ok: false, error });
+      throw error;
+    } finally {
+      this.running--;
+    }
+  }
+
+  /** Kills the sandbox's carriers; running evals fail with SandboxClosedError. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const exits: Promise<void>[] = [];
+    for (const carrier of this.slots) {
+      if (!carrier) continue;
+      carrier.kill(undefined, new SandboxClosedError("the sandbox was closed while the eval was running"));
+      exits.push(carrier.exited);
+    }
+    await Promise.all(exits);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** The live carrier with the fewest evals; a dead one (killed by a limit) is replaced first. */
+  private async pickCarrier(): Promise<Carrier> {
+    let best: Carrier | undefined;
+    for (let index = 0; index < this.slots.length; index++) {
+      const carrier = this.carrierAt(index);
+      if (!best || carrier.inflight < best.inflight) best = carrier;
+    }
+    await best!.ready;
+    if (this.closed) throw new SandboxClosedError("the sandbox is closed");
+    return best!;
+  }
+
+  private carrierAt(index: number): Carrier {
+    const current = this.slots[index];
+    if (current?.isAlive) return current;
+    const carrier = pool.take({ memoryMb: this.options.memoryMb });
+    carrier.attach(handleCall, this.options.maxResultBytes, this.globalsBytes);
+    this.slots[index] = carrier;
+    return carrier;
+  }
+}
+
+function toSandboxError(failure: Failure): SandboxError {
+  switch (failure.kind) {
+    case "timeout":
+      return new TimeoutError(failure.message);
+    case "output":
+      return new OutputLimitError(failure.message);
+    case "resource":
+      return new ResourceLimitError(failure.message);
+    case "policy":
+      return new PolicyError(failure.message);
+    case "script":
+      if (failure.name === "PolicyError") return new PolicyError(failure.message);
+      return new ScriptError(failure.message, {
+        errorName: failure.name,
+        ...(failure.stack !== undefined ? { sandboxStack: failure.stack } : {}),
+        ...(failure.line !== undefined ? { line: failure.line } : {}),
+        ...(failure.column !== undefined ? { column: failure.column } : {}),
+      });
+  }
+}
+
+function serializeGlobals(globals: Record<string, unknown>, what: string): Uint8Array {
+  try {
+    const serializer = new Serializer();
+    serializer.writeHeader();
+    serializer.writeValue(globals);
+    return serializer.releaseBuffer();
+  } catch (error) {
+    const where = findUncloneable(globals, what);
+    throw new TypeError(where ? `${where} and cannot be passed into a sandbox (globals must be structured-cloneable)` : `${what} cannot be passed into a sandbox: ${(error as Error).message}`);
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

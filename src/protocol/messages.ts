@@ -1,0 +1,97 @@
+/**
+ * Messages between host and carrier. The carrier imports only the types; the host validates every
+ * carrier message against the schemas below before acting on it, because a carrier may be hostile.
+ */
+import { z } from "zod";
+import { consoleMessages } from "../capabilities/console/messages.js";
+import { fetchMessages } from "../capabilities/fetch/messages.js";
+
+import { PROTOCOL_LIMITS } from "./limits.js";
+
+const evalId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const shortText = z.string().max(PROTOCOL_LIMITS.maxNameText);
+const errorText = z.string().max(PROTOCOL_LIMITS.maxErrorText);
+
+/** Failure kinds the carrier can report for an eval; the host maps each to an error class. */
+export const failureKinds = ["script", "timeout", "output", "resource", "policy"] as const;
+export type FailureKind = (typeof failureKinds)[number];
+
+export const failureSchema = z.strictObject({
+  kind: z.enum(failureKinds),
+  name: shortText,
+  message: errorText,
+  stack: errorText.optional(),
+  line: z.number().int().nonnegative().optional(),
+  column: z.number().int().nonnegative().optional(),
+});
+export type Failure = z.infer<typeof failureSchema>;
+
+const statsSchema = z.strictObject({
+  wallMs: z.number().nonnegative().finite(),
+  cpuMs: z.number().nonnegative().finite(),
+});
+
+/** A JSON-safe primitive result travels in the header; anything else in the V8-serialized body. */
+const inlineValue = z.union([z.string(), z.number().finite(), z.boolean(), z.null()]);
+
+export const carrierMessage = z.discriminatedUnion("t", [
+  z.strictObject({ t: z.literal("ready") }),
+  z.discriminatedUnion("ok", [
+  z.strictObject({
+    t: z.literal("done"),
+    id: evalId,
+    ok: z.literal(true),
+    /** "inline": value is in `v`; "undefined"; "body": V8-serialized value in the frame body. */
+    as: z.enum(["inline", "undefined", "body"]),
+    v: inlineValue.optional(),
+    logs: consoleMessages.logBatch,
+    stats: statsSchema,
+  }),
+  z.strictObject({
+    t: z.literal("done"),
+    id: evalId,
+    ok: z.literal(false),
+    error: failureSchema,
+    logs: consoleMessages.logBatch,
+    stats: statsSchema,
+  }),
+  ]),
+  z.strictObject({ t: z.literal("logs"), id: evalId, logs: consoleMessages.logBatch }),
+  z.strictObject({
+    t: z.literal("call"),
+    id: evalId,
+    call: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+    cap: z.literal("fetch"),
+    args: fetchMessages.request,
+  }),
+]);
+export type CarrierMessage = z.infer<typeof carrierMessage>;
+export type DoneMessage = Extract<CarrierMessage, { t: "done" }>;
+export type CallMessage = Extract<CarrierMessage, { t: "call" }>;
+
+/** Per-eval limits the carrier enforces first; the host re-checks what it can. */
+export interface EvalLimits {
+  timeoutMs: number;
+  maxResultBytes: number;
+  maxLogBytes: number;
+  maxTimers: number;
+}
+
+export type SourceKind = "script" | "async";
+
+export type HostMessage =
+  | {
+      t: "eval";
+      id: number;
+      code: string;
+      filename: string;
+      kind: SourceKind;
+      persistent: boolean;
+      limits: EvalLimits;
+      /** The frame body holds V8-serialized per-eval globals. */
+      hasGlobals: boolean;
+    }
+  /** Body: V8-serialized sandbox-wide globals, installed into every realm of this carrier. */
+  | { t: "globals" }
+  | { t: "reply"; call: number; ok: true; value: unknown }
+  | { t: "reply"; call: number; ok: false; error: { name: string; message: string } };
