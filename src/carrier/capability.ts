@@ -7,9 +7,28 @@ export interface RealmHelpers {
   adopt(value: unknown): unknown;
 }
 
-/** The carrier half of a capability: installs the API user code sees into a realm, per eval. */
+/**
+ * The eval a realm is serving right now. Capabilities are installed once, when the realm is made
+ * (off the hot path), and look up their eval here on every call: a call from code left over after
+ * its eval ended finds no live scope and does nothing.
+ */
+export interface ScopeSlot {
+  scope: EvalScope | undefined;
+}
+
+export function liveScope(slot: ScopeSlot): EvalScope | undefined {
+  const scope = slot.scope;
+  return scope?.isAlive ? scope : undefined;
+}
+
+export interface CapabilityTools {
+  hooks: OuterHooks;
+  realm: RealmHelpers;
+}
+
+/** The carrier half of a capability: installs the API user code sees into a new realm. */
 export interface CarrierCapability {
-  install(global: Record<string, unknown>, scope: EvalScope, tools: { hooks: OuterHooks; realm: RealmHelpers }): void;
+  install(global: object, slot: ScopeSlot, tools: CapabilityTools): void;
 }
 
 export function defineGlobal(global: object, name: string, value: unknown): void {

@@ -1,6 +1,6 @@
 // The few Deno APIs the carrier captures at start, before it deletes the Deno namespace.
 declare namespace Deno {
-  interface Reader { read(p: Uint8Array): Promise<number | null> }
+  interface Reader { read(p: Uint8Array): Promise<number | null>; readSync(p: Uint8Array): number | null }
   interface SyncWriter { writeSync(p: Uint8Array): number }
   const stdin: Reader;
   const stdout: SyncWriter;

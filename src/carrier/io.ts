@@ -6,8 +6,12 @@ import { encodeFrame, FrameReader, type RawFrame } from "../protocol/frame.js";
 
 export interface CarrierIO {
   send(header: unknown, body?: Uint8Array): void;
-  /** Reads frames until the host closes stdin. */
-  readFrames(onFrame: (frame: RawFrame) => void): Promise<void>;
+  /**
+   * Reads frames until the host closes stdin. While `isIdle()` says nothing else needs the event
+   * loop, the carrier blocks in a synchronous read: the request then wakes this thread directly,
+   * which halves the pipe round trip compared with an async read through Deno's I/O threads.
+   */
+  readFrames(onFrame: (frame: RawFrame) => void, isIdle: () => boolean): Promise<void>;
   exit(code: number): never;
 }
 
@@ -20,11 +24,11 @@ export function captureIO(maxFrameBytes: number): CarrierIO {
       let written = 0;
       while (written < frame.byteLength) written += stdout.writeSync(frame.subarray(written));
     },
-    async readFrames(onFrame) {
+    async readFrames(onFrame, isIdle) {
       const reader = new FrameReader(maxFrameBytes);
       const buffer = new Uint8Array(256 * 1024);
       for (;;) {
-        const n = await stdin.read(buffer);
+        const n = isIdle() ? stdin.readSync(buffer) : await stdin.read(buffer);
         if (n === null) return;
         for (const frame of reader.push(buffer.slice(0, n))) onFrame(frame);
       }

@@ -32,7 +32,13 @@ const realPerformance = performance;
 sharedApis.push(["performance", Object.freeze({ now: () => realPerformance.now(), timeOrigin: realPerformance.timeOrigin })]);
 deepFreeze([...Object.getOwnPropertyNames(outer).map((name) => outer[name]), ...sharedApis.map(([, value]) => value), ...hiddenIntrinsics()]);
 
-const realms = new RealmFactory(sharedApis, 2);
+const realms = new RealmFactory(
+  sharedApis,
+  (global, slot, helpers) => {
+    for (const capability of CARRIER_CAPABILITIES) capability.install(global, slot, { hooks, realm: helpers });
+  },
+  2,
+);
 const scripts = new Map<string, vm.Script>();
 const pendingCalls = new Map<number, { scope: EvalScope; resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
 let nextCall = 1;
@@ -66,9 +72,8 @@ function compile(code: string, filename: string): vm.Script {
   return script;
 }
 
-function installEvalGlobals(realm: Realm, scope: EvalScope, overrides: Record<string, unknown> | undefined): void {
-  const tools = { hooks, realm: realm.helpers };
-  for (const capability of CARRIER_CAPABILITIES) capability.install(realm.global, scope, tools);
+function bindRealm(realm: Realm, scope: EvalScope, overrides: Record<string, unknown> | undefined): void {
+  realm.slot.scope = scope;
   for (const source of overrides ? [sandboxGlobals, overrides] : [sandboxGlobals]) {
     for (const name of Object.keys(source)) defineGlobal(realm.global, name, realm.helpers.adopt(source[name]));
   }
@@ -85,7 +90,10 @@ function deadline(scope: EvalScope): { promise: Promise<never>; cancel: () => vo
   return { promise, cancel: () => clearTimeout(timer) };
 }
 
+let running = 0;
+
 async function runEval(request: EvalRequest, body: Uint8Array | undefined): Promise<void> {
+  running++;
   const scope = new EvalScope(request.id, request.limits, host);
   const cpuStart = hooks.cpuMs();
   let encoded: EncodedValue | undefined;
@@ -94,7 +102,7 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined): Prom
   try {
     realm = request.persistent ? (persistentRealm ??= realms.take()) : realms.take();
     const overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
-    installEvalGlobals(realm, scope, overrides);
+    bindRealm(realm, scope, overrides);
     const script = compile(request.code, request.filename);
     let value = script.runInContext(realm.context, { timeout: request.limits.timeoutMs, displayErrors: false });
     if (types.isPromise(value)) {
@@ -119,6 +127,7 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined): Prom
     const header = encoded.as === "inline" ? { v: encoded.v } : {};
     io.send({ t: "done", id: request.id, ok: true, as: encoded.as, ...header, logs, stats }, encoded.body);
   }
+  running--;
   realms.scheduleRefill();
 }
 
@@ -161,5 +170,11 @@ function onFrame(frame: RawFrame): void {
 
 io.send({ t: "ready" });
 realms.scheduleRefill();
-await io.readFrames(onFrame);
+const nap = new Int32Array(new SharedArrayBuffer(4));
+await io.readFrames(onFrame, () => {
+  if (running > 0) return false;
+  Atomics.wait(nap, 0, 0, 0.1);
+  realms.fillNow();
+  return true;
+});
 io.exit(0);

@@ -4,7 +4,7 @@
  * idle; an eval that finds none waiting makes its own.
  */
 import vm from "node:vm";
-import type { RealmHelpers } from "./capability.js";
+import type { RealmHelpers, ScopeSlot } from "./capability.js";
 import { defineGlobal } from "./capability.js";
 
 /** Web APIs shared (deep-frozen) by all realms. Per-eval ones (console, timers, fetch) are not here. */
@@ -76,7 +76,12 @@ export interface Realm {
   readonly context: vm.Context;
   readonly global: Record<string, unknown>;
   readonly helpers: RealmHelpers;
+  /** The eval this realm serves; set when an eval takes the realm. */
+  readonly slot: ScopeSlot;
 }
+
+/** Installs the per-eval capabilities (console, timers, fetch…) into a new realm. */
+export type CapabilityInstaller = (global: object, slot: ScopeSlot, helpers: RealmHelpers) => void;
 
 export class RealmFactory {
   private readonly spares: Realm[] = [];
@@ -86,8 +91,14 @@ export class RealmFactory {
 
   constructor(
     private readonly sharedApis: ReadonlyArray<readonly [string, unknown]>,
+    private readonly installCapabilities: CapabilityInstaller,
     private readonly spareTarget: number,
   ) {}
+
+  /** Tops up the spares synchronously: the carrier is idle and about to block on its input. */
+  fillNow(): void {
+    while (this.spares.length < this.spareTarget) this.spares.push(this.create());
+  }
 
   take(): Realm {
     const realm = this.spares.pop() ?? this.create();
@@ -95,7 +106,10 @@ export class RealmFactory {
     return realm;
   }
 
-  /** Makes spare realms one at a time, each in its own macrotask, so incoming evals interleave. */
+  /**
+   * Makes spare realms one at a time, each in its own macrotask so incoming evals interleave, and
+   * only after a short idle pause: right after a reply the host needs the CPU to read it.
+   */
   scheduleRefill(): void {
     if (this.refillScheduled || this.spares.length >= this.spareTarget) return;
     this.refillScheduled = true;
@@ -103,7 +117,7 @@ export class RealmFactory {
       this.refillScheduled = false;
       if (this.spares.length < this.spareTarget) this.spares.push(this.create());
       this.scheduleRefill();
-    }, 0);
+    }, 1);
   }
 
   private create(): Realm {
@@ -111,6 +125,8 @@ export class RealmFactory {
     const global = this.globalScript.runInContext(context) as Record<string, unknown>;
     for (const [name, value] of this.sharedApis) defineGlobal(global, name, value);
     const helpers = this.helpersScript.runInContext(context) as RealmHelpers;
-    return { context, global, helpers };
+    const slot: ScopeSlot = { scope: undefined };
+    this.installCapabilities(global, slot, helpers);
+    return { context, global, helpers, slot };
   }
 }

@@ -1,16 +1,17 @@
 /** `console` for realms: captured per eval, formatted like Deno's, capped in volume. */
 import type { CarrierCapability } from "../../carrier/capability.js";
-import { defineGlobal } from "../../carrier/capability.js";
+import { defineGlobal, liveScope } from "../../carrier/capability.js";
 import type { LogLevel } from "./messages.js";
 
 export const consoleCapability: CarrierCapability = {
-  install(global, scope, { hooks }) {
+  install(global, slot, { hooks }) {
     let indent = "";
     const counts = new Map<string, number>();
     const timers = new Map<string, number>();
 
     const emit = (level: LogLevel, args: unknown[]): void => {
-      if (!scope.isAlive) return;
+      const scope = liveScope(slot);
+      if (!scope) return;
       if (scope.recordedFailure?.kind === "output") throw scope.breach("output", "OutputLimitError", "console output limit exceeded");
       let message = hooks.inspectArgs(args);
       if (indent) message = indent + message.replaceAll("\n", "\n" + indent);

@@ -4,11 +4,11 @@
  * refuses and the promise rejects with a PolicyError.
  */
 import type { CarrierCapability } from "../../carrier/capability.js";
-import { defineGlobal } from "../../carrier/capability.js";
+import { defineGlobal, liveScope } from "../../carrier/capability.js";
 import type { FetchRequest } from "./messages.js";
 
 export const fetchCapability: CarrierCapability = {
-  install(global, scope, { realm }) {
+  install(global, slot, { realm }) {
     defineGlobal(global, "fetch", async (input: unknown, init?: { method?: unknown }) => {
       let request: Request;
       try {
@@ -16,6 +16,8 @@ export const fetchCapability: CarrierCapability = {
       } catch (error) {
         throw realm.makeError("TypeError", `fetch: ${(error as Error).message}`);
       }
+      const scope = liveScope(slot);
+      if (!scope) throw realm.makeError("TypeError", "fetch: the eval that made this request has ended");
       const args: FetchRequest = { url: request.url, method: request.method };
       try {
         return await scope.call("fetch", args);

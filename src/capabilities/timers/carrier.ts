@@ -1,19 +1,20 @@
 /**
- * Timers for realms. Each timer belongs to its eval: it is counted against the eval's limit, its
- * callback runs only while the eval is alive, and it is cancelled when the eval ends.
+ * Timers for realms. Each timer belongs to the eval that set it: it is counted against that eval's
+ * limit, its callback runs only while that eval is alive, and it is cancelled when the eval ends.
  */
 import type { CarrierCapability } from "../../carrier/capability.js";
-import { defineGlobal } from "../../carrier/capability.js";
+import { defineGlobal, liveScope } from "../../carrier/capability.js";
+import type { EvalScope } from "../../carrier/scope.js";
 import { describeThrown } from "../../carrier/values.js";
 
 type Callback = (...args: unknown[]) => unknown;
 
 export const timersCapability: CarrierCapability = {
-  install(global, scope) {
+  install(global, slot) {
     const active = new Map<number, () => void>();
     let nextId = 1;
 
-    const guard = (callback: unknown, args: unknown[]) => () => {
+    const guard = (scope: EvalScope, callback: unknown, args: unknown[]) => () => {
       if (!scope.isAlive) return;
       try {
         if (typeof callback === "function") (callback as Callback)(...args);
@@ -23,24 +24,23 @@ export const timersCapability: CarrierCapability = {
     };
 
     const schedule = (repeat: boolean, callback: unknown, delay: unknown, args: unknown[]): number => {
-      if (!scope.isAlive) return 0;
+      const scope = liveScope(slot);
+      if (!scope) return 0;
       if (active.size >= scope.limits.maxTimers) {
         throw scope.breach("resource", "ResourceLimitError", `more than ${scope.limits.maxTimers} timers pending`);
       }
       const id = nextId++;
       const ms = Math.max(0, Math.min(Number(delay) || 0, 2 ** 31 - 1));
-      const run = guard(callback, args);
-      let handle: ReturnType<typeof setTimeout>;
-      if (repeat) {
-        handle = setInterval(run, ms);
-      } else {
-        handle = setTimeout(() => {
-          forget();
-          run();
-        }, ms);
-      }
+      const run = guard(scope, callback, args);
+      const handle = repeat ? setInterval(run, ms) : setTimeout(() => {
+        forget();
+        run();
+      }, ms);
       const cancel = () => (repeat ? clearInterval(handle) : clearTimeout(handle));
-      const unregister = scope.onEnd(cancel);
+      const unregister = scope.onEnd(() => {
+        cancel();
+        active.delete(id);
+      });
       const forget = () => {
         active.delete(id);
         unregister();
@@ -59,7 +59,8 @@ export const timersCapability: CarrierCapability = {
     defineGlobal(global, "clearInterval", clear);
     defineGlobal(global, "queueMicrotask", (callback: unknown) => {
       if (typeof callback !== "function") throw new TypeError("queueMicrotask: callback must be a function");
-      queueMicrotask(guard(callback, []));
+      const scope = liveScope(slot);
+      if (scope) queueMicrotask(guard(scope, callback, []));
     });
   },
 };
