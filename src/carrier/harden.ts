@@ -17,6 +17,11 @@ const REMOVED_GLOBALS = [
   "Lock", "LockManager", "GPU", "OffscreenCanvas", "createImageBitmap",
 ];
 
+/** Frames of the carrier (a data: URL) and of Deno's own code, never shown to user code. */
+export function isInternalFrame(file: string | null | undefined): boolean {
+  return typeof file === "string" && (file.startsWith("data:") || file.startsWith("ext:") || file.startsWith("node:"));
+}
+
 export interface OuterHooks {
   inspectArgs: (args: unknown[]) => string;
   inspect: (value: unknown) => string;
@@ -46,6 +51,17 @@ export function hardenOuterRealm(): OuterHooks {
   for (const name of Object.getOwnPropertyNames(outer)) {
     if (name.startsWith("GPU") || name.startsWith("on")) delete outer[name];
   }
+  // Errors made by the outer realm (a Web API rejecting bad input) are seen by user code too: their
+  // stacks show the user's frames only, like errors made inside realms.
+  Error.prepareStackTrace = (error: unknown, sites: NodeJS.CallSite[]) => {
+    let head: string;
+    try {
+      head = Error.prototype.toString.call(error);
+    } catch {
+      head = "Error";
+    }
+    return head + sites.filter((site) => !isInternalFrame(site.getFileName())).map((site) => `\n    at ${site}`).join("");
+  };
   // An unhandled rejection or error in some realm must not end the carrier (Deno's default).
   globalThis.addEventListener("unhandledrejection", (event) => event.preventDefault());
   globalThis.addEventListener("error", (event) => event.preventDefault());

@@ -59,13 +59,14 @@ const host: HostCaller = {
   },
 };
 
-function compile(code: string, filename: string): vm.Script {
-  const key = filename + "\0" + code;
+/** Async-wrapped code has its prologue on a line of its own, above the user's first line. */
+function compile(code: string, filename: string, kind: EvalRequest["kind"]): vm.Script {
+  const key = kind + filename + "\0" + code;
   let script = scripts.get(key);
   if (script) {
     scripts.delete(key);
   } else {
-    script = new vm.Script(code, { filename, lineOffset: 0 });
+    script = new vm.Script(code, { filename, lineOffset: kind === "async" ? -1 : 0 });
     if (scripts.size >= SCRIPT_CACHE_SIZE) scripts.delete(scripts.keys().next().value!);
   }
   scripts.set(key, script);
@@ -103,7 +104,7 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined): Prom
     realm = request.persistent ? (persistentRealm ??= realms.take()) : realms.take();
     const overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
     bindRealm(realm, scope, overrides);
-    const script = compile(request.code, request.filename);
+    const script = compile(request.code, request.filename, request.kind);
     let value = script.runInContext(realm.context, { timeout: request.limits.timeoutMs, displayErrors: false });
     if (types.isPromise(value)) {
       const limit = deadline(scope);
@@ -168,13 +169,23 @@ function onFrame(frame: RawFrame): void {
   }
 }
 
-io.send({ t: "ready" });
-realms.scheduleRefill();
+/** A failure of the carrier itself (not of user code) must end the process loudly, never silently. */
+function die(error: unknown): never {
+  console.error("paddock carrier failed:", error);
+  return io.exit(70);
+}
+
 const nap = new Int32Array(new SharedArrayBuffer(4));
-await io.readFrames(onFrame, () => {
-  if (running > 0) return false;
-  Atomics.wait(nap, 0, 0, 0.1);
-  realms.fillNow();
-  return true;
-});
+try {
+  io.send({ t: "ready" });
+  await io.readFrames(onFrame, () => {
+    if (running > 0) return false;
+    // Let the host run first: it is reading the reply just sent, likely on this very core.
+    Atomics.wait(nap, 0, 0, 0.1);
+    realms.fillNow();
+    return true;
+  });
+} catch (error) {
+  die(error);
+}
 io.exit(0);

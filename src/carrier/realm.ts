@@ -69,6 +69,16 @@ const HELPERS_SOURCE = `(() => {
     seen.set(value, copy);
     return copy;
   };
+  // Stacks seen inside the sandbox show the user's frames only, not the carrier's or Deno's.
+  const internal = (site) => { const file = site.getFileName(); return typeof file === "string" && (file.startsWith("data:") || file.startsWith("ext:") || file.startsWith("node:")); };
+  Object.defineProperty(G.Error, "prepareStackTrace", {
+    value: (error, sites) => {
+      let head;
+      try { head = G.Error.prototype.toString.call(error); } catch { head = "Error"; }
+      return head + sites.filter((site) => !internal(site)).map((site) => "\\n    at " + site).join("");
+    },
+    writable: true, configurable: true, enumerable: false,
+  });
   return { makeError, adopt };
 })()`;
 
