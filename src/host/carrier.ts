@@ -106,7 +106,7 @@ export class Carrier {
       this.child.once("exit", (code, signal) => {
         clearTimeout(readyTimer);
         this.onExit(code, signal);
-        failReady(this.exitError(code, signal));
+        failReady(this.killCause?.error ?? this.exitError(code, signal));
         resolve();
       });
     });
@@ -197,6 +197,8 @@ export class Carrier {
     this.alive = false;
     this.child.kill("SIGKILL");
     this.failPending();
+    // Whoever awaits `exited` (close()) keeps the host alive until the exit, which comes promptly.
+    this.child.ref();
   }
 
   /** Synchronous last-resort cleanup when the host process exits. */

@@ -1,0 +1,119 @@
+/**
+ * Category 4: a carrier (or code that took over one) lying to the host. Each fake carrier breaks
+ * the protocol in one way; the host must kill it, fail only that sandbox's evals with a typed
+ * error, and keep serving everyone else. Afterwards the sandbox gets a real carrier again.
+ */
+import { test, describe, before, after, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { Sandbox, CarrierCrashedError, TimeoutError, configurePool, SandboxError } from "../../src/index.js";
+import { fakeCarrier } from "./fake-carrier.js";
+import { hostRssMb } from "../helpers.js";
+
+const VALID_DONE = 'send({ t: "done", id: message.id, ok: true, as: "inline", v: 2, logs: [], stats: { wallMs: 0, cpuMs: 0 } });';
+
+let bystander: Sandbox;
+
+before(async () => {
+  configurePool({ size: 0 });
+  bystander = await Sandbox.create();
+});
+after(() => bystander.close());
+afterEach(() => {
+  delete process.env.PADDOCK_DENO;
+});
+
+/** Creates a sandbox on a fake carrier, runs one eval, and returns its error. */
+async function lyingEval(onEval: string, options: { timeoutMs?: number } = {}): Promise<{ error: SandboxError; sandbox: Sandbox }> {
+  process.env.PADDOCK_DENO = fakeCarrier(onEval);
+  const sandbox = await Sandbox.create({ timeoutMs: options.timeoutMs ?? 2000 });
+  const result = await sandbox.run("1 + 1");
+  assert.equal(result.ok, false, "a lying carrier's answer must not be taken");
+  if (result.ok) throw new Error("unreachable");
+  return { error: result.error, sandbox };
+}
+
+async function expectKilled(onEval: string, pattern: RegExp): Promise<void> {
+  const { error, sandbox } = await lyingEval(onEval);
+  assert.ok(error instanceof CarrierCrashedError, `expected CarrierCrashedError, got ${error.name}: ${error.message}`);
+  assert.match(error.message, pattern);
+  // The sandbox recovers with a fresh (real) carrier; the bystander never noticed.
+  delete process.env.PADDOCK_DENO;
+  assert.equal(await sandbox.eval("1 + 1"), 2);
+  assert.equal(await bystander.eval("40 + 2"), 42);
+  await sandbox.close();
+}
+
+describe("a carrier that lies to the host is killed, and only its sandbox notices", () => {
+  test("a frame announcing 4 GB", () => expectKilled("raw(Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]));", /frame of 4294967295 bytes/));
+
+  test("a header that is not JSON", () =>
+    expectKilled("const junk = Buffer.from('{not json'); const f = Buffer.alloc(8 + junk.length); f.writeUInt32BE(4 + junk.length, 0); f.writeUInt32BE(junk.length, 4); junk.copy(f, 8); raw(f);", /not valid UTF-8 JSON/));
+
+  test("a header length larger than its frame", () =>
+    expectKilled("const f = Buffer.alloc(12); f.writeUInt32BE(8, 0); f.writeUInt32BE(1000, 4); raw(f);", /header length/));
+
+  test("an answer for an eval it was not given", () =>
+    expectKilled('send({ t: "done", id: message.id + 1000, ok: true, as: "undefined", logs: [], stats: { wallMs: 0, cpuMs: 0 } });', /not running/));
+
+  test("a message with an unknown type", () => expectKilled('send({ t: "exec", cmd: "rm -rf /" });', /malformed message/));
+
+  test("a done message with extra fields", () =>
+    expectKilled('send({ t: "done", id: message.id, ok: true, as: "inline", v: 1, logs: [], stats: { wallMs: 0, cpuMs: 0 }, admin: true });', /malformed message/));
+
+  test("a done message with a wrongly typed field", () =>
+    expectKilled('send({ t: "done", id: message.id, ok: true, as: "inline", v: 1, logs: "lots", stats: { wallMs: 0, cpuMs: 0 } });', /malformed message/));
+
+  test("a result body that is not a V8 value", () =>
+    expectKilled('send({ t: "done", id: message.id, ok: true, as: "body", logs: [], stats: { wallMs: 0, cpuMs: 0 } }, Buffer.from([0xff, 0x0f, 0x5c, 0xff, 0xff, 0xff, 0xff, 0x0f]));', /undecodable result/));
+
+  test("a body result without its body", () =>
+    expectKilled('send({ t: "done", id: message.id, ok: true, as: "body", logs: [], stats: { wallMs: 0, cpuMs: 0 } });', /without its body/));
+
+  test("more console output than the eval's limit", () =>
+    expectKilled('send({ t: "logs", id: message.id, logs: [{ level: "log", message: "x".repeat(5 * 1024 * 1024), time: 0 }] });', /console output/));
+
+  test("a second ready message", () => expectKilled('send({ t: "ready" });', /second ready/));
+
+  test("a capability call for an eval it was not given", () =>
+    expectKilled('send({ t: "call", id: message.id + 7, call: 1, cap: "fetch", args: { url: "http://127.0.0.1/", method: "GET" } });', /not running/));
+
+  test("exiting in the middle of an eval", () => expectKilled("process.exit(3);", /exited unexpectedly \(code 3\)/));
+
+  test("a carrier that never answers is killed at the deadline", async () => {
+    const started = performance.now();
+    const { error, sandbox } = await lyingEval("/* silence */", { timeoutMs: 300 });
+    assert.ok(error instanceof TimeoutError, `expected TimeoutError, got ${error.name}`);
+    assert.equal((error as TimeoutError).carrierRestarted, true);
+    assert.ok(performance.now() - started < 300 + 5000, "the host must not wait much past the limit");
+    delete process.env.PADDOCK_DENO;
+    assert.equal(await sandbox.eval("1 + 1"), 2);
+    await sandbox.close();
+  });
+
+  test("garbage before ready fails Sandbox.create with a typed error", async () => {
+    process.env.PADDOCK_DENO = fakeCarrier("", "raw(Buffer.from('hello, host\\n'));");
+    await assert.rejects(Sandbox.create(), CarrierCrashedError);
+  });
+
+  test("a carrier that dies before ready fails Sandbox.create with a typed error", async () => {
+    process.env.PADDOCK_DENO = fakeCarrier("", "process.exit(1);");
+    await assert.rejects(Sandbox.create(), CarrierCrashedError);
+  });
+
+  test("an honest fake is believed (the harness itself works)", async () => {
+    process.env.PADDOCK_DENO = fakeCarrier(VALID_DONE);
+    const sandbox = await Sandbox.create();
+    assert.equal(await sandbox.eval("anything"), 2);
+    await sandbox.close();
+  });
+
+  test("a flood of lying carriers does not grow the host", async () => {
+    const before = hostRssMb();
+    for (let i = 0; i < 10; i++) {
+      const { error, sandbox } = await lyingEval("raw(Buffer.from([0x7f, 0xff, 0xff, 0xff]));");
+      assert.ok(error instanceof CarrierCrashedError);
+      await sandbox.close();
+    }
+    assert.ok(hostRssMb() - before < 100, "the host's memory stays bounded");
+  });
+});
