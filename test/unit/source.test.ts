@@ -1,0 +1,59 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { prepareSource } from "../../src/host/source.js";
+import { PolicyError, ScriptError } from "../../src/host/errors.js";
+
+test("plain scripts pass through untouched", () => {
+  assert.deepEqual(prepareSource("1 + 1", "auto"), { code: "1 + 1", kind: "script" });
+});
+
+test("top-level await wraps the code and returns the last expression", () => {
+  const prepared = prepareSource("const x = await f();\nx + 1", "auto");
+  assert.equal(prepared.kind, "async");
+  assert.match(prepared.code, /^var x; \(async \(\) => \{\n/);
+  assert.match(prepared.code, /return \(x \+ 1\);/);
+});
+
+test("the async prologue keeps user lines where they were", () => {
+  const prepared = prepareSource("await 0;\n\nboom()", "auto");
+  assert.equal(prepared.code.split("\n")[3], "return (boom());");
+});
+
+test("destructuring declarations are hoisted with all their names", () => {
+  const prepared = prepareSource("const { a, b: [c, ...d], ...e } = await g();", "auto");
+  assert.match(prepared.code, /^var a, c, d, e;/);
+});
+
+test("modules yield their default export", () => {
+  assert.match(prepareSource("export default 42;", "auto").code, /\$paddock\$default = 42;/);
+  assert.match(prepareSource("export default function f() {}", "auto").code, /return f; \}\)\(\)$/);
+  assert.match(prepareSource("const y = 1; export { y as default };", "auto").code, /return y; \}\)\(\)$/);
+});
+
+test("imports are refused until a module policy exists", () => {
+  assert.throws(() => prepareSource("import x from 'node:fs'; export default x", "auto"), PolicyError);
+  assert.throws(() => prepareSource("export * from 'https://example.com/x.js'", "auto"), PolicyError);
+});
+
+test("TypeScript types are stripped with positions preserved", () => {
+  const source = "const n: number = 1;\nlet s = n as unknown as string;\ns";
+  const prepared = prepareSource(source, "auto");
+  assert.equal(prepared.code.length, source.length);
+  assert.equal(prepared.code.split("\n")[1]!.indexOf("n "), source.split("\n")[1]!.indexOf("n "));
+});
+
+test("enums fall back to a real transform", () => {
+  assert.match(prepareSource("enum Color { Red }\nColor.Red", "ts").code, /Color/);
+});
+
+test("invalid TypeScript is a ScriptError when the caller said it is TypeScript", () => {
+  assert.throws(() => prepareSource("let x: = 1", "ts"), (error: unknown) => error instanceof ScriptError && error.errorName === "SyntaxError");
+});
+
+test("invalid JavaScript is left for V8 to report", () => {
+  assert.deepEqual(prepareSource("1 +* 2", "auto"), { code: "1 +* 2", kind: "script" });
+});
+
+test("preparation is cached by source", () => {
+  assert.equal(prepareSource("await 1; 2", "auto"), prepareSource("await 1; 2", "auto"));
+});
