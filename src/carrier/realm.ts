@@ -96,7 +96,6 @@ export type CapabilityInstaller = (global: object, slot: ScopeSlot, helpers: Rea
 export class RealmFactory {
   private readonly spares: Realm[] = [];
   private readonly helpersScript = new vm.Script(HELPERS_SOURCE, { filename: "paddock:realm" });
-  private readonly globalScript = new vm.Script("globalThis");
   private refillScheduled = false;
 
   constructor(
@@ -131,8 +130,10 @@ export class RealmFactory {
   }
 
   private create(): Realm {
-    const context = vm.createContext(undefined, { codeGeneration: { strings: true, wasm: true } });
-    const global = this.globalScript.runInContext(context) as Record<string, unknown>;
+    // An ordinary global object (no interceptors): cheaper to make, and global lookups in user
+    // code run several times faster than on a "contextified" sandbox object.
+    const context = vm.createContext(vm.constants.DONT_CONTEXTIFY, { codeGeneration: { strings: true, wasm: true } });
+    const global = context as Record<string, unknown>;
     for (const [name, value] of this.sharedApis) defineGlobal(global, name, value);
     const helpers = this.helpersScript.runInContext(context) as RealmHelpers;
     const slot: ScopeSlot = { scope: undefined };
