@@ -31,6 +31,8 @@ export function captureIO(maxFrameBytes: number): CarrierIO {
         const n = isIdle() ? stdin.readSync(buffer) : await stdin.read(buffer);
         if (n === null) return;
         for (const frame of reader.push(buffer.slice(0, n))) onFrame(frame);
+        // A synchronous read never yields; let the microtasks those frames queued run now.
+        await null;
       }
     },
     exit,
