@@ -17,9 +17,14 @@ const REMOVED_GLOBALS = [
   "Lock", "LockManager", "GPU", "OffscreenCanvas", "createImageBitmap",
 ];
 
-/** Frames of the carrier (a data: URL) and of Deno's own code, never shown to user code. */
-export function isInternalFrame(file: string | null | undefined): boolean {
-  return typeof file === "string" && (file.startsWith("data:") || file.startsWith("ext:") || file.startsWith("node:"));
+/**
+ * Frames never shown to user code: the carrier's (a data: URL), Deno's own, and the async wrapper
+ * around top-level-await code, which the carrier compiles on line 0.
+ */
+export function isInternalFrame(site: NodeJS.CallSite): boolean {
+  const file = site.getFileName();
+  if (typeof file !== "string") return false;
+  return file.startsWith("data:") || file.startsWith("ext:") || file.startsWith("node:") || site.getLineNumber() === 0;
 }
 
 export interface OuterHooks {
@@ -60,7 +65,7 @@ export function hardenOuterRealm(): OuterHooks {
     } catch {
       head = "Error";
     }
-    return head + sites.filter((site) => !isInternalFrame(site.getFileName())).map((site) => `\n    at ${site}`).join("");
+    return head + sites.filter((site) => !isInternalFrame(site)).map((site) => `\n    at ${site}`).join("");
   };
   // An unhandled rejection or error in some realm must not end the carrier (Deno's default).
   globalThis.addEventListener("unhandledrejection", (event) => event.preventDefault());

@@ -59,6 +59,14 @@ const host: HostCaller = {
   },
 };
 
+/** Dynamic import() is a capability request; no module policy exists yet, so it is refused. */
+function refuseImport(specifier: string): never {
+  const error = new Error(`import of "${specifier}" refused: no module policy grants imports in this sandbox`);
+  // Defined, not assigned: the outer Error.prototype is frozen, so assignment would throw.
+  Object.defineProperty(error, "name", { value: "PolicyError", configurable: true });
+  throw error;
+}
+
 /** Async-wrapped code has its prologue on a line of its own, above the user's first line. */
 function compile(code: string, filename: string, kind: EvalRequest["kind"]): vm.Script {
   const key = kind + filename + "\0" + code;
@@ -66,7 +74,7 @@ function compile(code: string, filename: string, kind: EvalRequest["kind"]): vm.
   if (script) {
     scripts.delete(key);
   } else {
-    script = new vm.Script(code, { filename, lineOffset: kind === "async" ? -1 : 0 });
+    script = new vm.Script(code, { filename, lineOffset: kind === "async" ? -1 : 0, importModuleDynamically: refuseImport });
     if (scripts.size >= SCRIPT_CACHE_SIZE) scripts.delete(scripts.keys().next().value!);
   }
   scripts.set(key, script);

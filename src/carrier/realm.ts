@@ -70,7 +70,8 @@ const HELPERS_SOURCE = `(() => {
     return copy;
   };
   // Stacks seen inside the sandbox show the user's frames only, not the carrier's or Deno's.
-  const internal = (site) => { const file = site.getFileName(); return typeof file === "string" && (file.startsWith("data:") || file.startsWith("ext:") || file.startsWith("node:")); };
+  // (Same rule as isInternalFrame in harden.ts, which cannot be shared: this runs inside the realm.)
+  const internal = (site) => { const file = site.getFileName(); return typeof file === "string" && (file.startsWith("data:") || file.startsWith("ext:") || file.startsWith("node:") || site.getLineNumber() === 0); };
   Object.defineProperty(G.Error, "prepareStackTrace", {
     value: (error, sites) => {
       let head;

@@ -127,7 +127,7 @@ function userStack(raw: string, name: string, message: string, filename: string)
     const column = caret ? caret.indexOf("^") + 1 : 1;
     return { stack: `${head}\n    at ${filename}:${line}:${column}`, line, column };
   }
-  const frames = lines.filter((l) => l.startsWith("    at ") && l.includes(filename + ":"));
+  const frames = lines.filter((l) => l.startsWith("    at ") && l.includes(filename + ":") && !/:0:\d+\)?$/.test(l));
   const position = frames[0] ? /:(\d+):(\d+)\)?$/.exec(frames[0]) : null;
   const result: Pick<Failure, "stack" | "line" | "column"> = {
     stack: clip([head, ...frames.slice(0, 50)].join("\n"), PROTOCOL_LIMITS.maxErrorText),

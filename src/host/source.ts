@@ -124,18 +124,42 @@ function rewrite(code: string, { program, module }: { program: Program; module: 
       hoistDeclaration(code, node, edits, hoisted);
     }
   }
-  const last = program.body.at(-1);
-  if (!module && last?.type === "ExpressionStatement") {
-    edits.push({ start: last.start, end: last.start, text: "return (" }, { start: last.expression.end, end: last.expression.end, text: ");" });
-  }
+  if (!module) returnCompletionValue(program.body.at(-1), edits);
   const body = applyEdits(code, edits);
-  // The prologue sits on its own line, and the carrier compiles with that line offset, so the
-  // user's line numbers are unchanged.
-  const prologue = module
-    ? `(async () => { "use strict"; let ${DEFAULT_EXPORT};`
-    : `${hoisted.length ? `var ${[...new Set(hoisted)].join(", ")}; ` : ""}(async () => {`;
-  const epilogue = module ? `\n;return ${defaultExport}; })()` : "\n})()";
+  // The prologue sits on a line of its own that the carrier numbers 0, so the user's line numbers
+  // are unchanged, and the wrapper's own call frames (on line 0) are told apart and left out of stacks.
+  const hoist = hoisted.length ? `var ${[...new Set(hoisted)].join(", ")}; ` : "";
+  const prologue = `${hoist}((run) => run())(async () => {${module ? ` "use strict"; let ${DEFAULT_EXPORT};` : ""}`;
+  const epilogue = module ? `\n;return ${defaultExport}; })` : "\n})";
   return { code: `${prologue}\n${body}${epilogue}`, kind: "async" };
+}
+
+/**
+ * Makes the async wrapper return what a script's completion value would have been: the last
+ * expression statement, also inside a trailing if/else, try/catch or block. (Only its columns move.)
+ */
+function returnCompletionValue(node: Statement | ModuleDeclaration | undefined, edits: Edit[]): void {
+  switch (node?.type) {
+    case "ExpressionStatement":
+      edits.push({ start: node.start, end: node.start, text: "return (" }, { start: node.expression.end, end: node.expression.end, text: ");" });
+      break;
+    case "BlockStatement":
+      returnCompletionValue(node.body.at(-1), edits);
+      break;
+    case "IfStatement":
+      returnCompletionValue(node.consequent, edits);
+      returnCompletionValue(node.alternate ?? undefined, edits);
+      break;
+    case "TryStatement":
+      returnCompletionValue(node.block, edits);
+      returnCompletionValue(node.handler?.body, edits);
+      break;
+    case "LabeledStatement":
+      returnCompletionValue(node.body, edits);
+      break;
+    default:
+      break;
+  }
 }
 
 function hasTopLevelAwait(program: Program): boolean {

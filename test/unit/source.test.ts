@@ -10,7 +10,7 @@ test("plain scripts pass through untouched", () => {
 test("top-level await wraps the code and returns the last expression", () => {
   const prepared = prepareSource("const x = await f();\nx + 1", "auto");
   assert.equal(prepared.kind, "async");
-  assert.match(prepared.code, /^var x; \(async \(\) => \{\n/);
+  assert.match(prepared.code, /^var x; \(\(run\) => run\(\)\)\(async \(\) => \{\n/);
   assert.match(prepared.code, /return \(x \+ 1\);/);
 });
 
@@ -26,8 +26,8 @@ test("destructuring declarations are hoisted with all their names", () => {
 
 test("modules yield their default export", () => {
   assert.match(prepareSource("export default 42;", "auto").code, /\$paddock\$default = 42;/);
-  assert.match(prepareSource("export default function f() {}", "auto").code, /return f; \}\)\(\)$/);
-  assert.match(prepareSource("const y = 1; export { y as default };", "auto").code, /return y; \}\)\(\)$/);
+  assert.match(prepareSource("export default function f() {}", "auto").code, /return f; \}\)$/);
+  assert.match(prepareSource("const y = 1; export { y as default };", "auto").code, /return y; \}\)$/);
 });
 
 test("imports are refused until a module policy exists", () => {
@@ -56,4 +56,11 @@ test("invalid JavaScript is left for V8 to report", () => {
 
 test("preparation is cached by source", () => {
   assert.equal(prepareSource("await 1; 2", "auto"), prepareSource("await 1; 2", "auto"));
+});
+
+test("the completion value of a trailing if/else or try/catch is returned", () => {
+  const prepared = prepareSource("const v = await 1;\nif (v) { 'yes' } else { 'no' }\n", "auto");
+  assert.match(prepared.code, /return \('yes'\);/);
+  assert.match(prepared.code, /return \('no'\);/);
+  assert.match(prepareSource("try { await f() } catch (e) { e.message }", "auto").code, /return \(e\.message\);/);
 });
