@@ -24,15 +24,26 @@ export const SHARED_WEB_APIS = [
  * (errors user code can `instanceof`, and copies of the host's globals with the realm's prototypes).
  */
 const HELPERS_SOURCE = `(() => {
+  // Everything is captured now, before any user code runs: a persistent realm's code may replace
+  // its globals later, and these helpers must not call into it.
   const G = globalThis;
-  const ERRORS = ["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError"];
-  const tag = (v) => Object.prototype.toString.call(v).slice(8, -1);
+  const { Array, Date, RegExp, Map, Set, DataView, Object, Error } = G;
+  const ERRORS = new Map(["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError"].map((n) => [n, G[n]]));
+  const VIEWS = new Map(["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
+    "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"].filter((n) => typeof G[n] === "function").map((n) => [n, G[n]]));
+  const Uint8 = VIEWS.get("Uint8Array");
+  const toTag = Object.prototype.toString;
+  const { keys, defineProperty } = Object;
+  const apply = Reflect.apply;
+  const tag = (v) => apply(toTag, v, []).slice(8, -1);
   const makeError = (name, message) => {
-    const Ctor = ERRORS.includes(name) ? G[name] : G.Error;
+    const Ctor = ERRORS.get(name) ?? Error;
     const error = new Ctor(message);
-    if (Ctor === G.Error && name !== "Error") Object.defineProperty(error, "name", { value: name, configurable: true, writable: true });
+    if (Ctor === Error && name !== "Error") defineProperty(error, "name", { value: name, configurable: true, writable: true });
     return error;
   };
+  // Copies host-provided data (already structured-cloned, in the carrier's outer realm) into this
+  // realm, so that it has this realm's prototypes.
   const adopt = (value, seen = new Map()) => {
     if (typeof value !== "object" || value === null) return value;
     if (seen.has(value)) return seen.get(value);
@@ -40,30 +51,30 @@ const HELPERS_SOURCE = `(() => {
     let copy;
     switch (kind) {
       case "Array":
-        copy = new G.Array(value.length); seen.set(value, copy);
+        copy = new Array(value.length); seen.set(value, copy);
         for (let i = 0; i < value.length; i++) if (i in value) copy[i] = adopt(value[i], seen);
         return copy;
-      case "Date": copy = new G.Date(value.getTime()); break;
-      case "RegExp": copy = new G.RegExp(value.source, value.flags); break;
+      case "Date": copy = new Date(value.getTime()); break;
+      case "RegExp": copy = new RegExp(value.source, value.flags); break;
       case "Map":
-        copy = new G.Map(); seen.set(value, copy);
+        copy = new Map(); seen.set(value, copy);
         for (const [k, v] of value) copy.set(adopt(k, seen), adopt(v, seen));
         return copy;
       case "Set":
-        copy = new G.Set(); seen.set(value, copy);
+        copy = new Set(); seen.set(value, copy);
         for (const v of value) copy.add(adopt(v, seen));
         return copy;
-      case "ArrayBuffer": copy = new G.Uint8Array(new G.Uint8Array(value)).buffer; break;
-      case "DataView": copy = new G.DataView(adopt(value.buffer, seen), value.byteOffset, value.byteLength); break;
+      case "ArrayBuffer": copy = new Uint8(new Uint8(value)).buffer; break;
+      case "DataView": copy = new DataView(adopt(value.buffer, seen), value.byteOffset, value.byteLength); break;
       case "Error": copy = makeError(value.name, value.message); break;
-      case "Boolean": case "Number": case "String": case "BigInt": copy = G.Object(value.valueOf()); break;
+      case "Boolean": case "Number": case "String": case "BigInt": copy = Object(value.valueOf()); break;
       default:
-        if (ArrayBuffer.isView(value) && typeof G[kind] === "function") {
-          copy = new G[kind](adopt(value.buffer, seen), value.byteOffset, value.length);
+        if (VIEWS.has(kind)) {
+          copy = new (VIEWS.get(kind))(adopt(value.buffer, seen), value.byteOffset, value.length);
           break;
         }
         copy = {}; seen.set(value, copy);
-        for (const key of Object.keys(value)) copy[key] = adopt(value[key], seen);
+        for (const key of keys(value)) copy[key] = adopt(value[key], seen);
         return copy;
     }
     seen.set(value, copy);
@@ -72,10 +83,11 @@ const HELPERS_SOURCE = `(() => {
   // Stacks seen inside the sandbox show the user's frames only, not the carrier's or Deno's.
   // (Same rule as isInternalFrame in harden.ts, which cannot be shared: this runs inside the realm.)
   const internal = (site) => { const file = site.getFileName(); return typeof file === "string" && (file.startsWith("data:") || file.startsWith("ext:") || file.startsWith("node:") || site.getLineNumber() === 0); };
-  Object.defineProperty(G.Error, "prepareStackTrace", {
+  const errorToString = Error.prototype.toString;
+  defineProperty(Error, "prepareStackTrace", {
     value: (error, sites) => {
       let head;
-      try { head = G.Error.prototype.toString.call(error); } catch { head = "Error"; }
+      try { head = apply(errorToString, error, []); } catch { head = "Error"; }
       return head + sites.filter((site) => !internal(site)).map((site) => "\\n    at " + site).join("");
     },
     writable: true, configurable: true, enumerable: false,
