@@ -46,6 +46,8 @@ interface PendingEval {
   killTimer: ReturnType<typeof setTimeout>;
 }
 
+const RESTARTED = { carrierRestarted: true } as const;
+
 /** Time after an eval's own limit before the host stops waiting for the carrier and kills it. */
 export const KILL_GRACE_MS = 100;
 const READY_TIMEOUT_MS = 15_000;
@@ -101,7 +103,7 @@ export class Carrier {
       failReady = reject;
     });
     this.ready.catch(() => {});
-    const readyTimer = setTimeout(() => this.kill(undefined, new CarrierCrashedError("the carrier did not start in time")), READY_TIMEOUT_MS);
+    const readyTimer = setTimeout(() => this.kill(undefined, new CarrierCrashedError("the carrier did not start in time", RESTARTED)), READY_TIMEOUT_MS);
     this.exited = new Promise((resolve) => {
       this.child.once("exit", (code, signal) => {
         clearTimeout(readyTimer);
@@ -111,7 +113,7 @@ export class Carrier {
       });
     });
     this.child.once("error", (error) => {
-      this.kill(undefined, new CarrierCrashedError(`the carrier could not be started: ${error.message}`));
+      this.kill(undefined, new CarrierCrashedError(`the carrier could not be started: ${error.message}`, RESTARTED));
     });
     this.child.stdin.on("error", () => {});
     this.child.stderr.setEncoding("utf8");
@@ -175,11 +177,11 @@ export class Carrier {
   }
 
   eval(request: EvalRequest): Promise<EvalOutcome> {
-    if (!this.alive) return Promise.reject(this.killCause?.error ?? new CarrierCrashedError("the carrier has exited"));
+    if (!this.alive) return Promise.reject(this.killCause?.error ?? new CarrierCrashedError("the carrier has exited", RESTARTED));
     const id = this.nextEvalId++;
     return new Promise<EvalOutcome>((resolve, reject) => {
       const killTimer = setTimeout(() => {
-        this.kill(id, new TimeoutError(`the eval did not finish within ${request.limits.timeoutMs} ms and its carrier was killed; the sandbox gets a fresh carrier for its next eval`, true));
+        this.kill(id, new TimeoutError(`the eval did not finish within ${request.limits.timeoutMs} ms and its carrier was killed; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
       }, request.limits.timeoutMs + KILL_GRACE_MS);
       this.pending.set(id, { request, logs: [], logChars: 0, resolve, reject, killTimer });
       if (this.pending.size === 1) this.busy();
@@ -283,7 +285,7 @@ export class Carrier {
   }
 
   private protocolViolation(what: string): void {
-    this.kill(undefined, new CarrierCrashedError(`the carrier broke the protocol (${what}) and was killed; the sandbox gets a fresh carrier for its next eval`));
+    this.kill(undefined, new CarrierCrashedError(`the carrier broke the protocol (${what}) and was killed; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
   }
 
   private failPending(): void {
@@ -293,7 +295,7 @@ export class Carrier {
       if (cause && (cause.evalId === id || cause.evalId === undefined)) {
         pending.reject(cause.error);
       } else {
-        pending.reject(new CarrierCrashedError(`the carrier was killed because another eval in this sandbox broke a limit (${cause?.error.name ?? "exit"}); the sandbox gets a fresh carrier for its next eval`));
+        pending.reject(new CarrierCrashedError(`the carrier was killed because another eval in this sandbox broke a limit (${cause?.error.name ?? "exit"}); the sandbox gets a fresh carrier for its next eval`, RESTARTED));
       }
     }
     this.pending.clear();
@@ -302,9 +304,9 @@ export class Carrier {
 
   private exitError(code: number | null, signal: NodeJS.Signals | null): SandboxError {
     if (/out of memory|heap limit|Allocation failed/i.test(this.stderrTail)) {
-      return new MemoryLimitError(`the sandbox exceeded its memory limit of ${this.spec.memoryMb} MB (V8 heap); the sandbox gets a fresh carrier for its next eval`);
+      return new MemoryLimitError(`the sandbox exceeded its memory limit of ${this.spec.memoryMb} MB (V8 heap); the sandbox gets a fresh carrier for its next eval`, RESTARTED);
     }
-    return new CarrierCrashedError(`the carrier exited unexpectedly (${signal ?? `code ${code}`}); the sandbox gets a fresh carrier for its next eval`);
+    return new CarrierCrashedError(`the carrier exited unexpectedly (${signal ?? `code ${code}`}); the sandbox gets a fresh carrier for its next eval`, RESTARTED);
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
@@ -326,7 +328,7 @@ export class Carrier {
     if (pid !== undefined && !this.stopWatching) {
       const limitBytes = this.baselineRssBytes + (this.spec.memoryMb + 32) * 1024 * 1024;
       this.stopWatching = watchMemory(pid, limitBytes, (rss) => {
-        this.kill(undefined, new MemoryLimitError(`the sandbox used ${Math.round(rss / 1048576)} MB, over its memory limit of ${this.spec.memoryMb} MB; the sandbox gets a fresh carrier for its next eval`));
+        this.kill(undefined, new MemoryLimitError(`the sandbox used ${Math.round(rss / 1048576)} MB, over its memory limit of ${this.spec.memoryMb} MB; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
       });
     }
   }

@@ -1,6 +1,15 @@
 /** Every error Paddock raises about a sandbox. `instanceof SandboxError` catches them all. */
 export class SandboxError extends Error {
   override name = "SandboxError";
+  /**
+   * True when enforcing a limit (or a crash) killed the sandbox's carrier: the sandbox gets a fresh
+   * one for its next eval, and a persistent sandbox has lost its state.
+   */
+  readonly carrierRestarted: boolean;
+  constructor(message: string, options: { carrierRestarted?: boolean } = {}) {
+    super(message);
+    this.carrierRestarted = options.carrierRestarted ?? false;
+  }
 }
 
 export interface ScriptErrorDetails {
@@ -28,24 +37,13 @@ export class ScriptError extends SandboxError {
   }
 }
 
-/** Raised when enforcing a limit had to kill the sandbox's carrier; the sandbox gets a fresh one. */
-export interface RestartNote {
-  /** True when the carrier was killed and will be replaced before the next eval. */
-  carrierRestarted: boolean;
-}
-
-export class TimeoutError extends SandboxError implements RestartNote {
+export class TimeoutError extends SandboxError {
   override name = "TimeoutError";
-  constructor(message: string, readonly carrierRestarted = false) {
-    super(message);
-  }
 }
 
-export class MemoryLimitError extends SandboxError implements RestartNote {
+/** The carrier held more memory than allowed and was killed (always `carrierRestarted`). */
+export class MemoryLimitError extends SandboxError {
   override name = "MemoryLimitError";
-  constructor(message: string, readonly carrierRestarted = true) {
-    super(message);
-  }
 }
 
 /** The result, the console output or another output of the eval was larger than allowed. */
@@ -64,11 +62,8 @@ export class PolicyError extends SandboxError {
 }
 
 /** The carrier died or broke the protocol. The host and other sandboxes are unaffected. */
-export class CarrierCrashedError extends SandboxError implements RestartNote {
+export class CarrierCrashedError extends SandboxError {
   override name = "CarrierCrashedError";
-  constructor(message: string, readonly carrierRestarted = true) {
-    super(message);
-  }
 }
 
 export class SandboxClosedError extends SandboxError {
