@@ -35,7 +35,8 @@ class CarrierPool {
     this.idle.delete(key);
     this.idle.set(key, carriers);
     this.evictOldKinds();
-    this.refill(spec, carriers);
+    // Spawning costs the host a few ms; the caller gets its carrier first.
+    setImmediate(() => this.refill(spec, carriers));
     return carrier ?? Carrier.start(spec);
   }
 
