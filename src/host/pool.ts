@@ -36,7 +36,9 @@ class CarrierPool {
     this.idle.set(key, carriers);
     this.evictOldKinds();
     // Spawning costs the host a few ms; the caller gets its carrier first.
-    setImmediate(() => this.refill(spec, carriers));
+    setImmediate(() => {
+      if (this.idle.get(key) === carriers) this.refill(spec, carriers);
+    });
     return carrier ?? Carrier.start(spec);
   }
 
