@@ -6,6 +6,7 @@
 import vm from "node:vm";
 import { deserialize } from "node:v8";
 import { types } from "node:util";
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { HostMessage, Failure } from "../protocol/messages.js";
 import type { RawFrame } from "../protocol/frame.js";
 import { captureIO } from "./io.js";
@@ -61,12 +62,15 @@ const host: HostCaller = {
   },
 };
 
+/** The realm whose code is running, also across its awaits: compiled scripts are shared by realms. */
+const runningRealm = new AsyncLocalStorage<Realm>();
+
 /** Dynamic import() is a capability request; no module policy exists yet, so it is refused. */
 function refuseImport(specifier: string): never {
-  const error = new Error(`import of "${specifier}" refused: no module policy grants imports in this sandbox`);
-  // Defined, not assigned: the outer Error.prototype is frozen, so assignment would throw.
-  Object.defineProperty(error, "name", { value: "PolicyError", configurable: true });
-  throw error;
+  const message = `import of "${specifier}" refused: no module policy grants imports in this sandbox`;
+  const realm = runningRealm.getStore();
+  if (realm) throw realm.helpers.makeError("PolicyError", message);
+  throw new Error(message);
 }
 
 /** Async-wrapped code has its prologue on a line of its own, above the user's first line. */
@@ -90,6 +94,14 @@ function bindRealm(realm: Realm, scope: EvalScope, overrides: Record<string, unk
   }
 }
 
+/** Per-eval globals are for that eval only, also in a persistent realm. */
+function forgetOverrides(realm: Realm, overrides: Record<string, unknown>): void {
+  for (const name of Object.keys(overrides)) {
+    if (name in sandboxGlobals) defineGlobal(realm.global, name, realm.helpers.adopt(sandboxGlobals[name]));
+    else delete realm.global[name];
+  }
+}
+
 function deadline(scope: EvalScope): { promise: Promise<never>; cancel: () => void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const promise = new Promise<never>((_, reject) => {
@@ -110,12 +122,14 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined): Prom
   let encoded: EncodedValue | undefined;
   let failure: Failure | undefined;
   let realm: Realm | undefined;
+  let overrides: Record<string, unknown> | undefined;
   try {
     realm = request.persistent ? (persistentRealm ??= realms.take()) : realms.take();
-    const overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
+    overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
     bindRealm(realm, scope, overrides);
     const script = compile(request.code, request.filename, request.kind);
-    let value = script.runInContext(realm.context, { timeout: request.limits.timeoutMs, displayErrors: false });
+    const context = realm.context;
+    let value = runningRealm.run(realm, () => script.runInContext(context, { timeout: request.limits.timeoutMs, displayErrors: false }));
     if (types.isPromise(value)) {
       const limit = deadline(scope);
       try {
@@ -130,6 +144,7 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined): Prom
     failure = isFailure(error) ? error : timeoutFailure(error, scope) ?? describeThrown(error, scope, request.filename);
   }
   scope.end();
+  if (request.persistent && realm && overrides) forgetOverrides(realm, overrides);
   const stats = { wallMs: round(scope.elapsedMs()), cpuMs: round(Math.max(0, hooks.cpuMs() - cpuStart)) };
   const logs = scope.takeLogs();
   if (failure) {

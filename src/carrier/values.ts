@@ -2,7 +2,7 @@
  * Turning what user code produced (a value, or something thrown) into protocol data. Everything
  * here assumes the value is hostile: getters may throw, proxies may trap, stacks may be huge.
  */
-import { serialize } from "node:v8";
+import { DefaultSerializer } from "node:v8";
 import { types } from "node:util";
 import type { Failure } from "../protocol/messages.js";
 import { PROTOCOL_LIMITS } from "../protocol/limits.js";
@@ -17,6 +17,31 @@ export interface EncodedValue {
 }
 
 const INLINE_STRING_MAX = 64 * 1024;
+const typedArrayName = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), Symbol.toStringTag)!.get!;
+
+/**
+ * Node's serializer format, which the host reads. A Float16Array has no counterpart on the host
+ * (Node 20), so it is refused here, with a clear message, instead of arriving as a broken frame.
+ */
+/** Node's serializer hook for typed arrays (not in @types/node). */
+interface HostObjectWriter {
+  _writeHostObject(object: object): void;
+}
+const writeHostObject = (DefaultSerializer.prototype as unknown as HostObjectWriter)._writeHostObject;
+
+class ResultSerializer extends DefaultSerializer implements HostObjectWriter {
+  _writeHostObject(object: object): void {
+    if (typedArrayName.call(object) === "Float16Array") throw new UncloneableResult("the result contains a Float16Array, which the host cannot represent");
+    writeHostObject.call(this, object);
+  }
+}
+
+function serialize(value: unknown): Uint8Array {
+  const serializer = new ResultSerializer();
+  serializer.writeHeader();
+  serializer.writeValue(value);
+  return serializer.releaseBuffer();
+}
 let describeValue: (value: unknown) => string = String;
 
 export function setDescriber(describe: (value: unknown) => string): void {
@@ -33,7 +58,10 @@ export function encodeValue(value: unknown, maxBytes: number, scope: EvalScope):
       if (Number.isFinite(value) && !Object.is(value, -0)) return { as: "inline", v: value };
       break;
     case "string":
-      if (value.length <= INLINE_STRING_MAX) return { as: "inline", v: value };
+      if (value.length <= INLINE_STRING_MAX) {
+        if (value.length * 3 > maxBytes && new TextEncoder().encode(value).byteLength > maxBytes) break;
+        return { as: "inline", v: value };
+      }
       break;
     case "object":
       if (value === null) return { as: "inline", v: null };
@@ -42,7 +70,7 @@ export function encodeValue(value: unknown, maxBytes: number, scope: EvalScope):
   try {
     body = serialize(value);
   } catch (error) {
-    if (error instanceof LimitBreach) throw error;
+    if (error instanceof LimitBreach || error instanceof UncloneableResult) throw error;
     if (error instanceof RangeError) {
       throw scope.breach("output", "OutputLimitError", "the result is nested too deeply to be returned");
     }

@@ -347,8 +347,8 @@ export class Carrier {
   }
 }
 
-/** Node's typed-array order for V8 host objects, which Deno's node:v8 also writes. */
-const VIEW_TYPES = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, DataView, BigInt64Array, BigUint64Array] as const;
+/** Node's typed-array order for V8 host objects, which Deno's node:v8 also writes (10 is Buffer). */
+const VIEW_TYPES = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, DataView, Uint8Array, BigInt64Array, BigUint64Array] as const;
 
 /**
  * V8's deserializer, with typed arrays copied into buffers of their own: a result never holds a

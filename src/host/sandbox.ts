@@ -5,14 +5,15 @@ import { Serializer } from "node:v8";
 import { findUncloneable } from "../protocol/clone-path.js";
 import type { Failure, EvalLimits } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
-import type { Carrier, EvalOutcome } from "./carrier.js";
+import type { Carrier, EvalOutcome, EvalRequest } from "./carrier.js";
 import { handleCall } from "./capabilities.js";
 import {
   SandboxError, ScriptError, TimeoutError, OutputLimitError, ResourceLimitError, PolicyError, SandboxClosedError,
 } from "./errors.js";
 import { evalOptionsSchema, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
 import { pool } from "./pool.js";
-import { prepareSource, type Language } from "./source.js";
+import { prepareSource, type Language, type PreparedSource } from "./source.js";
+import { originalPositionFor } from "@jridgewell/trace-mapping";
 
 export interface EvalStats {
   /** Host-measured time from submitting the eval to its result. */
@@ -27,6 +28,8 @@ export type RunResult<T = unknown> =
 
 export class Sandbox implements AsyncDisposable {
   private readonly slots: Array<Carrier | undefined>;
+  /** Evals assigned to each slot and not finished: counted at assignment, before any await. */
+  private readonly load: number[];
   private readonly globalsBytes: Uint8Array | undefined;
   private closed = false;
   private running = 0;
@@ -37,6 +40,7 @@ export class Sandbox implements AsyncDisposable {
     }
     this.globalsBytes = options.globals ? serializeGlobals(options.globals, "globals") : undefined;
     this.slots = Array.from({ length: options.carriers }, () => undefined);
+    this.load = this.slots.map(() => 0);
   }
 
   /** Creates a sandbox with carriers from the warm pool (or freshly started ones). */
@@ -102,8 +106,7 @@ export class Sandbox implements AsyncDisposable {
         evalOptions.onLog?.(entry);
         this.options.onLog?.(entry);
       };
-      const carrier = await this.pickCarrier();
-      const outcome: EvalOutcome = await carrier.eval({
+      const outcome = await this.dispatch({
         code: prepared.code,
         kind: prepared.kind,
         filename,
@@ -113,7 +116,7 @@ export class Sandbox implements AsyncDisposable {
         onLog,
       });
       if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs);
-      return finish({ ok: false, error: toSandboxError(outcome.error) }, outcome.cpuMs);
+      return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename)) }, outcome.cpuMs);
     } catch (error) {
       if (error instanceof SandboxError) return finish({ ok: false, error });
       throw error;
@@ -139,18 +142,27 @@ export class Sandbox implements AsyncDisposable {
     return this.close();
   }
 
-  /** The live carrier with the fewest evals; a dead one (killed by a limit) is replaced first. */
-  private async pickCarrier(): Promise<Carrier> {
-    let best: Carrier | undefined;
-    for (let index = 0; index < this.slots.length; index++) {
-      const carrier = this.carrierAt(index);
-      if (!best || carrier.inflight < best.inflight) best = carrier;
+  /** Sends the eval to the least loaded carrier (counted before any await, so bursts spread). */
+  private async dispatch(request: EvalRequest): Promise<EvalOutcome> {
+    const slot = this.leastLoadedSlot();
+    this.load[slot]!++;
+    try {
+      const carrier = this.carrierAt(slot);
+      await carrier.ready;
+      if (this.closed) throw new SandboxClosedError("the sandbox is closed");
+      return await carrier.eval(request);
+    } finally {
+      this.load[slot]!--;
     }
-    await best!.ready;
-    if (this.closed) throw new SandboxClosedError("the sandbox is closed");
-    return best!;
   }
 
+  private leastLoadedSlot(): number {
+    let best = 0;
+    for (let index = 1; index < this.load.length; index++) if (this.load[index]! < this.load[best]!) best = index;
+    return best;
+  }
+
+  /** The slot's live carrier; a dead one (killed by a limit) is replaced first. */
   private carrierAt(index: number): Carrier {
     const current = this.slots[index];
     if (current?.isAlive) return current;
@@ -180,6 +192,35 @@ function toSandboxError(failure: Failure): SandboxError {
         ...(failure.column !== undefined ? { column: failure.column } : {}),
       });
   }
+}
+
+/**
+ * Puts a failure's positions into the user's source: a syntax error V8 reported without a position
+ * gets the host parser's, and positions in code a TypeScript transform moved are mapped back.
+ */
+function locate(failure: Failure, prepared: PreparedSource, filename: string): Failure {
+  const hint = prepared.syntaxError;
+  if (failure.kind === "script" && failure.name === "SyntaxError" && failure.line === undefined && hint) {
+    // In script mode V8 stops at the first `await` or `import`; the host's parse saw the real error.
+    const message = /await is only valid|import statement outside a module/.test(failure.message) ? hint.message : failure.message;
+    return { ...failure, message, line: hint.line, column: hint.column, stack: `SyntaxError: ${message}\n    at ${filename}:${hint.line}:${hint.column}` };
+  }
+  const map = prepared.map;
+  if (!map) return failure;
+  const original = (line: number, column: number) => {
+    const found = originalPositionFor(map, { line, column: Math.max(0, column - 1) });
+    return found.line === null ? { line, column } : { line: found.line, column: found.column + 1 };
+  };
+  const located = { ...failure };
+  if (failure.line !== undefined) Object.assign(located, original(failure.line, failure.column ?? 1));
+  if (failure.stack) {
+    const frame = new RegExp(`${filename.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:(\\d+):(\\d+)`, "g");
+    located.stack = failure.stack.replace(frame, (_, line: string, column: string) => {
+      const position = original(Number(line), Number(column));
+      return `${filename}:${position.line}:${position.column}`;
+    });
+  }
+  return located;
 }
 
 function serializeGlobals(globals: Record<string, unknown>, what: string): Uint8Array {

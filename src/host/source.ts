@@ -1,17 +1,30 @@
 /**
  * Preparing user source on the host: TypeScript types are stripped (positions preserved), and code
  * that a plain script cannot express — top-level await, import/export — is rewritten into an async
- * function whose result is the completion value (or the default export). Results are cached by
- * source text: a transform called a million times is prepared once.
+ * function whose result is the completion value (or the default export). Every rewrite keeps the
+ * user's lines and, as far as possible, columns where they were, so positions in errors point into
+ * the user's source. Results are cached by source text: a transform called a million times is
+ * prepared once.
  */
 import { parse, type Node, type Program, type Statement, type ModuleDeclaration, type Pattern } from "acorn";
 import { transformSync } from "amaro";
+import { TraceMap } from "@jridgewell/trace-mapping";
 import type { SourceKind } from "../protocol/messages.js";
 import { PolicyError, ScriptError } from "./errors.js";
+
+/** A syntax error found on the host, with the position V8's message lacks. */
+export interface SyntaxHint {
+  message: string;
+  line: number;
+  column: number;
+}
 
 export interface PreparedSource {
   code: string;
   kind: SourceKind;
+  /** Maps positions in `code` back to the user's source, where a TypeScript transform moved them. */
+  map?: TraceMap;
+  syntaxError?: SyntaxHint;
 }
 
 /** "auto": types are stripped when the code does not parse as JavaScript. */
@@ -20,8 +33,8 @@ export type Language = "auto" | "js" | "ts";
 const CACHE_SIZE = 512;
 const cache = new Map<string, PreparedSource>();
 
-/** Marker names unlikely to collide with user code. */
-const DEFAULT_EXPORT = "$paddock$default";
+/** The default export's variable: as long as "export default", so columns after it do not move. */
+const DEFAULT_EXPORT = "$paddock$def";
 
 export function prepareSource(code: string, language: Language): PreparedSource {
   const key = language + code;
@@ -39,32 +52,35 @@ export function prepareSource(code: string, language: Language): PreparedSource 
 
 function prepareUncached(code: string, language: Language): PreparedSource {
   const plain = tryParse(code);
-  if (plain) return rewrite(code, plain);
-  if (language === "js") return { code, kind: "script" };
-  let javascript: string;
+  if (plain.ok) return rewrite(code, plain);
+  if (language === "js") return { code, kind: "script", syntaxError: plain.error };
+  let stripped: { code: string; map?: TraceMap };
   try {
-    javascript = stripTypes(code);
+    stripped = stripTypes(code);
   } catch (error) {
-    // Not valid TypeScript either. Unless the caller said it is TypeScript, V8's own message on
-    // the original code is the clearer one.
+    // Not valid TypeScript either. Unless the caller said it is TypeScript, the JavaScript
+    // parser's view of the error is the one to report.
     if (language === "ts") throw error;
-    return { code, kind: "script" };
+    return { code, kind: "script", syntaxError: plain.error };
   }
-  const parsed = tryParse(javascript);
-  // Anything acorn cannot parse goes to V8 as a script: V8 reports the syntax error (with its
-  // position), or runs syntax newer than acorn knows.
-  return parsed ? rewrite(javascript, parsed) : { code: javascript, kind: "script" };
+  const parsed = tryParse(stripped.code);
+  const map = stripped.map ? { map: stripped.map } : {};
+  // What acorn cannot parse goes to V8 as a script: V8 has the last word on syntax (it may know
+  // newer syntax than acorn), and acorn's position completes V8's message.
+  return parsed.ok ? { ...rewrite(stripped.code, parsed), ...map } : { code: stripped.code, kind: "script", syntaxError: parsed.error, ...map };
 }
 
-function stripTypes(code: string): string {
+function stripTypes(code: string): { code: string; map?: TraceMap } {
   try {
-    return transformSync(code, { mode: "strip-only" }).code;
+    return { code: transformSync(code, { mode: "strip-only" }).code };
   } catch (error) {
     const { code: errorCode, message } = error as { code?: string; message?: string };
     if (errorCode === "UnsupportedSyntax") {
-      // enums, namespaces, parameter properties: these need a real transform (positions may move).
+      // Enums, namespaces, parameter properties need a real transform, which moves code around;
+      // its source map leads positions back.
       try {
-        return transformSync(code, { mode: "transform", sourceMap: false }).code;
+        const output = transformSync(code, { mode: "transform", sourceMap: true });
+        return { code: output.code, ...(output.map ? { map: new TraceMap(output.map) } : {}) };
       } catch (inner) {
         throw typeScriptError(inner);
       }
@@ -75,24 +91,30 @@ function stripTypes(code: string): string {
 }
 
 function typeScriptError(error: unknown): ScriptError {
-  const { message = "invalid TypeScript" } = error as { message?: string };
-  const position = /:(\d+):(\d+)/.exec(message);
-  const details = { errorName: "SyntaxError", line: position ? Number(position[1]) : undefined, column: position ? Number(position[2]) : undefined };
-  return new ScriptError(message.split("\n")[0] ?? message, details);
+  const { message = "invalid TypeScript", startLine, startColumn } = error as { message?: string; startLine?: number; startColumn?: number };
+  return new ScriptError(message.split("\n")[0] ?? message, {
+    errorName: "SyntaxError",
+    ...(startLine !== undefined ? { line: startLine } : {}),
+    ...(startColumn !== undefined ? { column: startColumn + 1 } : {}),
+  });
 }
 
-function tryParse(code: string): { program: Program; module: boolean } | undefined {
+type ParseResult = { ok: true; program: Program; module: boolean } | { ok: false; error: SyntaxHint };
+
+function tryParse(code: string): ParseResult {
   try {
-    return { program: parse(code, { ecmaVersion: "latest", sourceType: "script" }), module: false };
+    return { ok: true, program: parse(code, { ecmaVersion: "latest", sourceType: "script" }), module: false };
   } catch {
     // not a plain script: maybe top-level await, maybe a module
   }
   try {
     const program = parse(code, { ecmaVersion: "latest", sourceType: "module", allowAwaitOutsideFunction: true, allowHashBang: true });
     const module = program.body.some((node) => node.type.startsWith("Import") || node.type.startsWith("Export"));
-    return { program: module ? program : parse(code, { ecmaVersion: "latest", sourceType: "script", allowAwaitOutsideFunction: true }), module };
-  } catch {
-    return undefined;
+    return { ok: true, program: module ? program : parse(code, { ecmaVersion: "latest", sourceType: "script", allowAwaitOutsideFunction: true }), module };
+  } catch (error) {
+    // The most permissive parse failed: its error is the real syntax error.
+    const { message = "invalid syntax", loc } = error as { message?: string; loc?: { line: number; column: number } };
+    return { ok: false, error: { message: message.replace(/ \(\d+:\d+\)$/, ""), line: loc?.line ?? 1, column: (loc?.column ?? 0) + 1 } };
   }
 }
 
@@ -112,7 +134,13 @@ function applyEdits(code: string, edits: Edit[]): string {
   return out + code.slice(at);
 }
 
-function rewrite(code: string, { program, module }: { program: Program; module: boolean }): PreparedSource {
+/** Text that replaces `code[start, end)` with spaces, keeping line breaks: nothing else moves. */
+function blank(code: string, start: number, end: number): Edit {
+  return { start, end, text: code.slice(start, end).replace(/[^\n\r]/g, " ") };
+}
+
+function rewrite(code: string, parsed: { program: Program; module: boolean }): PreparedSource {
+  const { program, module } = parsed;
   if (!module && !hasTopLevelAwait(program)) return { code, kind: "script" };
   const edits: Edit[] = [];
   const hoisted: string[] = [];
@@ -121,41 +149,46 @@ function rewrite(code: string, { program, module }: { program: Program; module: 
     if (module) {
       defaultExport = rewriteModuleStatement(code, node, edits) ?? defaultExport;
     } else {
-      hoistDeclaration(code, node, edits, hoisted);
+      hoistDeclaration(node, edits, hoisted);
     }
   }
-  if (!module) returnCompletionValue(program.body.at(-1), edits);
-  const body = applyEdits(code, edits);
+  if (!module) returnCompletionValue(program.body, 0, edits);
+  // Text inserted at offset 0 goes at the end of the prologue line, so line 1 keeps its columns.
+  const lead = edits.filter((edit) => edit.start === 0 && edit.end === 0).map((edit) => edit.text).join("");
+  const body = applyEdits(code, edits.filter((edit) => !(edit.start === 0 && edit.end === 0)));
   // The prologue sits on a line of its own that the carrier numbers 0, so the user's line numbers
   // are unchanged, and the wrapper's own call frames (on line 0) are told apart and left out of stacks.
   const hoist = hoisted.length ? `var ${[...new Set(hoisted)].join(", ")}; ` : "";
-  const prologue = `${hoist}((run) => run())(async () => {${module ? ` "use strict"; let ${DEFAULT_EXPORT};` : ""}`;
+  const prologue = `${hoist}((run) => run())(async () => {${module ? ` "use strict"; let ${DEFAULT_EXPORT};` : ""}${lead}`;
   const epilogue = module ? `\n;return ${defaultExport}; })` : "\n})";
   return { code: `${prologue}\n${body}${epilogue}`, kind: "async" };
 }
 
 /**
  * Makes the async wrapper return what a script's completion value would have been: the last
- * expression statement, also inside a trailing if/else, try/catch or block. (Only its columns move.)
+ * expression statement, also inside a trailing if/else, try/catch or block. ";return (" goes right
+ * after the previous token (`after`), so the expression itself does not move.
  */
-function returnCompletionValue(node: Statement | ModuleDeclaration | undefined, edits: Edit[]): void {
+function returnCompletionValue(statements: ReadonlyArray<Statement | ModuleDeclaration>, blockStart: number, edits: Edit[]): void {
+  const node = statements.at(-1);
+  const after = statements.at(-2)?.end ?? blockStart;
   switch (node?.type) {
     case "ExpressionStatement":
-      edits.push({ start: node.start, end: node.start, text: "return (" }, { start: node.expression.end, end: node.expression.end, text: ");" });
+      edits.push({ start: after, end: after, text: ";return (" }, { start: node.expression.end, end: node.expression.end, text: ")" });
       break;
     case "BlockStatement":
-      returnCompletionValue(node.body.at(-1), edits);
+      returnCompletionValue(node.body, node.start + 1, edits);
       break;
     case "IfStatement":
-      returnCompletionValue(node.consequent, edits);
-      returnCompletionValue(node.alternate ?? undefined, edits);
+      returnCompletionValue([node.consequent], node.consequent.start, edits);
+      if (node.alternate) returnCompletionValue([node.alternate], node.alternate.start, edits);
       break;
     case "TryStatement":
-      returnCompletionValue(node.block, edits);
-      returnCompletionValue(node.handler?.body, edits);
+      returnCompletionValue(node.block.body, node.block.start + 1, edits);
+      if (node.handler) returnCompletionValue(node.handler.body.body, node.handler.body.start + 1, edits);
       break;
     case "LabeledStatement":
-      returnCompletionValue(node.body, edits);
+      returnCompletionValue([node.body], node.body.start, edits);
       break;
     default:
       break;
@@ -184,16 +217,16 @@ function hasTopLevelAwait(program: Program): boolean {
 /**
  * With top-level await the code runs inside an async function, so its top-level variables would
  * be local to that function; they are declared outside it instead (kept across evals in a
- * persistent sandbox) and assigned inside.
+ * persistent sandbox) and assigned inside: `const {a} = x` becomes `   ;({a} = x)`, in place.
  */
-function hoistDeclaration(code: string, node: Statement | ModuleDeclaration, edits: Edit[], hoisted: string[]): void {
-  if (node.type !== "VariableDeclaration") return;
-  const assignments: string[] = [];
-  for (const declarator of node.declarations) {
-    collectNames(declarator.id, hoisted);
-    if (declarator.init) assignments.push(`(${code.slice(declarator.id.start, declarator.id.end)} = ${code.slice(declarator.init.start, declarator.init.end)})`);
-  }
-  edits.push({ start: node.start, end: node.end, text: `void (${assignments.join(", ") || "0"});` });
+function hoistDeclaration(node: Statement | ModuleDeclaration, edits: Edit[], hoisted: string[]): void {
+  if (node.type !== "VariableDeclaration" || (node.kind !== "var" && node.kind !== "let" && node.kind !== "const")) return;
+  for (const declarator of node.declarations) collectNames(declarator.id, hoisted);
+  const keywordEnd = node.start + node.kind.length;
+  // The ";" keeps a previous statement without one from swallowing the "(" as a call.
+  edits.push({ start: node.start, end: keywordEnd, text: " ".repeat(node.kind.length - 2) + ";(" });
+  const last = node.declarations.at(-1)!;
+  edits.push({ start: last.end, end: last.end, text: ")" });
 }
 
 function collectNames(pattern: Pattern, names: string[]): void {
@@ -218,7 +251,7 @@ function collectNames(pattern: Pattern, names: string[]): void {
   }
 }
 
-/** Rewrites one module statement; returns the expression naming the default export, if this is it. */
+/** Rewrites one module statement in place; returns the name of the default export, if this is it. */
 function rewriteModuleStatement(code: string, node: Statement | ModuleDeclaration, edits: Edit[]): string | undefined {
   switch (node.type) {
     case "ImportDeclaration":
@@ -227,20 +260,22 @@ function rewriteModuleStatement(code: string, node: Statement | ModuleDeclaratio
     case "ExportNamedDeclaration": {
       if (node.source) throw new PolicyError(`import of "${String(node.source.value)}" refused: no module policy grants imports in this sandbox`);
       if (node.declaration) {
-        edits.push({ start: node.start, end: node.declaration.start, text: "" });
+        edits.push(blank(code, node.start, node.declaration.start));
         return undefined;
       }
-      edits.push({ start: node.start, end: node.end, text: "" });
+      edits.push(blank(code, node.start, node.end));
       const asDefault = node.specifiers.find((s) => exportedName(s.exported) === "default");
       return asDefault ? code.slice(asDefault.local.start, asDefault.local.end) : undefined;
     }
     case "ExportDefaultDeclaration": {
       const declaration = node.declaration;
       if ((declaration.type === "FunctionDeclaration" || declaration.type === "ClassDeclaration") && declaration.id) {
-        edits.push({ start: node.start, end: declaration.start, text: "" });
+        edits.push(blank(code, node.start, declaration.start));
         return declaration.id.name;
       }
-      edits.push({ start: node.start, end: declaration.start, text: `${DEFAULT_EXPORT} = ` });
+      // "export default" is exactly as long as "$paddock$def =": the expression stays in place.
+      const assignment = `${DEFAULT_EXPORT} =`;
+      edits.push({ start: node.start, end: declaration.start, text: assignment.padEnd(declaration.start - node.start, " ") });
       if (declaration.type === "FunctionDeclaration" || declaration.type === "ClassDeclaration") edits.push({ start: node.end, end: node.end, text: ";" });
       return DEFAULT_EXPORT;
     }

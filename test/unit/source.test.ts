@@ -11,12 +11,16 @@ test("top-level await wraps the code and returns the last expression", () => {
   const prepared = prepareSource("const x = await f();\nx + 1", "auto");
   assert.equal(prepared.kind, "async");
   assert.match(prepared.code, /^var x; \(\(run\) => run\(\)\)\(async \(\) => \{\n/);
-  assert.match(prepared.code, /return \(x \+ 1\);/);
+  assert.match(prepared.code, /;return \(\nx \+ 1\)/);
 });
 
-test("the async prologue keeps user lines where they were", () => {
-  const prepared = prepareSource("await 0;\n\nboom()", "auto");
-  assert.equal(prepared.code.split("\n")[3], "return (boom());");
+test("rewrites keep the user's lines and columns where they were", () => {
+  const source = "const { a } = await f();\nlet b = 2\n(b)\n  boom(a)";
+  const lines = prepareSource(source, "auto").code.split("\n");
+  assert.equal(lines[1], "   ;( { a } = await f());");
+  assert.equal(lines[2], " ;( b = 2");
+  assert.equal(lines[3], "(b));return (");
+  assert.equal(lines[4], "  boom(a))");
 });
 
 test("destructuring declarations are hoisted with all their names", () => {
@@ -25,7 +29,7 @@ test("destructuring declarations are hoisted with all their names", () => {
 });
 
 test("modules yield their default export", () => {
-  assert.match(prepareSource("export default 42;", "auto").code, /\$paddock\$default = 42;/);
+  assert.match(prepareSource("export default 42;", "auto").code, /\n\$paddock\$def = 42;/);
   assert.match(prepareSource("export default function f() {}", "auto").code, /return f; \}\)$/);
   assert.match(prepareSource("const y = 1; export { y as default };", "auto").code, /return y; \}\)$/);
 });
@@ -50,8 +54,12 @@ test("invalid TypeScript is a ScriptError when the caller said it is TypeScript"
   assert.throws(() => prepareSource("let x: = 1", "ts"), (error: unknown) => error instanceof ScriptError && error.errorName === "SyntaxError");
 });
 
-test("invalid JavaScript is left for V8 to report", () => {
-  assert.deepEqual(prepareSource("1 +* 2", "auto"), { code: "1 +* 2", kind: "script" });
+test("invalid JavaScript is left for V8 to report, with the position acorn found", () => {
+  assert.deepEqual(prepareSource("let a = 1;\n1 +* 2", "auto"), {
+    code: "let a = 1;\n1 +* 2",
+    kind: "script",
+    syntaxError: { message: "Unexpected token", line: 2, column: 4 },
+  });
 });
 
 test("preparation is cached by source", () => {
@@ -60,7 +68,7 @@ test("preparation is cached by source", () => {
 
 test("the completion value of a trailing if/else or try/catch is returned", () => {
   const prepared = prepareSource("const v = await 1;\nif (v) { 'yes' } else { 'no' }\n", "auto");
-  assert.match(prepared.code, /return \('yes'\);/);
-  assert.match(prepared.code, /return \('no'\);/);
-  assert.match(prepareSource("try { await f() } catch (e) { e.message }", "auto").code, /return \(e\.message\);/);
+  assert.match(prepared.code, /\{;return \( 'yes'\) \}/);
+  assert.match(prepared.code, /\{;return \( 'no'\) \}/);
+  assert.match(prepareSource("try { await f() } catch (e) { e.message }", "auto").code, /\{;return \( e\.message\) \}/);
 });

@@ -9,11 +9,11 @@ export const consoleCapability: CarrierCapability = {
     const counts = new Map<string, number>();
     const timers = new Map<string, number>();
 
-    const emit = (level: LogLevel, args: unknown[]): void => {
+    const emit = (level: LogLevel, args: unknown[], suffix = ""): void => {
       const scope = liveScope(slot);
       if (!scope) return;
       if (scope.recordedFailure?.kind === "output") throw scope.breach("output", "OutputLimitError", "console output limit exceeded");
-      let message = hooks.inspectArgs(args);
+      let message = hooks.inspectArgs(args) + suffix;
       if (indent) message = indent + message.replaceAll("\n", "\n" + indent);
       scope.logBytes += message.length;
       if (scope.logBytes > scope.limits.maxLogBytes) {
@@ -29,7 +29,11 @@ export const consoleCapability: CarrierCapability = {
       warn: (...args: unknown[]) => emit("warn", args),
       error: (...args: unknown[]) => emit("error", args),
       debug: (...args: unknown[]) => emit("debug", args),
-      trace: (...args: unknown[]) => emit("trace", args),
+      trace: (...args: unknown[]) => {
+        // The stack shows the user's frames only (see the outer realm's prepareStackTrace).
+        const frames = (new Error().stack ?? "").split("\n").slice(1);
+        emit("trace", ["Trace" + (args.length ? ":" : ""), ...args], frames.length ? "\n" + frames.join("\n") : "");
+      },
       dir: (value: unknown) => emit("log", [value]),
       dirxml: (...args: unknown[]) => emit("log", args),
       table: (...args: unknown[]) => emit("log", args),
