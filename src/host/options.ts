@@ -48,3 +48,10 @@ export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, whe
   if (result.success) return result.data;
   throw new TypeError(`${where}: invalid options\n${z.prettifyError(result.error)}`);
 }
+
+const NO_EVAL_OPTIONS = evalOptionsSchema.parse({});
+
+/** Eval options are parsed on every eval; the common case, none at all, skips the schema. */
+export function parseEvalOptions(input: EvalOptions | undefined): z.output<typeof evalOptionsSchema> {
+  return input === undefined ? NO_EVAL_OPTIONS : parseOptions(evalOptionsSchema, input, "Sandbox.run");
+}

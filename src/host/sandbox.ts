@@ -10,7 +10,7 @@ import { handleCall } from "./capabilities.js";
 import {
   SandboxError, ScriptError, TimeoutError, OutputLimitError, ResourceLimitError, PolicyError, SandboxClosedError,
 } from "./errors.js";
-import { evalOptionsSchema, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
+import { parseEvalOptions, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
 import { pool } from "./pool.js";
 import { prepareSource, type Language, type PreparedSource } from "./source.js";
 import { originalPositionFor } from "@jridgewell/trace-mapping";
@@ -74,7 +74,7 @@ export class Sandbox implements AsyncDisposable {
   /** Runs `code`; never throws for failures of the code: the result says what happened. */
   async run<T = unknown>(code: string, options?: EvalOptions): Promise<RunResult<T>> {
     if (typeof code !== "string") throw new TypeError(`Sandbox.run: code must be a string (got ${typeof code})`);
-    const evalOptions = parseOptions(evalOptionsSchema, options, "Sandbox.run");
+    const evalOptions = parseEvalOptions(options);
     const started = performance.now();
     const logs: LogEntry[] = [];
     const finish = (outcome: { ok: true; value: T } | { ok: false; error: SandboxError }, cpuMs = 0): RunResult<T> => ({
