@@ -21,4 +21,10 @@ await build({
   minify: true,
   legalComments: "none",
   logLevel: "warning",
+  metafile: true,
+}).then(({ metafile }) => {
+  // The carrier travels as a data: URL on Deno's command line, where one argument may not exceed
+  // 128 KiB; a bundle that grew past this pulled in something it should not have (zod, say).
+  const bytes = metafile.outputs["dist/carrier.js"]?.bytes ?? Object.values(metafile.outputs)[0].bytes;
+  if (bytes > 90 * 1024) throw new Error(`dist/carrier.js is ${bytes} bytes; the carrier must stay under 90 KiB (see scripts/build.mjs)`);
 });

@@ -5,6 +5,8 @@ import type { OuterHooks } from "./harden.js";
 export interface RealmHelpers {
   makeError(name: string, message: string): Error;
   adopt(value: unknown): unknown;
+  /** A queueMicrotask for the realm's own queue; errors thrown by callbacks go to `report`. */
+  makeQueueMicrotask(report: (error: unknown) => void): (callback: unknown) => void;
 }
 
 /**

@@ -53,6 +53,9 @@ export function hardenOuterRealm(): OuterHooks {
 
   const outer = globalThis as Record<string, unknown>;
   for (const name of REMOVED_GLOBALS) delete outer[name];
+  // Blob URLs live in a carrier-wide registry that outlives evals, and nothing can fetch them.
+  delete (URL as unknown as Record<string, unknown>).createObjectURL;
+  delete (URL as unknown as Record<string, unknown>).revokeObjectURL;
   for (const name of Object.getOwnPropertyNames(outer)) {
     if (name.startsWith("GPU") || name.startsWith("on")) delete outer[name];
   }
@@ -116,5 +119,14 @@ export function hiddenIntrinsics(): unknown[] {
     Object.getPrototypeOf(Uint8Array),
     Object.getPrototypeOf(new ReadableStream().getReader()),
     Object.getPrototypeOf(new Response("").body!.getReader()),
+    // Iterators of Web API objects, iterator helpers and wrappers: each has a prototype of its own.
+    Object.getPrototypeOf(new Headers()[Symbol.iterator]()),
+    Object.getPrototypeOf(new URLSearchParams()[Symbol.iterator]()),
+    Object.getPrototypeOf(new FormData()[Symbol.iterator]()),
+    Object.getPrototypeOf((new ReadableStream() as unknown as AsyncIterable<unknown>)[Symbol.asyncIterator]()),
+    Object.getPrototypeOf([].values().map((x) => x)),
+    Object.getPrototypeOf(Iterator.from({ next: () => ({ done: true, value: undefined }) })),
+    Object.getPrototypeOf(new Intl.Segmenter().segment("")),
+    Object.getPrototypeOf(new Intl.Segmenter().segment("")[Symbol.iterator]()),
   ];
 }

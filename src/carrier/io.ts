@@ -11,7 +11,7 @@ export interface CarrierIO {
    * loop, the carrier blocks in a synchronous read: the request then wakes this thread directly,
    * which halves the pipe round trip compared with an async read through Deno's I/O threads.
    */
-  readFrames(onFrame: (frame: RawFrame) => void, isIdle: () => boolean): Promise<void>;
+  readFrames(onFrame: (frame: RawFrame) => void, isIdle: () => boolean, afterBatch: () => Promise<void>): Promise<void>;
   exit(code: number): never;
 }
 
@@ -24,15 +24,16 @@ export function captureIO(maxFrameBytes: number): CarrierIO {
       let written = 0;
       while (written < frame.byteLength) written += stdout.writeSync(frame.subarray(written));
     },
-    async readFrames(onFrame, isIdle) {
+    async readFrames(onFrame, isIdle, afterBatch) {
       const reader = new FrameReader(maxFrameBytes);
       const buffer = new Uint8Array(256 * 1024);
       for (;;) {
         const n = isIdle() ? stdin.readSync(buffer) : await stdin.read(buffer);
         if (n === null) return;
         for (const frame of reader.push(buffer.slice(0, n))) onFrame(frame);
-        // A synchronous read never yields; let the microtasks those frames queued run now.
-        await null;
+        // A synchronous read never yields to the event loop: let the work those frames started
+        // (and evals that finish at once) complete before deciding how to read next.
+        await afterBatch();
       }
     },
     exit,

@@ -6,22 +6,28 @@
 import vm from "node:vm";
 import { deserialize } from "node:v8";
 import { types } from "node:util";
+import { setImmediate } from "node:timers";
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { HostMessage, Failure } from "../protocol/messages.js";
 import type { RawFrame } from "../protocol/frame.js";
 import { captureIO } from "./io.js";
 import { hardenOuterRealm, deepFreeze, hiddenIntrinsics } from "./harden.js";
 import { RealmFactory, SHARED_WEB_APIS, type Realm } from "./realm.js";
-import { EvalScope, type HostCaller } from "./scope.js";
+import { EvalScope, carrierFailure, isCarrierFailure, type HostCaller } from "./scope.js";
 import { encodeValue, describeThrown, setDescriber, type EncodedValue } from "./values.js";
 import { CARRIER_CAPABILITIES } from "./capabilities.js";
 import { defineGlobal } from "./capability.js";
+import { BoundedCache } from "../shared/bounded-cache.js";
+import { pumpWhileRunning, wake } from "./pump.js";
 
 type EvalRequest = Extract<HostMessage, { t: "eval" }>;
 type Reply = Extract<HostMessage, { t: "reply" }>;
 
 const HOST_FRAME_LIMIT = 512 * 1024 * 1024;
-const SCRIPT_CACHE_SIZE = 256;
+/** Compiled scripts kept, by count and total source size; large ones are not kept at all. */
+const SCRIPT_CACHE_ENTRIES = 256;
+const SCRIPT_CACHE_CHARS = 8 * 1024 * 1024;
+const SCRIPT_CACHE_LARGEST = 256 * 1024;
 /** Realms made ahead while idle (~0.3 ms and ~230 KB each): enough for a burst of a few evals. */
 const SPARE_REALMS = 4;
 
@@ -42,7 +48,7 @@ const realms = new RealmFactory(
   },
   SPARE_REALMS,
 );
-const scripts = new Map<string, vm.Script>();
+const scripts = new BoundedCache<vm.Script>(SCRIPT_CACHE_ENTRIES, SCRIPT_CACHE_CHARS);
 const pendingCalls = new Map<number, { scope: EvalScope; resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
 let nextCall = 1;
 let sandboxGlobals: Record<string, unknown> = {};
@@ -76,14 +82,10 @@ function refuseImport(specifier: string): never {
 /** Async-wrapped code has its prologue on a line of its own, above the user's first line. */
 function compile(code: string, filename: string, kind: EvalRequest["kind"]): vm.Script {
   const key = kind + filename + "\0" + code;
-  let script = scripts.get(key);
-  if (script) {
-    scripts.delete(key);
-  } else {
-    script = new vm.Script(code, { filename, lineOffset: kind === "async" ? -1 : 0, importModuleDynamically: refuseImport });
-    if (scripts.size >= SCRIPT_CACHE_SIZE) scripts.delete(scripts.keys().next().value!);
-  }
-  scripts.set(key, script);
+  const cached = scripts.get(key);
+  if (cached) return cached;
+  const script = new vm.Script(code, { filename, lineOffset: kind === "async" ? -1 : 0, importModuleDynamically: refuseImport });
+  if (code.length <= SCRIPT_CACHE_LARGEST) scripts.set(key, script);
   return script;
 }
 
@@ -115,55 +117,88 @@ function deadline(scope: EvalScope): { promise: Promise<never>; cancel: () => vo
 
 let running = 0;
 
+/** Runs one eval and always answers it, whatever the code did. */
 async function runEval(request: EvalRequest, body: Uint8Array | undefined): Promise<void> {
   running++;
   const scope = new EvalScope(request.id, request.limits, host);
   const cpuStart = hooks.cpuMs();
-  let encoded: EncodedValue | undefined;
-  let failure: Failure | undefined;
   let realm: Realm | undefined;
   let overrides: Record<string, unknown> | undefined;
+  let outcome: EncodedValue | Failure;
   try {
     realm = request.persistent ? (persistentRealm ??= realms.take()) : realms.take();
     overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
     bindRealm(realm, scope, overrides);
-    const script = compile(request.code, request.filename, request.kind);
-    const context = realm.context;
-    let value = runningRealm.run(realm, () => script.runInContext(context, { timeout: request.limits.timeoutMs, displayErrors: false }));
-    if (types.isPromise(value)) {
-      const limit = deadline(scope);
-      try {
-        value = await Promise.race([value, scope.aborted, limit.promise]);
-      } finally {
-        limit.cancel();
-      }
-    }
-    if (scope.recordedFailure) throw scope.recordedFailure;
-    encoded = encodeValue(value, request.limits.maxResultBytes, scope);
+    const { value } = await evaluate(request, realm, scope);
+    outcome = encodeValue(value, request.limits.maxResultBytes, scope);
   } catch (error) {
-    failure = isFailure(error) ? error : timeoutFailure(error, scope) ?? describeThrown(error, scope, request.filename);
+    outcome = failureOf(error, scope, request.filename);
   }
-  scope.end();
-  if (request.persistent && realm && overrides) forgetOverrides(realm, overrides);
-  const stats = { wallMs: round(scope.elapsedMs()), cpuMs: round(Math.max(0, hooks.cpuMs() - cpuStart)) };
-  const logs = scope.takeLogs();
-  if (failure) {
-    io.send({ t: "done", id: request.id, ok: false, error: failure, logs, stats });
-  } else if (encoded) {
-    const header = encoded.as === "inline" ? { v: encoded.v } : {};
-    io.send({ t: "done", id: request.id, ok: true, as: encoded.as, ...header, logs, stats }, encoded.body);
+  try {
+    // Work the eval queued outside its realm (a stream's pull, an event listener) runs now, on
+    // this eval's time, rather than during a later eval.
+    await nextTurn();
+    scope.end();
+    if (request.persistent && realm && overrides) forgetOverrides(realm, overrides);
+    const stats = { wallMs: round(scope.elapsedMs()), cpuMs: round(Math.max(0, hooks.cpuMs() - cpuStart)) };
+    const logs = scope.takeLogs();
+    if ("kind" in outcome) {
+      io.send({ t: "done", id: request.id, ok: false, error: outcome, logs, stats });
+    } else {
+      const header = outcome.as === "inline" ? { v: outcome.v } : {};
+      io.send({ t: "done", id: request.id, ok: true, as: outcome.as, ...header, logs, stats }, outcome.body);
+    }
+  } catch (error) {
+    die(error);
+  } finally {
+    running--;
+    realms.scheduleRefill();
   }
-  running--;
-  realms.scheduleRefill();
 }
 
+/**
+ * Runs the code in its realm; a promise result is awaited, with the eval's deadline. The value
+ * comes back boxed: an async function returning a thenable would call its `then`.
+ */
+async function evaluate(request: EvalRequest, realm: Realm, scope: EvalScope): Promise<{ value: unknown }> {
+  const script = compile(request.code, request.filename, request.kind);
+  const context = realm.context;
+  let value = runningRealm.run(realm, () => script.runInContext(context, { timeout: request.limits.timeoutMs, displayErrors: false }));
+  if (types.isPromise(value)) {
+    const limit = deadline(scope);
+    const stopPumping = pumpWhileRunning(context);
+    try {
+      value = await Promise.race([value, scope.aborted, limit.promise]);
+    } finally {
+      stopPumping();
+      limit.cancel();
+    }
+  }
+  if (scope.recordedFailure) throw scope.recordedFailure;
+  return { value };
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function failureOf(error: unknown, scope: EvalScope, filename: string): Failure {
+  if (isCarrierFailure(error)) return error;
+  return timeoutFailure(error, scope) ?? describeThrown(error, scope, filename);
+}
+
+/** node:vm's own timeout error, told apart from look-alikes user code could throw. */
 function timeoutFailure(error: unknown, scope: EvalScope): Failure | undefined {
-  if ((error as { code?: unknown } | null)?.code !== "ERR_SCRIPT_EXECUTION_TIMEOUT") return undefined;
-  return { kind: "timeout", name: "TimeoutError", message: `the eval did not finish within ${scope.limits.timeoutMs} ms` };
-}
-
-function isFailure(value: unknown): value is Failure {
-  return typeof value === "object" && value !== null && !types.isProxy(value) && Object.getPrototypeOf(value) === Object.prototype && "kind" in value && "message" in value;
+  if (scope.elapsedMs() < scope.limits.timeoutMs - 1) return undefined;
+  if (typeof error !== "object" || error === null || types.isProxy(error) || !types.isNativeError(error)) return undefined;
+  let code: unknown;
+  try {
+    code = (error as { code?: unknown }).code;
+  } catch {
+    return undefined;
+  }
+  if (code !== "ERR_SCRIPT_EXECUTION_TIMEOUT") return undefined;
+  return carrierFailure({ kind: "timeout", name: "TimeoutError", message: `the eval did not finish within ${scope.limits.timeoutMs} ms` });
 }
 
 function round(ms: number): number {
@@ -177,6 +212,7 @@ function handleReply(reply: Reply): void {
   if (!pending.scope.isAlive) return;
   if (reply.ok) pending.resolve(reply.value);
   else pending.reject(reply.error);
+  wake();
 }
 
 function onFrame(frame: RawFrame): void {
@@ -209,7 +245,7 @@ try {
     Atomics.wait(nap, 0, 0, 0.1);
     realms.fillNow();
     return true;
-  });
+  }, nextTurn);
 } catch (error) {
   die(error);
 }

@@ -6,11 +6,27 @@
 import type { FailureKind, Failure, EvalLimits } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 
-/** Thrown (and recorded) when an eval breaks one of its limits. */
+/** Thrown (and recorded) when an eval breaks one of its limits. Frozen: user code may catch it. */
 export class LimitBreach extends Error {
   constructor(readonly kind: FailureKind, readonly errorName: string, message: string) {
     super(message);
+    Object.freeze(this);
   }
+}
+
+/**
+ * Failure records the carrier itself made. User code can build objects of the same shape (even
+ * with the carrier realm's prototypes, through structuredClone), so only these are trusted.
+ */
+const carrierFailures = new WeakSet<Failure>();
+
+export function carrierFailure(failure: Failure): Failure {
+  carrierFailures.add(Object.freeze(failure));
+  return failure;
+}
+
+export function isCarrierFailure(value: unknown): value is Failure {
+  return typeof value === "object" && value !== null && carrierFailures.has(value as Failure);
 }
 
 export interface HostCaller {
@@ -55,8 +71,8 @@ export class EvalScope {
   /** Ends the eval with `failure` (the first one wins). */
   fail(failure: Failure): void {
     if (!this.alive || this.failure) return;
-    this.failure = failure;
-    this.rejectAbort(failure);
+    this.failure = carrierFailure(failure);
+    this.rejectAbort(this.failure);
   }
 
   breach(kind: FailureKind, errorName: string, message: string): LimitBreach {

@@ -8,7 +8,7 @@ import type { Failure } from "../protocol/messages.js";
 import { PROTOCOL_LIMITS } from "../protocol/limits.js";
 import { findUncloneable } from "../protocol/clone-path.js";
 import type { EvalScope } from "./scope.js";
-import { LimitBreach } from "./scope.js";
+import { LimitBreach, carrierFailure } from "./scope.js";
 
 export interface EncodedValue {
   as: "inline" | "undefined" | "body";
@@ -109,18 +109,37 @@ function readSafely(target: object, key: string): unknown {
   }
 }
 
+/** A string for any value, even one whose toString throws or that is a Proxy. */
+function textOf(value: unknown, fallback: string): string {
+  if (typeof value === "string") return value;
+  if (value === undefined || types.isProxy(value)) return fallback;
+  try {
+    return String(value);
+  } catch {
+    return fallback;
+  }
+}
+
 /**
  * Describes a thrown value as a failure. Native errors give their name, message and a stack cut
  * down to the user's frames; anything else is described with the console's formatter. Proxies are
  * never touched.
  */
 export function describeThrown(thrown: unknown, scope: EvalScope | undefined, filename = ""): Failure {
+  try {
+    return carrierFailure(describe(thrown, scope, filename));
+  } catch {
+    return carrierFailure({ kind: "script", name: "Uncaught", message: "a thrown value that could not be described" });
+  }
+}
+
+function describe(thrown: unknown, scope: EvalScope | undefined, filename: string): Failure {
   if (thrown instanceof LimitBreach) return { kind: thrown.kind, name: thrown.errorName, message: thrown.message };
   if (thrown instanceof UncloneableResult) return { kind: "script", name: thrown.name, message: thrown.message };
   if (scope?.recordedFailure) return scope.recordedFailure;
   if (typeof thrown === "object" && thrown !== null && !types.isProxy(thrown) && types.isNativeError(thrown)) {
-    const name = String(readSafely(thrown, "name") ?? "Error");
-    const message = String(readSafely(thrown, "message") ?? "");
+    const name = textOf(readSafely(thrown, "name"), "Error");
+    const message = textOf(readSafely(thrown, "message"), "");
     const rawStack = readSafely(thrown, "stack");
     const failure: Failure = {
       kind: "script",

@@ -9,11 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Deserializer } from "node:v8";
 import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
-import { carrierMessage, type CallMessage, type CarrierMessage, type DoneMessage, type HostMessage, type EvalLimits } from "../protocol/messages.js";
+import { carrierMessage, type CallMessage, type CarrierMessage, type DoneMessage, type Failure, type HostMessage, type EvalLimits } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
+import { logCost } from "../capabilities/console/log-cost.js";
 import { denoBinary } from "./deno-binary.js";
 import { CarrierCrashedError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
 import { watchMemory, readRssBytes } from "./memory-watch.js";
+import { countValues, DIRECT_DECODE_BYTES } from "./result-budget.js";
 
 export interface CarrierSpec {
   memoryMb: number;
@@ -89,12 +91,17 @@ export class Carrier {
       `--v8-flags=--max-old-space-size=${spec.memoryMb},--disallow-code-generation-from-strings`,
       carrierModuleUrl(),
     ];
-    this.child = spawn(denoBinary(), args, {
-      cwd: denoDir,
-      env: { DENO_DIR: denoDir, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DENO_NO_PACKAGE_JSON: "1" },
-      stdio: ["pipe", "pipe", "pipe"],
-      windowsHide: true,
-    });
+    try {
+      this.child = spawn(denoBinary(), args, {
+        cwd: denoDir,
+        env: { DENO_DIR: denoDir, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DENO_NO_PACKAGE_JSON: "1" },
+        stdio: ["pipe", "pipe", "pipe"],
+        windowsHide: true,
+      });
+    } catch (error) {
+      rmSync(denoDir, { recursive: true, force: true });
+      throw new CarrierCrashedError(`the carrier could not be started: ${(error as Error).message}`);
+    }
     live.add(this);
     let markReady!: () => void;
     let failReady!: (error: Error) => void;
@@ -169,10 +176,13 @@ export class Carrier {
     return this.pending.size;
   }
 
-  /** Binds the carrier to its sandbox: capability calls go to `handler`; frames may be this large. */
-  attach(handler: CallHandler, maxResultBytes: number, globals: Uint8Array | undefined): void {
+  /**
+   * Binds the carrier to its sandbox: capability calls go to `handler`. A frame may hold a result
+   * and all of an eval's console output, JSON-escaped (up to 6 bytes a character).
+   */
+  attach(handler: CallHandler, limits: { maxResultBytes: number; maxLogBytes: number }, globals: Uint8Array | undefined): void {
     this.callHandler = handler;
-    this.reader.maxFrameBytes = maxResultBytes + FRAME_SLACK_BYTES;
+    this.reader.maxFrameBytes = limits.maxResultBytes + 8 * limits.maxLogBytes + FRAME_SLACK_BYTES;
     if (globals) this.send({ t: "globals" }, globals);
   }
 
@@ -227,38 +237,36 @@ export class Carrier {
       case "call":
         return this.onCall(message);
       case "done": {
-        let outcome: EvalOutcome;
-        if (message.ok) {
-          let value: unknown;
-          if (message.as === "body") {
-            if (!body) return this.protocolViolation("a result without its body");
-            try {
-              value = decodeValue(body);
-            } catch (error) {
-              return this.protocolViolation(`an undecodable result (${(error as Error).message})`);
-            }
-          } else if (body) {
-            return this.protocolViolation("an unexpected frame body");
-          } else if (message.as === "inline") {
-            if (message.v === undefined) return this.protocolViolation("an inline result without a value");
-            value = message.v;
-          }
-          outcome = { ok: true, value, logs: pending.logs, cpuMs: message.stats.cpuMs };
-        } else {
-          outcome = { ok: false, error: message.error, logs: pending.logs, cpuMs: message.stats.cpuMs };
-        }
         this.settle(message.id, pending);
-        pending.resolve(outcome);
+        const logs = pending.logs;
+        const cpuMs = message.stats.cpuMs;
+        if (!message.ok) return pending.resolve({ ok: false, error: message.error, logs, cpuMs });
+        if (message.as !== "body") {
+          if (body) return this.lied(pending, "an unexpected frame body");
+          if (message.as === "inline" && message.v === undefined) return this.lied(pending, "an inline result without a value");
+          return pending.resolve({ ok: true, value: message.as === "inline" ? message.v : undefined, logs, cpuMs });
+        }
+        if (!body) return this.lied(pending, "a result without its body");
+        void decodeResult(body, pending.request.limits.maxResultBytes).then((decoded) => {
+          if ("violation" in decoded) return this.lied(pending, decoded.violation);
+          pending.resolve("failure" in decoded ? { ok: false, error: decoded.failure, logs, cpuMs } : { ok: true, value: decoded.value, logs, cpuMs });
+        });
         return;
       }
     }
   }
 
+  /** The carrier broke the protocol over an eval it had already answered: that eval fails too. */
+  private lied(pending: PendingEval, what: string): void {
+    this.protocolViolation(what);
+    pending.reject(this.killCause?.error ?? new CarrierCrashedError(`the carrier broke the protocol (${what})`, RESTARTED));
+  }
+
   private acceptLogs(pending: PendingEval, logs: LogEntry[]): boolean {
     for (const entry of logs) {
-      pending.logChars += entry.message.length;
+      pending.logChars += logCost(entry);
       // The carrier enforces the log limit itself; one that sends more than allowed is lying.
-      if (pending.logChars > pending.request.limits.maxLogBytes * 2 + 1024) {
+      if (pending.logChars > pending.request.limits.maxLogBytes) {
         this.protocolViolation("more console output than the eval's limit allows");
         return false;
       }
@@ -326,7 +334,9 @@ export class Carrier {
     (this.child.stdout as unknown as { ref?: () => void }).ref?.();
     const pid = this.child.pid;
     if (pid !== undefined && !this.stopWatching) {
-      const limitBytes = this.baselineRssBytes + (this.spec.memoryMb + 32) * 1024 * 1024;
+      // memoryMb for the V8 heap (which V8 itself enforces, and may fill with garbage before it
+      // collects) and memoryMb more for everything outside it, above the carrier's idle size.
+      const limitBytes = this.baselineRssBytes + (2 * this.spec.memoryMb + 32) * 1024 * 1024;
       this.stopWatching = watchMemory(pid, limitBytes, (rss) => {
         this.kill(undefined, new MemoryLimitError(`the sandbox used ${Math.round(rss / 1048576)} MB, over its memory limit of ${this.spec.memoryMb} MB; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
       });
@@ -364,6 +374,35 @@ class ResultDeserializer extends Deserializer {
     const bytes = new Uint8Array(byteLength);
     bytes.set(this.readRawBytes(byteLength));
     return new (View as new (buffer: ArrayBuffer, offset: number, length: number) => ArrayBufferView)(bytes.buffer, 0, View === DataView ? byteLength : byteLength / unit);
+  }
+}
+
+type Decoded = { value: unknown } | { failure: Failure } | { violation: string };
+
+/**
+ * Decodes a result body. Large bodies are counted first, off the host's heap (result-budget.ts);
+ * a result too deep or too big for the host is an OutputLimitError, anything else unreadable is
+ * the carrier lying.
+ */
+async function decodeResult(body: Uint8Array, maxResultBytes: number): Promise<Decoded> {
+  const maxValues = Math.floor(maxResultBytes / 8);
+  const tooLarge = (what: string): Decoded => ({ failure: { kind: "output", name: "OutputLimitError", message: what } });
+  if (body.byteLength > DIRECT_DECODE_BYTES) {
+    let count: number;
+    try {
+      count = await countValues(body, maxValues);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/call stack|memory/i.test(message)) return tooLarge(`the result is too large or too deep for the host to decode (${message})`);
+      return { violation: `an undecodable result (${message})` };
+    }
+    if (count > maxValues) return tooLarge(`the result holds more than ${maxValues} values (objects, elements, entries); the limit is one per 8 bytes of maxResultBytes`);
+  }
+  try {
+    return { value: decodeValue(body) };
+  } catch (error) {
+    if (error instanceof RangeError) return tooLarge("the result is nested too deeply for the host to decode");
+    return { violation: `an undecodable result (${(error as Error).message})` };
   }
 }
 

@@ -9,6 +9,9 @@ export class SandboxError extends Error {
   constructor(message: string, options: { carrierRestarted?: boolean } = {}) {
     super(message);
     this.carrierRestarted = options.carrierRestarted ?? false;
+    // No host frames: an app may hand these errors on (to an LLM, say), and the host's file paths
+    // and code are nobody's business there. (Read lazily: subclasses set `name` after this runs.)
+    Object.defineProperty(this, "stack", { get: () => `${this.name}: ${this.message}`, configurable: true, enumerable: false });
   }
 }
 
@@ -32,8 +35,8 @@ export class ScriptError extends SandboxError {
     this.errorName = details.errorName;
     this.line = details.line;
     this.column = details.column;
-    // The sandbox's stack replaces the host's: the host frames say nothing about the user's bug.
-    this.stack = details.sandboxStack ?? this.message;
+    // The sandbox's stack: the user's frames, which say where the bug is.
+    Object.defineProperty(this, "stack", { value: details.sandboxStack ?? this.message, configurable: true, writable: true, enumerable: false });
   }
 }
 

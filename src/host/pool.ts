@@ -59,7 +59,12 @@ class CarrierPool {
 
   private refill(spec: CarrierSpec, carriers: Carrier[]): void {
     while (carriers.length < this.size) {
-      const carrier = Carrier.start(spec);
+      let carrier: Carrier;
+      try {
+        carrier = Carrier.start(spec);
+      } catch {
+        return; // The sandbox that needs one will start it and see the error.
+      }
       carriers.push(carrier);
       void carrier.exited.then(() => {
         const index = carriers.indexOf(carrier);

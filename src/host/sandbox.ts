@@ -167,7 +167,7 @@ export class Sandbox implements AsyncDisposable {
     const current = this.slots[index];
     if (current?.isAlive) return current;
     const carrier = pool.take({ memoryMb: this.options.memoryMb });
-    carrier.attach(handleCall, this.options.maxResultBytes, this.globalsBytes);
+    carrier.attach(handleCall, this.options, this.globalsBytes);
     this.slots[index] = carrier;
     return carrier;
   }

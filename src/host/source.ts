@@ -11,6 +11,7 @@ import { transformSync } from "amaro";
 import { TraceMap } from "@jridgewell/trace-mapping";
 import type { SourceKind } from "../protocol/messages.js";
 import { PolicyError, ScriptError } from "./errors.js";
+import { BoundedCache } from "../shared/bounded-cache.js";
 
 /** A syntax error found on the host, with the position V8's message lacks. */
 export interface SyntaxHint {
@@ -30,23 +31,28 @@ export interface PreparedSource {
 /** "auto": types are stripped when the code does not parse as JavaScript. */
 export type Language = "auto" | "js" | "ts";
 
-const CACHE_SIZE = 512;
-const cache = new Map<string, PreparedSource>();
+/** Prepared sources kept, by count and by total size. */
+const CACHE_ENTRIES = 512;
+const CACHE_CHARS = 16 * 1024 * 1024;
+/**
+ * Above this size a source is not parsed on the host (parsing megabytes would stall every other
+ * sandbox of this host for a while) and not cached: it runs as a plain script, so top-level await,
+ * import/export and TypeScript need smaller sources, unless the caller says "ts".
+ */
+export const LARGE_SOURCE_CHARS = 256 * 1024;
+const cache = new BoundedCache<PreparedSource>(CACHE_ENTRIES, CACHE_CHARS);
 
 /** The default export's variable: as long as "export default", so columns after it do not move. */
 const DEFAULT_EXPORT = "$paddock$def";
 
 export function prepareSource(code: string, language: Language): PreparedSource {
+  if (code.length > LARGE_SOURCE_CHARS) return language === "ts" ? { code: stripTypes(code).code, kind: "script" } : { code, kind: "script" };
   const key = language + code;
-  const hit = cache.get(key);
-  if (hit) {
-    cache.delete(key);
-    cache.set(key, hit);
-    return hit;
+  let prepared = cache.get(key);
+  if (!prepared) {
+    prepared = prepareUncached(code, language);
+    cache.set(key, prepared);
   }
-  const prepared = prepareUncached(code, language);
-  if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
-  cache.set(key, prepared);
   return prepared;
 }
 

@@ -2,6 +2,7 @@
 import type { CarrierCapability } from "../../carrier/capability.js";
 import { defineGlobal, liveScope } from "../../carrier/capability.js";
 import type { LogLevel } from "./messages.js";
+import { logCost } from "./log-cost.js";
 
 export const consoleCapability: CarrierCapability = {
   install(global, slot, { hooks }) {
@@ -15,10 +16,11 @@ export const consoleCapability: CarrierCapability = {
       if (scope.recordedFailure?.kind === "output") throw scope.breach("output", "OutputLimitError", "console output limit exceeded");
       let message = hooks.inspectArgs(args) + suffix;
       if (indent) message = indent + message.replaceAll("\n", "\n" + indent);
-      scope.logBytes += message.length;
-      if (scope.logBytes > scope.limits.maxLogBytes) {
+      const cost = logCost({ message });
+      if (scope.logBytes + cost > scope.limits.maxLogBytes) {
         throw scope.breach("output", "OutputLimitError", `console output exceeded its limit of ${scope.limits.maxLogBytes} bytes`);
       }
+      scope.logBytes += cost;
       scope.addLog({ level, message, time: Math.round(scope.elapsedMs() * 1000) / 1000 });
     };
     const label = (value: unknown): string => (value === undefined ? "default" : String(value));

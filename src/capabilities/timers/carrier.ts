@@ -6,11 +6,12 @@ import type { CarrierCapability } from "../../carrier/capability.js";
 import { defineGlobal, liveScope } from "../../carrier/capability.js";
 import type { EvalScope } from "../../carrier/scope.js";
 import { describeThrown } from "../../carrier/values.js";
+import { wake } from "../../carrier/pump.js";
 
 type Callback = (...args: unknown[]) => unknown;
 
 export const timersCapability: CarrierCapability = {
-  install(global, slot) {
+  install(global, slot, { realm }) {
     const active = new Map<number, () => void>();
     let nextId = 1;
 
@@ -21,6 +22,7 @@ export const timersCapability: CarrierCapability = {
       } catch (error) {
         scope.fail(describeThrown(error, scope));
       }
+      wake();
     };
 
     const schedule = (repeat: boolean, callback: unknown, delay: unknown, args: unknown[]): number => {
@@ -57,10 +59,24 @@ export const timersCapability: CarrierCapability = {
     defineGlobal(global, "setInterval", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(true, callback, delay, args));
     defineGlobal(global, "clearTimeout", clear);
     defineGlobal(global, "clearInterval", clear);
-    defineGlobal(global, "queueMicrotask", (callback: unknown) => {
-      if (typeof callback !== "function") throw new TypeError("queueMicrotask: callback must be a function");
-      const scope = liveScope(slot);
-      if (scope) queueMicrotask(guard(scope, callback, []));
-    });
+    // AbortSignal.timeout() made on the carrier's own timers would outlive the eval and escape
+    // maxTimers: this realm's AbortSignal makes it from the eval's timers instead.
+    // (A subclass, since the shared class is frozen; every AbortSignal still passes instanceof.)
+    const RealmAbortSignal = class AbortSignal extends globalThis.AbortSignal {
+      static override timeout(ms: number): AbortSignal {
+        const controller = new AbortController();
+        schedule(false, () => controller.abort(new DOMException("The signal timed out.", "TimeoutError")), ms, []);
+        return controller.signal;
+      }
+      static override [Symbol.hasInstance](value: unknown): boolean {
+        return value instanceof globalThis.AbortSignal;
+      }
+    };
+    defineGlobal(global, "AbortSignal", RealmAbortSignal);
+    defineGlobal(
+      global,
+      "queueMicrotask",
+      realm.makeQueueMicrotask((error) => liveScope(slot)?.fail(describeThrown(error, liveScope(slot)))),
+    );
   },
 };

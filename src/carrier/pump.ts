@@ -1,0 +1,44 @@
+/**
+ * Realms have microtask queues of their own (node:vm's "afterEvaluate" mode): the carrier decides
+ * when a realm's queued work runs. While an eval is running, its realm is pumped often — right away
+ * after anything that may have settled one of its promises, and on a short cadence otherwise
+ * (an outer promise, from crypto or a body read, settling on its own). Once the eval has ended, its
+ * realm is never pumped again: work it left behind never runs, so it cannot reach a later eval.
+ */
+import vm from "node:vm";
+import { setImmediate } from "node:timers";
+
+/** Running an empty script in a realm runs everything in that realm's microtask queue. */
+const drain = new vm.Script("");
+const live = new Set<vm.Context>();
+/** Pump on every event-loop turn for this long after the last sign of activity, then back off. */
+const EAGER_MS = 5;
+const BACKOFF_MS = 1;
+
+let scheduled = false;
+let eagerUntil = 0;
+
+export function pumpWhileRunning(context: vm.Context): () => void {
+  live.add(context);
+  wake();
+  return () => live.delete(context);
+}
+
+/** Something may have settled a realm's promise (a timer fired, the host replied): pump soon. */
+export function wake(): void {
+  eagerUntil = performance.now() + EAGER_MS;
+  schedule();
+}
+
+function schedule(): void {
+  if (scheduled || live.size === 0) return;
+  scheduled = true;
+  if (performance.now() < eagerUntil) setImmediate(tick);
+  else setTimeout(tick, BACKOFF_MS);
+}
+
+function tick(): void {
+  scheduled = false;
+  for (const context of live) drain.runInContext(context);
+  schedule();
+}

@@ -1,0 +1,77 @@
+/**
+ * A result small on the wire can be large in the host: an empty object is two bytes of V8
+ * serialization and tens of bytes as a host object, a hole in an array none and eight. Large
+ * results are therefore first decoded and counted in a worker thread with its own memory limit, so
+ * that the host's heap only ever receives a result whose size is known to be within budget.
+ */
+import { Worker } from "node:worker_threads";
+
+/** Results up to this size are decoded directly: their worst case in the host is a few tens of MB. */
+export const DIRECT_DECODE_BYTES = 1024 * 1024;
+
+const WORKER_SOURCE = `
+const { parentPort } = require("node:worker_threads");
+const { deserialize } = require("node:v8");
+parentPort.on("message", ({ id, body, maxValues }) => {
+  let count = 0;
+  try {
+    const pending = [deserialize(body)];
+    const seen = new Set();
+    while (pending.length > 0 && count <= maxValues) {
+      const value = pending.pop();
+      count++;
+      if (typeof value !== "object" || value === null || seen.has(value)) continue;
+      seen.add(value);
+      if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) continue;
+      if (Array.isArray(value)) { count += value.length; for (const item of value) pending.push(item); }
+      else if (value instanceof Map) { for (const [key, item] of value) pending.push(key, item); }
+      else if (value instanceof Set) { for (const item of value) pending.push(item); }
+      else { for (const key of Object.keys(value)) pending.push(value[key]); }
+    }
+    parentPort.postMessage({ id, count });
+  } catch (error) {
+    parentPort.postMessage({ id, error: String(error && error.message) });
+  }
+});`;
+
+interface Check {
+  resolve: (count: number) => void;
+  reject: (error: Error) => void;
+}
+
+let worker: Worker | undefined;
+let nextId = 1;
+const checks = new Map<number, Check>();
+
+function counter(): Worker {
+  if (worker) return worker;
+  const created = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxOldGenerationSizeMb: 1024 } });
+  created.unref();
+  created.on("message", ({ id, count, error }: { id: number; count?: number; error?: string }) => {
+    const check = checks.get(id);
+    checks.delete(id);
+    if (!check) return;
+    if (count === undefined) check.reject(new Error(error ?? "undecodable"));
+    else check.resolve(count);
+    if (checks.size === 0) created.unref();
+  });
+  // Out of memory or any other death: every pending check fails, and the next check starts afresh.
+  created.on("error", (error) => {
+    worker = undefined;
+    for (const check of checks.values()) check.reject(error);
+    checks.clear();
+  });
+  worker = created;
+  return created;
+}
+
+/** Counts the values (objects, elements, entries) of a serialized result, without holding it here. */
+export function countValues(body: Uint8Array, maxValues: number): Promise<number> {
+  const id = nextId++;
+  const target = counter();
+  target.ref();
+  return new Promise((resolve, reject) => {
+    checks.set(id, { resolve, reject });
+    target.postMessage({ id, body, maxValues });
+  });
+}
