@@ -86,8 +86,8 @@ const PADDOCK: Subject = {
 
 const ROWS: ReadonlyArray<{ id: string; title: string }> = [
   ...EVAL_SCENARIOS.map(({ id, title }) => ({ id, title })),
-  { id: "create-warm", title: "Sandbox.create + close, warm pool" },
-  { id: "create-cold", title: "Sandbox.create + close, cold (pool off)" },
+  { id: "create-warm", title: "Sandbox.create, warm pool" },
+  { id: "create-cold", title: "Sandbox.create, cold (pool off)" },
   { id: "parallel10", title: `${PARALLEL_WIDTH} parallel, per-eval latency (Paddock: ${CONCURRENT_CARRIERS} carriers)` },
   { id: "sustained", title: `sustained fresh-realm evals/s, ${INFLIGHT} in flight (Paddock: ${CONCURRENT_CARRIERS} carriers)` },
   { id: "idle-rss", title: "idle RSS, fresh (create + 1 eval)" },
@@ -151,7 +151,7 @@ async function benchPaddock(plan: Plan, set: SetCell): Promise<void> {
   for (const kind of ["warm", "cold"] as const) {
     const row = `create-${kind}`;
     const times = await measureCreate(kind, plan.creates, plan.createWarmup);
-    set(row, PADDOCK.modes[0]!.column, { ...latency(times.createClose), also: { label: "create alone", figures: times.create } });
+    set(row, PADDOCK.modes[0]!.column, { ...latency(times.create), also: { label: "create + close", figures: times.createClose } });
     markOtherModes(PADDOCK, row, set);
     progress(`paddock ${row} (create+close)`, times.createClose);
     progress(`paddock ${row} (create alone)`, times.create);
@@ -276,8 +276,8 @@ function notes(plan: Plan): string[] {
     `Per-eval rows: one default sandbox (1 carrier), measured once the warm pool has refilled behind it. "${PARALLEL_WIDTH} parallel": ${PARALLEL_WIDTH} evals of \`${ADD.code}\` submitted at once to one sandbox with ` +
       `${CONCURRENT_CARRIERS} carriers, latency from the common submit to each result; rounds ${AGENT_PAUSE_MS} ms apart (agent pace) or back-to-back. In-process baselines run a "parallel" round one eval after another.`,
     `Sandbox.create warm: before each create (untimed) \`Sandbox.warm()\` refills the pool and the new carriers get ${POOL_SETTLE_MS} ms to settle, so create takes an already-running carrier ` +
-      `(and starts its replacement); cold: \`configurePool({ size: 0 })\`, so create starts a Deno carrier and waits for it. Timed: create then close (close kills the carrier and waits for it to exit); ` +
-      `n = ${plan.creates}. "create alone" is shown in the targets and the JSON.`,
+      `(and starts its replacement); cold: \`configurePool({ size: 0 })\`, so create starts a Deno carrier and waits for it. Timed: Sandbox.create; ` +
+      `n = ${plan.creates}. "create + close" (close kills the carrier and waits for it to exit) is shown in the targets and the JSON.`,
     `Sustained: one sandbox with ${CONCURRENT_CARRIERS} carriers, ${INFLIGHT} evals of \`${ADD.code}\` in flight for ${plan.sustainMs / 1000} s after a ${plan.sustainWarmupMs} ms warm-up; ` +
       `the Node host shares the same 2 cores. The baselines get the same load; the in-process ones run on the single Node thread.`,
     `RSS: sum of VmRSS (/proc/<pid>/status) of the sandbox's carriers (1), after ${RSS_IDLE_MS} ms idle (spare realms built): first after create + one eval, then again after the ` +
