@@ -308,12 +308,4 @@ export function childrenRssMb(): number {
   return total;
 }
 
-/** Creates a sandbox for one test and always closes it. */
-export async function withSandbox<T>(options: SandboxOptions, body: (sandbox: Sandbox) => Promise<T>): Promise<T> {
-  const sandbox = await Sandbox.create(options);
-  try {
-    return await body(sandbox);
-  } finally {
-    await sandbox.close();
-  }
-}
+export { withSandbox } from "../helpers.js";
