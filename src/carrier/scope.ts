@@ -107,10 +107,6 @@ export class EvalScope {
     return () => this.cleanups.delete(cleanup);
   }
 
-  get pendingCleanups(): number {
-    return this.cleanups.size;
-  }
-
   end(): void {
     if (!this.alive) return;
     this.alive = false;

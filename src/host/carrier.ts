@@ -172,10 +172,6 @@ export class Carrier {
     return this.alive;
   }
 
-  get inflight(): number {
-    return this.pending.size;
-  }
-
   /**
    * Binds the carrier to its sandbox: capability calls go to `handler`. A frame may hold a result
    * and all of an eval's console output, JSON-escaped (up to 6 bytes a character).
