@@ -106,9 +106,7 @@ function forgetOverrides(realm: Realm, overrides: Record<string, unknown>): void
 function deadline(scope: EvalScope): { promise: Promise<never>; cancel: () => void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const promise = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(scope.breach("timeout", "TimeoutError", `the eval did not finish within ${scope.limits.timeoutMs} ms`));
-    }, Math.max(0, scope.limits.timeoutMs - scope.elapsedMs()));
+    timer = setTimeout(() => reject(timedOut(scope)), Math.max(0, scope.limits.timeoutMs - scope.elapsedMs()));
   });
   promise.catch(() => {});
   return { promise, cancel: () => clearTimeout(timer) };
@@ -151,7 +149,6 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined): Prom
     die(error);
   } finally {
     running--;
-    realms.scheduleRefill();
   }
 }
 
@@ -204,6 +201,11 @@ function timeoutFailure(error: unknown, scope: EvalScope): Failure | undefined {
     return undefined;
   }
   if (code !== "ERR_SCRIPT_EXECUTION_TIMEOUT") return undefined;
+  return timedOut(scope);
+}
+
+/** The eval ran out of time while the carrier could still answer (so the carrier is kept). */
+function timedOut(scope: EvalScope): Failure {
   return carrierFailure({ kind: "timeout", name: "TimeoutError", message: `the eval did not finish within ${scope.limits.timeoutMs} ms` });
 }
 

@@ -140,7 +140,7 @@ export class RealmFactory {
    * Makes spare realms one at a time, each in its own macrotask so incoming evals interleave, and
    * only after a short idle pause: right after a reply the host needs the CPU to read it.
    */
-  scheduleRefill(): void {
+  private scheduleRefill(): void {
     if (this.refillScheduled || this.spares.length >= this.spareTarget) return;
     this.refillScheduled = true;
     setTimeout(() => {
