@@ -46,14 +46,17 @@ const checks = new Map<number, Check>();
 function counter(): Worker {
   if (worker) return worker;
   const created = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxOldGenerationSizeMb: 1024 } });
-  created.unref();
   created.on("message", ({ id, count, error }: { id: number; count?: number; error?: string }) => {
     const check = checks.get(id);
     checks.delete(id);
     if (!check) return;
     if (count === undefined) check.reject(new Error(error ?? "undecodable"));
     else check.resolve(count);
-    if (checks.size === 0) created.unref();
+    // An idle counter would keep the heap of its last decode (hundreds of MB for a wide result).
+    if (checks.size === 0) {
+      worker = undefined;
+      void created.terminate();
+    }
   });
   // Out of memory or any other death: every pending check fails, and the next check starts afresh.
   created.on("error", (error) => {
@@ -69,7 +72,6 @@ function counter(): Worker {
 export function countValues(body: Uint8Array, maxValues: number): Promise<number> {
   const id = nextId++;
   const target = counter();
-  target.ref();
   return new Promise((resolve, reject) => {
     checks.set(id, { resolve, reject });
     target.postMessage({ id, body, maxValues });
