@@ -1,6 +1,8 @@
 export { Sandbox, type RunResult, type EvalStats } from "./host/sandbox.js";
 export type { SandboxOptions, EvalOptions } from "./host/options.js";
 export type { LogEntry, LogLevel } from "./capabilities/console/messages.js";
+export type { FetchRecord } from "./capabilities/fetch/host.js";
+export type { NetOptions, NetLookup } from "./capabilities/fetch/options.js";
 export {
   SandboxError, ScriptError, TimeoutError, MemoryLimitError, OutputLimitError, ResourceLimitError, PolicyError,
   CarrierCrashedError, SandboxClosedError,

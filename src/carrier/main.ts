@@ -12,8 +12,8 @@ import type { RawFrame } from "../protocol/frame.js";
 import { captureIO } from "./io.js";
 import { hardenOuterRealm, deepFreeze, hiddenIntrinsics } from "./harden.js";
 import { RealmFactory, SHARED_WEB_APIS, type Realm } from "./realm.js";
-import { EvalScope, carrierFailure, isCarrierFailure, type HostCaller } from "./scope.js";
-import { encodeValue, describeThrown, setDescriber, type EncodedValue } from "./values.js";
+import { EvalScope, carrierFailure, isCarrierFailure, type CallHandle, type CallStreamEvent, type HostCaller } from "./scope.js";
+import { encodeValue, describeThrown, setDescriber, capabilityError, type EncodedValue } from "./values.js";
 import { CARRIER_CAPABILITIES } from "./capabilities.js";
 import { defineGlobal } from "./capability.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
@@ -21,6 +21,7 @@ import { pumpWhileRunning, wake } from "./pump.js";
 
 type EvalRequest = Extract<HostMessage, { t: "eval" }>;
 type Reply = Extract<HostMessage, { t: "reply" }>;
+type CallStream = Extract<HostMessage, { t: "stream" }>;
 
 const HOST_FRAME_LIMIT = 512 * 1024 * 1024;
 /** Compiled scripts kept, by count and total source size; large ones are not kept at all. */
@@ -48,19 +49,46 @@ const realms = new RealmFactory(
   SPARE_REALMS,
 );
 const scripts = new BoundedCache<vm.Script>(SCRIPT_CACHE_ENTRIES, SCRIPT_CACHE_CHARS);
-const pendingCalls = new Map<number, { scope: EvalScope; resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
+interface PendingCall extends CallHandle {
+  scope: EvalScope;
+  isOpen: boolean;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  /** Stream events that arrived before the capability listened (they may share a read with the reply). */
+  early: CallStreamEvent[] | undefined;
+  listener: ((event: CallStreamEvent) => void) | undefined;
+}
+const pendingCalls = new Map<number, PendingCall>();
 let nextCall = 1;
 let sandboxGlobals: Record<string, unknown> = {};
 let persistentRealm: Realm | undefined;
 
 const host: HostCaller = {
-  call(scope, cap, args) {
+  call(scope, cap, args, body) {
     const call = nextCall++;
-    return new Promise((resolve, reject) => {
-      pendingCalls.set(call, { scope, resolve, reject });
-      scope.onEnd(() => pendingCalls.delete(call));
-      io.send({ t: "call", id: scope.id, call, cap, args });
+    let resolve!: (value: unknown) => void;
+    let reject!: (error: unknown) => void;
+    const reply = new Promise<unknown>((onValue, onError) => {
+      resolve = onValue;
+      reject = onError;
     });
+    reply.catch(() => {});
+    const pending: PendingCall = {
+      scope, reply, resolve, reject, isOpen: true, early: [], listener: undefined,
+      send(op, data, bytes) {
+        if (pending.isOpen && scope.isAlive) io.send({ t: "stream", id: scope.id, call, op, ...(bytes ? { bytes } : {}) }, data);
+      },
+      listen(listener) {
+        pending.listener = listener;
+        const early = pending.early ?? [];
+        pending.early = undefined;
+        for (const event of early) listener(event);
+      },
+    };
+    pendingCalls.set(call, pending);
+    scope.onEnd(() => closeCall(call, pending));
+    io.send({ t: "call", id: scope.id, call, cap, args }, body);
+    return pending;
   },
   flushLogs(scope) {
     io.send({ t: "logs", id: scope.id, logs: scope.takeLogs() });
@@ -74,7 +102,7 @@ const runningRealm = new AsyncLocalStorage<Realm>();
 function refuseImport(specifier: string): never {
   const message = `import of "${specifier}" refused: no module policy grants imports in this sandbox`;
   const realm = runningRealm.getStore();
-  if (realm) throw realm.helpers.makeError("PolicyError", message);
+  if (realm) throw capabilityError(realm.helpers, { name: "PolicyError", message, kind: "policy" });
   throw new Error(message);
 }
 
@@ -213,13 +241,36 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
+function closeCall(id: number, pending: PendingCall): void {
+  pending.isOpen = false;
+  pendingCalls.delete(id);
+}
+
 function handleReply(reply: Reply): void {
   const pending = pendingCalls.get(reply.call);
-  if (!pending) return;
-  pendingCalls.delete(reply.call);
-  if (!pending.scope.isAlive) return;
-  if (reply.ok) pending.resolve(reply.value);
-  else pending.reject(reply.error);
+  if (!pending || !pending.scope.isAlive) return;
+  if (reply.ok) {
+    pending.resolve(reply.value);
+  } else {
+    closeCall(reply.call, pending);
+    pending.reject(reply.error);
+  }
+  wake();
+}
+
+/** A call's result streaming down. The frame's body is copied: user code may keep the chunk. */
+function handleStream(message: CallStream, body: Uint8Array | undefined): void {
+  const pending = pendingCalls.get(message.call);
+  if (!pending || !pending.scope.isAlive) return;
+  let event: CallStreamEvent;
+  if (message.op === "data") {
+    event = { op: "data", data: body ? body.slice() : new Uint8Array(0) };
+  } else {
+    closeCall(message.call, pending);
+    event = message.op === "error" ? { op: "error", error: message.error } : { op: "end" };
+  }
+  if (pending.early) pending.early.push(event);
+  else pending.listener?.(event);
   wake();
 }
 
@@ -234,6 +285,9 @@ function onFrame(frame: RawFrame): void {
       break;
     case "reply":
       handleReply(message);
+      break;
+    case "stream":
+      handleStream(message, frame.body);
       break;
   }
 }

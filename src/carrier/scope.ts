@@ -3,7 +3,7 @@
  * Capabilities get the scope, never the carrier: when the eval ends the scope dies, and whatever
  * the realm left behind (timers, pending promises) can no longer reach the host or another eval.
  */
-import type { FailureKind, Failure, EvalLimits } from "../protocol/messages.js";
+import type { FailureKind, Failure, EvalLimits, CallError, CallStreamOp } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 
 /** Thrown (and recorded) when an eval breaks one of its limits. Frozen: user code may catch it. */
@@ -29,8 +29,22 @@ export function isCarrierFailure(value: unknown): value is Failure {
   return typeof value === "object" && value !== null && carrierFailures.has(value as Failure);
 }
 
+/** A capability call in progress: its reply, and the streams that may go on after it. */
+export interface CallHandle {
+  /** Settles with the host's reply: its value, or its CallError. */
+  readonly reply: Promise<unknown>;
+  /** False once the call is over for the carrier (its stream ended, or its eval did). */
+  readonly isOpen: boolean;
+  /** Streams more of the call up: payload "data" and "end", read "credit", or "cancel". */
+  send(op: CallStreamOp, data?: Uint8Array, bytes?: number): void;
+  /** Receives the call's result streaming down, after an ok reply (events that came first, too). */
+  listen(listener: (event: CallStreamEvent) => void): void;
+}
+
+export type CallStreamEvent = { op: "data"; data: Uint8Array } | { op: "end" } | { op: "error"; error: CallError };
+
 export interface HostCaller {
-  call(scope: EvalScope, cap: string, args: unknown): Promise<unknown>;
+  call(scope: EvalScope, cap: string, args: unknown, body?: Uint8Array): CallHandle;
   flushLogs(scope: EvalScope): void;
 }
 
@@ -96,9 +110,10 @@ export class EvalScope {
     return logs;
   }
 
-  call(cap: string, args: unknown): Promise<unknown> {
-    if (!this.alive) return Promise.reject(new Error("this eval has ended"));
-    return this.host.call(this, cap, args);
+  /** Asks the host; only a live eval may (check `isAlive` first). */
+  call(cap: string, args: unknown, body?: Uint8Array): CallHandle {
+    if (!this.alive) throw new Error("this eval has ended");
+    return this.host.call(this, cap, args, body);
   }
 
   /** Registers work to undo when the eval ends (a pending timer, say). Returns the unregister. */

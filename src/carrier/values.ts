@@ -4,7 +4,8 @@
  */
 import { DefaultSerializer } from "node:v8";
 import { types } from "node:util";
-import type { Failure } from "../protocol/messages.js";
+import type { CallError, Failure, FailureKind } from "../protocol/messages.js";
+import type { RealmHelpers } from "./capability.js";
 import { PROTOCOL_LIMITS } from "../protocol/limits.js";
 import { findUncloneable } from "../protocol/clone-path.js";
 import type { EvalScope } from "./scope.js";
@@ -120,6 +121,20 @@ function textOf(value: unknown, fallback: string): string {
   }
 }
 
+/** Errors capabilities made for user code, with the failure kind they end an eval with. */
+const capabilityErrorKinds = new WeakMap<object, FailureKind>();
+
+/**
+ * The error user code sees for a failed capability call: the realm's own error class (or a
+ * DOMException, for aborts and timeouts, as the web platform has it). If it ends the eval, the
+ * eval fails with the call's kind (a PolicyError, say), which code cannot forge.
+ */
+export function capabilityError(realm: RealmHelpers, { name, message, kind }: CallError): Error {
+  const error = name === "AbortError" || name === "TimeoutError" ? new DOMException(message, name) : realm.makeError(name, message);
+  if (kind) capabilityErrorKinds.set(error, kind);
+  return error;
+}
+
 /**
  * Describes a thrown value as a failure. Native errors give their name, message and a stack cut
  * down to the user's frames; anything else is described with the console's formatter. Proxies are
@@ -137,6 +152,11 @@ function describe(thrown: unknown, scope: EvalScope | undefined, filename: strin
   if (thrown instanceof LimitBreach) return { kind: thrown.kind, name: thrown.errorName, message: thrown.message };
   if (thrown instanceof UncloneableResult) return { kind: "script", name: thrown.name, message: thrown.message };
   if (scope?.recordedFailure) return scope.recordedFailure;
+  const capabilityKind = typeof thrown === "object" && thrown !== null ? capabilityErrorKinds.get(thrown) : undefined;
+  if (capabilityKind) {
+    const name = textOf(readSafely(thrown as object, "name"), "Error");
+    return { kind: capabilityKind, name: clip(name, PROTOCOL_LIMITS.maxNameText), message: clip(textOf(readSafely(thrown as object, "message"), ""), PROTOCOL_LIMITS.maxErrorText / 2) };
+  }
   if (typeof thrown === "object" && thrown !== null && !types.isProxy(thrown) && types.isNativeError(thrown)) {
     const name = textOf(readSafely(thrown, "name"), "Error");
     const message = textOf(readSafely(thrown, "message"), "");

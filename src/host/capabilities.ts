@@ -1,12 +1,17 @@
 /** The host halves of capabilities, keyed by the name carriers call them by. */
-import type { CallMessage } from "../protocol/messages.js";
-import { handleFetch } from "../capabilities/fetch/host.js";
+import type { CallHandler } from "./carrier.js";
+import type { EvalFetches } from "../capabilities/fetch/host.js";
 
-export type CapabilityReply = { ok: true; value: unknown } | { ok: false; error: { name: string; message: string } };
+/** What one eval's capability calls reach. */
+export interface EvalCapabilities {
+  fetch: EvalFetches;
+}
 
-export function handleCall(call: CallMessage): Promise<CapabilityReply> {
-  switch (call.cap) {
-    case "fetch":
-      return handleFetch(call.args);
-  }
+export function callHandler(capabilities: EvalCapabilities): CallHandler {
+  return (call, port) => {
+    switch (call.cap) {
+      case "fetch":
+        return capabilities.fetch.handle(call.args, port);
+    }
+  };
 }

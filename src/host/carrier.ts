@@ -9,13 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Deserializer } from "node:v8";
 import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
-import { carrierMessage, type CallMessage, type CarrierMessage, type DoneMessage, type Failure, type HostMessage, type EvalLimits } from "../protocol/messages.js";
+import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type DoneMessage, type Failure, type HostMessage, type EvalLimits } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { logCost } from "../capabilities/console/log-cost.js";
 import { denoBinary } from "./deno-binary.js";
 import { CarrierCrashedError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
 import { watchMemory, readRssBytes } from "./memory-watch.js";
 import { countValues, DIRECT_DECODE_BYTES } from "./result-budget.js";
+import { CallPort, type PortPipe } from "./call-port.js";
 
 export interface CarrierSpec {
   memoryMb: number;
@@ -34,10 +35,17 @@ export interface EvalRequest {
   limits: EvalLimits;
   globals?: Uint8Array;
   onLog?: (entry: LogEntry) => void;
+  /** The eval's capabilities: what its calls reach. Without one, every call is refused. */
+  handleCall?: CallHandler;
 }
 
-/** The sandbox-side services a carrier's capability calls reach. */
-export type CallHandler = (call: CallMessage) => Promise<{ ok: true; value: unknown } | { ok: false; error: { name: string; message: string } }>;
+export type CallReply = { ok: true; value: unknown } | { ok: false; error: CallError };
+
+/**
+ * Serves one capability call. It must `port.listen()` before its first await if the call streams
+ * input; after an ok reply it may go on pushing the call's result through the port.
+ */
+export type CallHandler = (call: CallMessage, port: CallPort) => Promise<CallReply>;
 
 interface PendingEval {
   request: EvalRequest;
@@ -46,6 +54,8 @@ interface PendingEval {
   resolve: (outcome: EvalOutcome) => void;
   reject: (error: SandboxError) => void;
   killTimer: ReturnType<typeof setTimeout>;
+  /** Calls of this eval still in progress on the host. */
+  ports: Map<number, CallPort>;
 }
 
 const RESTARTED = { carrierRestarted: true } as const;
@@ -76,7 +86,9 @@ export class Carrier {
   private nextEvalId = 1;
   private killCause: { evalId: number | undefined; error: SandboxError } | undefined;
   private stopWatching: (() => void) | undefined;
-  private callHandler: CallHandler | undefined;
+  /** Call ids only grow: a stream message for an id at or below this one may be late, not forged. */
+  private lastCall = 0;
+  private readonly pipe: PortPipe;
   readonly exited: Promise<void>;
   readonly ready: Promise<void>;
   private alive = true;
@@ -103,6 +115,14 @@ export class Carrier {
       throw new CarrierCrashedError(`the carrier could not be started: ${(error as Error).message}`);
     }
     live.add(this);
+    const stdin = this.child.stdin;
+    this.pipe = {
+      send: (message, body) => !this.alive || this.send(message, body),
+      whenDrained: () => (stdin.writableNeedDrain && this.alive ? new Promise((resolve) => {
+        stdin.once("drain", resolve);
+        void this.exited.then(resolve);
+      }) : Promise.resolve()),
+    };
     let markReady!: () => void;
     let failReady!: (error: Error) => void;
     this.ready = new Promise<void>((resolve, reject) => {
@@ -173,11 +193,10 @@ export class Carrier {
   }
 
   /**
-   * Binds the carrier to its sandbox: capability calls go to `handler`. A frame may hold a result
-   * and all of an eval's console output, JSON-escaped (up to 6 bytes a character).
+   * Binds the carrier to its sandbox. A frame may hold a result and all of an eval's console
+   * output, JSON-escaped (up to 6 bytes a character).
    */
-  attach(handler: CallHandler, limits: { maxResultBytes: number; maxLogBytes: number }, globals: Uint8Array | undefined): void {
-    this.callHandler = handler;
+  attach(limits: { maxResultBytes: number; maxLogBytes: number }, globals: Uint8Array | undefined): void {
     this.reader.maxFrameBytes = limits.maxResultBytes + 8 * limits.maxLogBytes + FRAME_SLACK_BYTES;
     if (globals) this.send({ t: "globals" }, globals);
   }
@@ -189,7 +208,7 @@ export class Carrier {
       const killTimer = setTimeout(() => {
         this.kill(id, new TimeoutError(`the eval did not finish within ${request.limits.timeoutMs} ms and its carrier was killed; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
       }, request.limits.timeoutMs + KILL_GRACE_MS);
-      this.pending.set(id, { request, logs: [], logChars: 0, resolve, reject, killTimer });
+      this.pending.set(id, { request, logs: [], logChars: 0, resolve, reject, killTimer, ports: new Map() });
       if (this.pending.size === 1) this.busy();
       this.send(
         { t: "eval", id, code: request.code, filename: request.filename, kind: request.kind, persistent: request.persistent, limits: request.limits, hasGlobals: request.globals !== undefined },
@@ -219,19 +238,19 @@ export class Carrier {
     rmSync(this.denoDir, { recursive: true, force: true });
   }
 
-  private send(message: HostMessage, body?: Uint8Array): void {
-    this.child.stdin.write(encodeFrame(message, body));
+  private send(message: HostMessage, body?: Uint8Array): boolean {
+    return this.child.stdin.write(encodeFrame(message, body));
   }
 
   private onMessage(message: Exclude<CarrierMessage, { t: "ready" }>, body: Uint8Array | undefined): void {
     const pending = this.pending.get(message.id);
     if (!pending) return this.protocolViolation(`message for eval ${message.id}, which is not running`);
-    if (!this.acceptLogs(pending, message.t === "call" ? [] : message.logs)) return;
+    if (message.t === "call") return this.onCall(message, body, pending);
+    if (message.t === "stream") return this.onStream(message, body, pending);
+    if (!this.acceptLogs(pending, message.logs)) return;
     switch (message.t) {
       case "logs":
         return;
-      case "call":
-        return this.onCall(message);
       case "done": {
         this.settle(message.id, pending);
         const logs = pending.logs;
@@ -272,19 +291,34 @@ export class Carrier {
     return true;
   }
 
-  private onCall(message: CallMessage): void {
-    const handler = this.callHandler;
-    const reply = handler
-      ? handler(message).catch((error: Error) => ({ ok: false as const, error: { name: "Error", message: error.message } }))
-      : Promise.resolve({ ok: false as const, error: { name: "PolicyError", message: "no capability is granted" } });
+  private onCall(message: CallMessage, body: Uint8Array | undefined, pending: PendingEval): void {
+    if (message.call <= this.lastCall) return this.protocolViolation(`call ${message.call} reuses an id`);
+    this.lastCall = message.call;
+    const port = new CallPort(message.call, body, this.pipe, (finished) => pending.ports.delete(finished.id));
+    pending.ports.set(message.call, port);
+    const handler = pending.request.handleCall;
+    const reply: Promise<CallReply> = handler
+      ? handler(message, port).catch((error: Error) => ({ ok: false, error: { name: "Error", message: error.message } }))
+      : Promise.resolve({ ok: false, error: { name: "PolicyError", message: "no capability is granted", kind: "policy" } });
     void reply.then((result) => {
-      if (this.alive && this.pending.has(message.id)) this.send({ t: "reply", call: message.call, ...result });
+      if (!this.alive || !this.pending.has(message.id)) return port.finish();
+      this.send({ t: "reply", call: message.call, ...result });
+      if (result.ok) port.replied();
+      else port.finish();
     });
+  }
+
+  private onStream(message: CallStreamMessage, body: Uint8Array | undefined, pending: PendingEval): void {
+    if (message.call > this.lastCall) return this.protocolViolation(`a stream message for call ${message.call}, which was never made`);
+    if ((message.op === "data") !== (body !== undefined)) return this.protocolViolation(`a "${message.op}" stream message ${body ? "with" : "without"} a body`);
+    // A call the host has finished may still get messages the carrier sent meanwhile.
+    pending.ports.get(message.call)?.deliver(message.op, body, message.bytes);
   }
 
   private settle(id: number, pending: PendingEval): void {
     clearTimeout(pending.killTimer);
     this.pending.delete(id);
+    for (const port of pending.ports.values()) port.finish();
     if (this.pending.size === 0) this.idle();
   }
 
@@ -296,6 +330,7 @@ export class Carrier {
     const cause = this.killCause;
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.killTimer);
+      for (const port of pending.ports.values()) port.finish();
       if (cause && (cause.evalId === id || cause.evalId === undefined)) {
         pending.reject(cause.error);
       } else {

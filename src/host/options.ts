@@ -1,10 +1,13 @@
 /** Sandbox and eval options: defaults, bounds, and clear messages for bad input. */
 import { z } from "zod";
 import type { LogEntry } from "../capabilities/console/messages.js";
+import type { FetchRecord } from "../capabilities/fetch/host.js";
+import { netOptionsSchema } from "../capabilities/fetch/options.js";
 
 const MiB = 1024 * 1024;
 
 const logListener = z.custom<(entry: LogEntry) => void>((value) => typeof value === "function", "expected a function");
+const fetchListener = z.custom<(record: FetchRecord) => void>((value) => typeof value === "function", "expected a function");
 
 export const sandboxOptionsSchema = z.strictObject({
   /** Wall-clock limit for one eval, in milliseconds. */
@@ -25,6 +28,12 @@ export const sandboxOptionsSchema = z.strictObject({
   maxConcurrentEvals: z.number().int().min(1).max(100_000).default(1_000),
   /** Called with each console entry as it arrives (entries are also returned by run()). */
   onLog: logListener.optional(),
+  /** Network access for fetch. Without it, every fetch is refused. */
+  net: netOptionsSchema.optional(),
+  /** Plain configuration values, visible in the sandbox as `env` (with net.secrets' placeholders). */
+  env: z.record(z.string(), z.string().max(64 * 1024)).optional(),
+  /** Called with each fetch record (one per request, redirect hops included) as it completes. */
+  onFetch: fetchListener.optional(),
 });
 
 export type SandboxOptions = z.input<typeof sandboxOptionsSchema>;
@@ -39,6 +48,7 @@ export const evalOptionsSchema = z.strictObject({
   /** "auto" (default): TypeScript types are stripped when the code does not parse as JavaScript. */
   language: z.enum(["auto", "js", "ts"]).optional(),
   onLog: logListener.optional(),
+  onFetch: fetchListener.optional(),
 });
 
 export type EvalOptions = z.input<typeof evalOptionsSchema>;

@@ -6,7 +6,9 @@ import { findUncloneable } from "../protocol/clone-path.js";
 import type { Failure, EvalLimits } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import type { Carrier, EvalOutcome, EvalRequest } from "./carrier.js";
-import { handleCall } from "./capabilities.js";
+import { callHandler } from "./capabilities.js";
+import { EvalFetches, Network, type FetchRecord } from "../capabilities/fetch/host.js";
+import type { ResolvedNetOptions } from "../capabilities/fetch/options.js";
 import {
   SandboxError, ScriptError, TimeoutError, OutputLimitError, ResourceLimitError, PolicyError, SandboxClosedError,
 } from "./errors.js";
@@ -22,15 +24,21 @@ export interface EvalStats {
   cpuMs: number;
 }
 
-export type RunResult<T = unknown> =
-  | { ok: true; value: T; logs: LogEntry[]; stats: EvalStats }
-  | { ok: false; error: SandboxError; logs: LogEntry[]; stats: EvalStats };
+interface RunRecords {
+  logs: LogEntry[];
+  /** Every request the eval's fetches made or tried, redirect hops included, in order. */
+  fetches: FetchRecord[];
+  stats: EvalStats;
+}
+
+export type RunResult<T = unknown> = ({ ok: true; value: T } | { ok: false; error: SandboxError }) & RunRecords;
 
 export class Sandbox implements AsyncDisposable {
   private readonly slots: Array<Carrier | undefined>;
   /** Evals assigned to each slot and not finished: counted at assignment, before any await. */
   private readonly load: number[];
   private readonly globalsBytes: Uint8Array | undefined;
+  private readonly network: Network | undefined;
   private closed = false;
   private running = 0;
 
@@ -38,7 +46,11 @@ export class Sandbox implements AsyncDisposable {
     if (options.persistent && options.carriers > 1) {
       throw new TypeError("Sandbox.create: a persistent sandbox keeps one realm, so it takes exactly one carrier");
     }
-    this.globalsBytes = options.globals ? serializeGlobals(options.globals, "globals") : undefined;
+    this.network = options.net ? createNetwork(options.net) : undefined;
+    const env = options.env || this.network?.secrets.isEmpty === false ? { ...options.env, ...this.network?.secrets.placeholders() } : undefined;
+    if (env && options.globals && "env" in options.globals) throw new TypeError("Sandbox.create: globals.env and env/net.secrets both define the global `env`");
+    const globals = env ? { ...options.globals, env } : options.globals;
+    this.globalsBytes = globals ? serializeGlobals(globals, "globals") : undefined;
     this.slots = Array.from({ length: options.carriers }, () => undefined);
     this.load = this.slots.map(() => 0);
   }
@@ -77,9 +89,15 @@ export class Sandbox implements AsyncDisposable {
     const evalOptions = parseEvalOptions(options);
     const started = performance.now();
     const logs: LogEntry[] = [];
+    const onFetch = evalOptions.onFetch ?? this.options.onFetch ? (record: FetchRecord) => {
+      evalOptions.onFetch?.(record);
+      this.options.onFetch?.(record);
+    } : undefined;
+    const fetches = new EvalFetches(this.network, onFetch);
     const finish = (outcome: { ok: true; value: T } | { ok: false; error: SandboxError }, cpuMs = 0): RunResult<T> => ({
       ...outcome,
       logs,
+      fetches: fetches.records,
       stats: { wallMs: round(performance.now() - started), cpuMs },
     });
     if (this.closed) return finish({ ok: false, error: new SandboxClosedError("the sandbox is closed") });
@@ -114,6 +132,7 @@ export class Sandbox implements AsyncDisposable {
         limits,
         ...(evalOptions.globals ? { globals: serializeGlobals(evalOptions.globals, "eval globals") } : {}),
         onLog,
+        handleCall: callHandler({ fetch: fetches }),
       });
       if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs);
       return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename)) }, outcome.cpuMs);
@@ -135,6 +154,7 @@ export class Sandbox implements AsyncDisposable {
       carrier.kill(undefined, new SandboxClosedError("the sandbox was closed while the eval was running"));
       exits.push(carrier.exited);
     }
+    if (this.network) exits.push(this.network.close());
     await Promise.all(exits);
   }
 
@@ -167,9 +187,19 @@ export class Sandbox implements AsyncDisposable {
     const current = this.slots[index];
     if (current?.isAlive) return current;
     const carrier = pool.take({ memoryMb: this.options.memoryMb });
-    carrier.attach(handleCall, this.options, this.globalsBytes);
+    carrier.attach(this.options, this.globalsBytes);
     this.slots[index] = carrier;
     return carrier;
+  }
+}
+
+/** The policy's own checks (patterns, ranges) throw TypeErrors that name the entry; say where. */
+function createNetwork(options: ResolvedNetOptions): Network {
+  try {
+    return new Network(options);
+  } catch (error) {
+    if (error instanceof TypeError) throw new TypeError(`Sandbox.create: invalid options\n${error.message}`);
+    throw error;
   }
 }
 
@@ -184,7 +214,6 @@ function toSandboxError(failure: Failure): SandboxError {
     case "policy":
       return new PolicyError(failure.message);
     case "script":
-      if (failure.name === "PolicyError") return new PolicyError(failure.message);
       return new ScriptError(failure.message, {
         errorName: failure.name,
         ...(failure.stack !== undefined ? { sandboxStack: failure.stack } : {}),

@@ -9,6 +9,7 @@ import { fetchMessages } from "../capabilities/fetch/messages.js";
 import { PROTOCOL_LIMITS } from "./limits.js";
 
 const evalId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const callId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const shortText = z.string().max(PROTOCOL_LIMITS.maxNameText);
 const errorText = z.string().max(PROTOCOL_LIMITS.maxErrorText);
 
@@ -57,17 +58,40 @@ export const carrierMessage = z.discriminatedUnion("t", [
   }),
   ]),
   z.strictObject({ t: z.literal("logs"), id: evalId, logs: consoleMessages.logBatch }),
+  /** A capability request; the frame body may carry its payload (a request body, say). */
   z.strictObject({
     t: z.literal("call"),
     id: evalId,
-    call: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+    call: callId,
     cap: z.literal("fetch"),
     args: fetchMessages.request,
+  }),
+  /**
+   * More about a call in progress: "data" (frame body) and "end" stream the call's payload up;
+   * "credit" lets the host send that many more bytes down; "cancel" abandons the call.
+   */
+  z.strictObject({
+    t: z.literal("stream"),
+    id: evalId,
+    call: callId,
+    op: z.enum(["data", "end", "credit", "cancel"]),
+    bytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
   }),
 ]);
 export type CarrierMessage = z.infer<typeof carrierMessage>;
 export type DoneMessage = Extract<CarrierMessage, { t: "done" }>;
 export type CallMessage = Extract<CarrierMessage, { t: "call" }>;
+export type CallStreamMessage = Extract<CarrierMessage, { t: "stream" }>;
+export type CallStreamOp = CallStreamMessage["op"];
+
+/** How a capability call failed, as the carrier rethrows it inside the realm. */
+export interface CallError {
+  /** The error's name inside the sandbox: "TypeError", "PolicyError", "AbortError"… */
+  name: string;
+  message: string;
+  /** The failure kind the eval ends with if user code does not catch the error. */
+  kind?: FailureKind;
+}
 
 /** Per-eval limits the carrier enforces first; the host re-checks what it can. */
 export interface EvalLimits {
@@ -94,4 +118,7 @@ export type HostMessage =
   /** Body: V8-serialized sandbox-wide globals, installed into every realm of this carrier. */
   | { t: "globals" }
   | { t: "reply"; call: number; ok: true; value: unknown }
-  | { t: "reply"; call: number; ok: false; error: { name: string; message: string } };
+  | { t: "reply"; call: number; ok: false; error: CallError }
+  /** A call's result streaming down: "data" (frame body), then "end" or "error". */
+  | { t: "stream"; call: number; op: "data" | "end" }
+  | { t: "stream"; call: number; op: "error"; error: CallError };

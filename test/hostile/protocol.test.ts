@@ -9,6 +9,7 @@ import { Sandbox, CarrierCrashedError, TimeoutError, configurePool, SandboxError
 import { fakeCarrier } from "./fake-carrier.js";
 import { hostRssMb } from "../helpers.js";
 
+const FETCH_ARGS = '{ url: "http://127.0.0.1/", method: "GET", headers: [], body: "none", redirect: "follow" }';
 const VALID_DONE = 'send({ t: "done", id: message.id, ok: true, as: "inline", v: 2, logs: [], stats: { wallMs: 0, cpuMs: 0 } });';
 
 let bystander: Sandbox;
@@ -75,7 +76,19 @@ describe("a carrier that lies to the host is killed, and only its sandbox notice
   test("a second ready message", () => expectKilled('send({ t: "ready" });', /second ready/));
 
   test("a capability call for an eval it was not given", () =>
-    expectKilled('send({ t: "call", id: message.id + 7, call: 1, cap: "fetch", args: { url: "http://127.0.0.1/", method: "GET" } });', /not running/));
+    expectKilled(`send({ t: "call", id: message.id + 7, call: 1, cap: "fetch", args: ${FETCH_ARGS} });`, /not running/));
+
+  test("a capability call that reuses a call id", () =>
+    expectKilled(`send({ t: "call", id: message.id, call: 5, cap: "fetch", args: ${FETCH_ARGS} }); send({ t: "call", id: message.id, call: 5, cap: "fetch", args: ${FETCH_ARGS} });`, /reuses an id/));
+
+  test("a stream message for a call that was never made", () =>
+    expectKilled('send({ t: "stream", id: message.id, call: 99, op: "credit", bytes: 1000000 });', /never made/));
+
+  test("stream data without a body", () =>
+    expectKilled(`send({ t: "call", id: message.id, call: 1, cap: "fetch", args: ${FETCH_ARGS} }); send({ t: "stream", id: message.id, call: 1, op: "data" });`, /without a body/));
+
+  test("a capability call with arguments the schema refuses", () =>
+    expectKilled('send({ t: "call", id: message.id, call: 1, cap: "fetch", args: { url: "http://127.0.0.1/", method: "GET" } });', /malformed message/));
 
   test("exiting in the middle of an eval", () => expectKilled("process.exit(3);", /exited unexpectedly \(code 3\)/));
 

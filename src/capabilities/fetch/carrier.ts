@@ -1,30 +1,168 @@
 /**
  * `fetch` for realms. The carrier has no network: every request is a call to the host, which
- * checks the sandbox's network policy and performs it. Until a policy grants hosts, the host
- * refuses and the promise rejects with a PolicyError.
+ * checks the sandbox's policy and performs it. Request and response bodies stream over the call,
+ * the response no faster than user code reads it; an AbortSignal cancels the host's request.
  */
+import { types } from "node:util";
 import type { CarrierCapability } from "../../carrier/capability.js";
 import { defineGlobal, liveScope } from "../../carrier/capability.js";
-import type { FetchRequest } from "./messages.js";
+import type { CallHandle } from "../../carrier/scope.js";
+import { capabilityError } from "../../carrier/values.js";
+import type { CallError } from "../../protocol/messages.js";
+import type { FetchRequest, FetchResponseHead } from "./messages.js";
+import { MAX_CHUNK_BYTES, RESPONSE_WINDOW_BYTES } from "./flow.js";
+
+/** Read credit is returned to the host in batches of this many bytes. */
+const CREDIT_BATCH_BYTES = RESPONSE_WINDOW_BYTES / 4;
+
+type Fail = (error: CallError) => Error;
 
 export const fetchCapability: CarrierCapability = {
   install(global, slot, { realm }) {
-    defineGlobal(global, "fetch", async (input: unknown, init?: { method?: unknown }) => {
+    const fail: Fail = (error) => capabilityError(realm, error);
+    defineGlobal(global, "fetch", async function fetch(input: unknown, init?: RequestInit): Promise<Response> {
       let request: Request;
       try {
-        request = new Request(input as RequestInfo, init as RequestInit);
+        request = new Request(input as RequestInfo, init);
       } catch (error) {
-        throw realm.makeError("TypeError", `fetch: ${(error as Error).message}`);
+        throw fail({ name: "TypeError", message: `fetch: ${messageOf(error)}` });
       }
+      const { signal } = request;
+      if (signal.aborted) throw signal.reason;
+      // A stream the code gave is streamed up; any other body is small and known: it goes whole.
+      const streamed = request.body !== null && init?.body instanceof ReadableStream;
+      const body = request.body !== null && !streamed ? new Uint8Array(await request.arrayBuffer()) : undefined;
       const scope = liveScope(slot);
-      if (!scope) throw realm.makeError("TypeError", "fetch: the eval that made this request has ended");
-      const args: FetchRequest = { url: request.url, method: request.method };
+      if (!scope) throw fail({ name: "TypeError", message: "fetch: the eval that made this request has ended" });
+      const args: FetchRequest = {
+        url: request.url,
+        method: request.method,
+        headers: [...request.headers],
+        body: request.body === null ? "none" : streamed ? "stream" : "inline",
+        redirect: request.redirect,
+      };
+      const call = scope.call("fetch", args, body);
+      const cancel = () => call.send("cancel");
+      signal.addEventListener("abort", cancel, { once: true });
+      if (streamed) void upload(request.body!, call);
+      let head: FetchResponseHead;
       try {
-        return await scope.call("fetch", args);
+        head = (await untilAborted(call.reply, signal)) as FetchResponseHead;
       } catch (error) {
-        const { name, message } = error as { name: string; message: string };
-        throw realm.makeError(name, message);
+        signal.removeEventListener("abort", cancel);
+        throw signal.aborted ? signal.reason : fail(error as CallError);
       }
+      signal.removeEventListener("abort", cancel);
+      let response: Response;
+      try {
+        response = new Response(head.body ? download(call, signal, fail) : null, { status: head.status, statusText: head.statusText, headers: head.headers });
+      } catch (error) {
+        call.send("cancel");
+        throw fail({ name: "TypeError", message: `fetch: the response cannot be represented (${messageOf(error)})` });
+      }
+      // Response's constructor cannot set these; own properties shadow the prototype's getters.
+      Object.defineProperties(response, {
+        url: { value: head.url, enumerable: true },
+        redirected: { value: head.redirected, enumerable: true },
+      });
+      return response;
     });
   },
 };
+
+/** The reply, unless the signal aborts first: then its reason, as fetch does. */
+function untilAborted<T>(reply: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    reply.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** Streams a request body up. Chunks must be Uint8Arrays, as for Deno's own fetch. */
+async function upload(stream: ReadableStream<Uint8Array>, call: CallHandle): Promise<void> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (!call.isOpen) break;
+      if (done) return call.send("end");
+      if (!types.isUint8Array(value)) throw new TypeError("request body chunks must be Uint8Arrays");
+      // Copied with the carrier's constructor: never calls back into the realm.
+      const bytes = new Uint8Array(value);
+      for (let offset = 0; offset < bytes.byteLength; offset += MAX_CHUNK_BYTES) call.send("data", bytes.subarray(offset, offset + MAX_CHUNK_BYTES));
+    }
+  } catch {
+    call.send("cancel");
+  }
+  reader.cancel().catch(() => {});
+}
+
+/**
+ * The response body: chunks the host sends, handed out as the code reads, with credit returned
+ * so the host sends more. Cancelling the stream or aborting the signal cancels the host's request.
+ */
+function download(call: CallHandle, signal: AbortSignal, fail: Fail): ReadableStream<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let ended: { error?: CallError } | undefined;
+  let waiting: (() => void) | undefined;
+  let unreported = 0;
+  const notify = () => {
+    const resume = waiting;
+    waiting = undefined;
+    resume?.();
+  };
+  call.listen((event) => {
+    if (event.op === "data") chunks.push(event.data);
+    else ended = event.op === "error" ? { error: event.error } : {};
+    notify();
+  });
+  const onAbort = () => {
+    call.send("cancel");
+    notify();
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  const stop = () => signal.removeEventListener("abort", onAbort);
+  return new ReadableStream<Uint8Array>(
+    {
+      pull: (controller) =>
+        new Promise<void>((resolve) => {
+          const serve = () => {
+            const chunk = chunks.shift();
+            if (signal.aborted) {
+              controller.error(signal.reason);
+            } else if (chunk) {
+              controller.enqueue(chunk);
+              unreported += chunk.byteLength;
+              if (unreported >= CREDIT_BATCH_BYTES) {
+                call.send("credit", undefined, unreported);
+                unreported = 0;
+              }
+            } else if (ended) {
+              stop();
+              if (ended.error) controller.error(fail(ended.error));
+              else controller.close();
+            } else {
+              waiting = serve;
+              return;
+            }
+            resolve();
+          };
+          serve();
+        }),
+      cancel: () => {
+        stop();
+        call.send("cancel");
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+function messageOf(error: unknown): string {
+  try {
+    return String((error as Error).message);
+  } catch {
+    return "invalid request";
+  }
+}

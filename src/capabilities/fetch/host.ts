@@ -1,19 +1,312 @@
 /**
- * The host half of fetch: every sandboxed request is decided here. No network policy exists yet,
- * so every request is refused with a PolicyError that names the rule.
+ * The host half of fetch: every request a sandbox makes is decided and performed here. Each hop
+ * (redirects are followed by hand) is checked against the sandbox's policy, connects only to
+ * addresses the policy checked, gets secrets only where they may go, and is recorded.
  */
+import { Readable } from "node:stream";
+import { Agent } from "undici";
+import type { CallError } from "../../protocol/messages.js";
+import type { CallPort } from "../../host/call-port.js";
+import type { CallReply } from "../../host/carrier.js";
 import type { FetchRequest } from "./messages.js";
-import type { CapabilityReply } from "../../host/capabilities.js";
+import type { ResolvedNetOptions } from "./options.js";
+import { NetworkPolicy } from "./policy.js";
+import { Secrets, type HeaderList } from "./secrets.js";
+import { relayBody } from "./relay.js";
+import { Upload } from "./upload.js";
+import { describeFailure, limitError, policyError, typeError } from "./failures.js";
 
-export async function handleFetch(request: FetchRequest): Promise<CapabilityReply> {
-  let target: string;
-  try {
-    target = new URL(request.url).host;
-  } catch {
-    return { ok: false, error: { name: "TypeError", message: `fetch: invalid URL` } };
+/** One request (one hop of a fetch) as the audit log sees it. Secrets never appear here. */
+export interface FetchRecord {
+  method: string;
+  url: string;
+  /** The response status; null when no response came (refused, or the connection failed). */
+  status: number | null;
+  /** Response body bytes received (as they came over the wire, before decompression). */
+  bytesIn: number;
+  /** Request body bytes sent. */
+  bytesOut: number;
+  ms: number;
+  /** "allowed": the policy let the request go out; "refused": it never left the host. */
+  verdict: "allowed" | "refused";
+  /** The allow rule that admitted it, or why it was refused. */
+  rule: string;
+  /** What went wrong after it was allowed: a network error, a timeout, a limit, a cancel. */
+  error?: string;
+}
+
+/** Headers the sandbox may not set: they belong to the connection, or would re-aim the request. */
+const CONNECTION_HEADERS = new Set([
+  "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+  "content-length", "expect", "http2-settings", "proxy-authorization",
+]);
+const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Dropped when a redirect leaves the origin (fetch and undici do the same). */
+const ORIGIN_CREDENTIALS = new Set(["authorization", "proxy-authorization", "cookie"]);
+/** Dropped when a redirect turns the request into a GET without a body. */
+const BODY_HEADERS = new Set(["content-type", "content-encoding", "content-language", "content-location"]);
+const DEFAULT_HEADERS: HeaderList = [["accept", "*/*"], ["accept-encoding", "gzip, deflate, br"], ["user-agent", "Paddock (sandboxed fetch)"]];
+
+/** A sandbox's network: its policy, its own connections (never shared with another sandbox), its secrets. */
+export class Network {
+  readonly policy: NetworkPolicy;
+  readonly secrets: Secrets;
+  readonly agent: Agent;
+  private inFlight = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly options: ResolvedNetOptions) {
+    this.policy = new NetworkPolicy(options);
+    this.secrets = new Secrets(options.secrets);
+    // Connections are pooled per origin, for this sandbox only, and made through the policy's
+    // lookup: a connection exists only to an address that was checked for this sandbox.
+    this.agent = new Agent({ connect: { lookup: this.policy.lookup }, keepAliveTimeout: 4_000 });
   }
-  return {
-    ok: false,
-    error: { name: "PolicyError", message: `fetch to ${target} refused: no network policy grants this sandbox network access` },
-  };
+
+  /** Waits for one of the `maxConcurrent` slots; resolves false if `signal` aborts first. */
+  async acquire(signal: AbortSignal): Promise<boolean> {
+    if (this.inFlight < this.options.maxConcurrent) {
+      this.inFlight++;
+      return true;
+    }
+    return new Promise((resolve) => {
+      const grant = () => {
+        signal.removeEventListener("abort", give_up);
+        this.inFlight++;
+        resolve(true);
+      };
+      const give_up = () => {
+        this.waiting.splice(this.waiting.indexOf(grant), 1);
+        resolve(false);
+      };
+      this.waiting.push(grant);
+      signal.addEventListener("abort", give_up, { once: true });
+    });
+  }
+
+  release(): void {
+    this.inFlight--;
+    this.waiting.shift()?.();
+  }
+
+  close(): Promise<void> {
+    return this.agent.destroy();
+  }
+}
+
+/** One eval's fetches: its request count and its audit records. */
+export class EvalFetches {
+  readonly records: FetchRecord[] = [];
+  private requests = 0;
+
+  constructor(
+    private readonly network: Network | undefined,
+    private readonly onRecord: ((record: FetchRecord) => void) | undefined,
+  ) {}
+
+  handle(request: FetchRequest, port: CallPort): Promise<CallReply> {
+    return new Exchange(this, this.network, request, port).run();
+  }
+
+  /** Counts one more request (a hop) against the eval's limit; false when over it. */
+  countRequest(): boolean {
+    return ++this.requests <= (this.network?.options.maxRequests ?? Infinity);
+  }
+
+  open(method: string, url: string, rule: string, verdict: FetchRecord["verdict"]): FetchRecord {
+    const record: FetchRecord = { method, url, status: null, bytesIn: 0, bytesOut: 0, ms: 0, verdict, rule };
+    this.records.push(record);
+    return record;
+  }
+
+  close(record: FetchRecord, started: number, error?: string): void {
+    record.ms = Math.round((performance.now() - started) * 1000) / 1000;
+    if (error !== undefined) record.error = error;
+    this.onRecord?.(record);
+  }
+}
+
+type Hop = { url: URL; method: string; headers: HeaderList; body: Uint8Array | Upload | undefined; redirected: boolean };
+
+/** One fetch: its hops, its body both ways, its timeout, its cancellation. */
+class Exchange {
+  private readonly abort = new AbortController();
+  private timedOut = false;
+  private stopReason = "";
+  private readonly upload: Upload | undefined;
+  private credit: ((bytes: number) => void) | undefined;
+
+  constructor(
+    private readonly log: EvalFetches,
+    private readonly network: Network | undefined,
+    private readonly request: FetchRequest,
+    private readonly port: CallPort,
+  ) {
+    this.upload = request.body === "stream" ? new Upload(network?.options.maxRequestBytes ?? 0) : undefined;
+    // Before any await: the carrier streams the request body right after the call.
+    port.listen((op, data, bytes) => {
+      if (op === "data" && data) this.upload?.push(data);
+      else if (op === "end") this.upload?.end();
+      else if (op === "credit" && bytes) this.credit?.(bytes);
+      else if (op === "cancel") this.stop("cancelled by the sandbox");
+    });
+    port.signal.addEventListener("abort", () => this.stop("the eval ended"), { once: true });
+  }
+
+  async run(): Promise<CallReply> {
+    const { request, network } = this;
+    let url: URL;
+    try {
+      url = new URL(request.url);
+    } catch {
+      return typeError("fetch: the URL is not valid");
+    }
+    const method = request.method.toUpperCase();
+    if (!network) return this.refuse(method, url, "no network policy grants this sandbox network access");
+    if (FORBIDDEN_METHODS.has(method)) return typeError(`fetch: the method ${method} is not allowed`);
+    const inline = request.body === "inline" ? this.port.body ?? new Uint8Array(0) : undefined;
+    if (inline && inline.byteLength > network.options.maxRequestBytes) {
+      return limitError(`fetch: the request body is ${inline.byteLength} bytes, over net.maxRequestBytes (${network.options.maxRequestBytes})`);
+    }
+    if (!(await network.acquire(this.abort.signal))) return typeError("fetch: cancelled");
+    const timer = setTimeout(() => {
+      this.timedOut = true;
+      this.stop("timed out");
+    }, network.options.timeoutMs);
+    let holdsSlot = true;
+    const done = () => {
+      clearTimeout(timer);
+      if (holdsSlot) network.release();
+      holdsSlot = false;
+    };
+    try {
+      const reply = await this.follow(network, { url, method, headers: requestHeaders(request.headers), body: inline ?? this.upload, redirected: false }, done);
+      if (!reply.ok) done();
+      return reply;
+    } catch (error) {
+      done();
+      throw error;
+    }
+  }
+
+  /** Sends each hop in turn, following redirects by hand, and answers with the final response's head. */
+  private async follow(network: Network, first: Hop, done: () => void): Promise<CallReply> {
+    const { policy, secrets, options } = network;
+    let hop = first;
+    for (let count = 0; ; count++) {
+      const shown = secrets.redact(hop.url.href);
+      if (!this.log.countRequest()) {
+        this.log.close(this.log.open(hop.method, shown, "net.maxRequests", "refused"), performance.now());
+        return limitError(`fetch: more than ${options.maxRequests} requests in this eval (net.maxRequests)`);
+      }
+      const verdict = policy.checkUrl(hop.url);
+      if (!verdict.ok) return this.refuse(hop.method, hop.url, verdict.rule);
+      const started = performance.now();
+      const record = this.log.open(hop.method, shown, verdict.rule, "allowed");
+      let response;
+      try {
+        response = await network.agent.request({
+          origin: hop.url.origin,
+          path: hop.url.pathname + hop.url.search,
+          method: hop.method,
+          headers: flatten(secrets.headersFor(hop.headers, hop.url, hop.redirected)),
+          body: hop.body instanceof Upload ? Readable.from(hop.body.stream(), { objectMode: false }) : hop.body,
+          signal: this.abort.signal,
+        });
+      } catch (error) {
+        return this.failed(record, started, hop.url, error);
+      }
+      record.status = response.statusCode;
+      record.bytesOut = hop.body instanceof Upload ? hop.body.bytes : hop.body?.byteLength ?? 0;
+      const location = response.headers.location;
+      if (!REDIRECT_STATUSES.has(response.statusCode) || typeof location !== "string" || this.request.redirect === "manual") {
+        const head = relayBody({
+          response, url: hop.url, method: hop.method, redirected: hop.redirected, port: this.port, network, record,
+          signal: this.abort.signal,
+          stopError: () => this.stopError(displayHost(hop.url)),
+          onCredit: (credit) => (this.credit = credit),
+          finish: (error) => {
+            done();
+            this.log.close(record, started, error);
+          },
+        });
+        if (!head.ok) this.log.close(record, started, head.error.message);
+        return head;
+      }
+      response.body.destroy();
+      this.log.close(record, started);
+      if (this.request.redirect === "error") return typeError(`fetch: the response redirects, and the request said redirect: "error"`);
+      if (count >= options.maxRedirects) return typeError(`fetch: more than ${options.maxRedirects} redirects`);
+      const next = nextHop(hop, response.statusCode, location);
+      if (typeof next === "string") return typeError(next);
+      hop = next;
+    }
+  }
+
+  private refuse(method: string, url: URL, rule: string): CallReply {
+    const shown = this.network?.secrets.redact(url.href) ?? url.href;
+    this.log.close(this.log.open(method, shown, rule, "refused"), performance.now());
+    return policyError(`fetch to ${displayHost(url)} refused: ${rule}`);
+  }
+
+  private failed(record: FetchRecord, started: number, url: URL, error: unknown): CallReply {
+    const failure = describeFailure(error, { host: displayHost(url), timedOut: this.timedOut, timeoutMs: this.network?.options.timeoutMs ?? 0 });
+    if (failure.refused !== undefined) {
+      record.verdict = "refused";
+      record.rule = failure.refused;
+    }
+    this.log.close(record, started, failure.refused === undefined ? failure.error.message : undefined);
+    return { ok: false, error: failure.error };
+  }
+
+  private stop(reason: string): void {
+    if (this.abort.signal.aborted) return;
+    this.stopReason = reason;
+    this.abort.abort(new Error(reason));
+    this.upload?.fail();
+  }
+
+  /** What the sandbox is told when the fetch was stopped while its body was streaming. */
+  private stopError(host: string): CallError {
+    if (this.timedOut) return { name: "TimeoutError", message: `fetch to ${host} timed out after ${this.network?.options.timeoutMs} ms (net.timeoutMs)`, kind: "timeout" };
+    return { name: "AbortError", message: `fetch: ${this.stopReason}` };
+  }
+}
+
+/** The sandbox's headers without the ones it may not set, plus fetch's defaults it did not set. */
+function requestHeaders(headers: FetchRequest["headers"]): HeaderList {
+  const kept: HeaderList = headers.filter(([name]) => !CONNECTION_HEADERS.has(name.toLowerCase())).map(([name, value]) => [name.toLowerCase(), value]);
+  for (const [name, value] of DEFAULT_HEADERS) if (!kept.some(([present]) => present === name)) kept.push([name, value]);
+  return kept;
+}
+
+function flatten(headers: HeaderList): string[] {
+  return headers.flat();
+}
+
+/** The next hop of a redirect, as the fetch standard says; a string is why it cannot be followed. */
+function nextHop(hop: Hop, status: number, location: string): Hop | string {
+  let url: URL;
+  try {
+    url = new URL(location, hop.url);
+  } catch {
+    return "fetch: the response redirects to an invalid URL";
+  }
+  let { method, body, headers } = hop;
+  if (((status === 301 || status === 302) && method === "POST") || (status === 303 && method !== "GET" && method !== "HEAD")) {
+    method = "GET";
+    body = undefined;
+    headers = headers.filter(([name]) => !BODY_HEADERS.has(name));
+  } else if (body instanceof Upload) {
+    return "fetch: cannot follow a redirect that must resend a streamed request body";
+  }
+  if (url.origin !== hop.url.origin) headers = headers.filter(([name]) => !ORIGIN_CREDENTIALS.has(name));
+  return { url, method, headers, body, redirected: true };
+}
+
+/** The host as the sandbox wrote it (with a port when it is not the default), for messages. */
+export function displayHost(url: URL): string {
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `${url.protocol}//${url.host}`;
+  return url.host;
 }

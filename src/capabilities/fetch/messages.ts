@@ -1,13 +1,32 @@
 import { z } from "zod";
 
+/** Largest request header list the carrier may send: Deno's Request allows more, no API needs it. */
+const MAX_HEADERS = 256;
+
 /**
- * What the carrier asks of the host for one fetch. The carrier has no network; the host decides.
- * (The full request/response exchange arrives with the network policy.)
+ * What the carrier asks of the host for one fetch. The request body, if any, travels in the call
+ * frame's body ("inline") or as stream messages after it ("stream"). The carrier has no network;
+ * the host decides, and checks everything here again.
  */
 export const fetchMessages = {
   request: z.strictObject({
     url: z.string().max(64 * 1024),
-    method: z.string().max(32),
+    method: z.string().min(1).max(32),
+    headers: z.array(z.tuple([z.string().max(256), z.string().max(64 * 1024)])).max(MAX_HEADERS),
+    body: z.enum(["none", "inline", "stream"]),
+    redirect: z.enum(["follow", "manual", "error"]),
   }),
 };
 export type FetchRequest = z.infer<typeof fetchMessages.request>;
+
+/** The host's answer once the response's head has arrived; its body follows as stream messages. */
+export interface FetchResponseHead {
+  status: number;
+  statusText: string;
+  headers: Array<[string, string]>;
+  /** The final URL, after redirects. */
+  url: string;
+  redirected: boolean;
+  /** False for responses that have no body (HEAD, 204, 304…): no stream messages follow. */
+  body: boolean;
+}
