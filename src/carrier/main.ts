@@ -12,7 +12,7 @@ import type { RawFrame } from "../protocol/frame.js";
 import { captureIO } from "./io.js";
 import { hardenOuterRealm, deepFreeze, hiddenIntrinsics } from "./harden.js";
 import { RealmFactory, SHARED_WEB_APIS, type Realm } from "./realm.js";
-import { EvalScope, carrierFailure, isCarrierFailure, type CallHandle, type CallStreamEvent, type HostCaller } from "./scope.js";
+import { EvalScope, carrierFailure, isCarrierFailure, type CallHandle, type CallResult, type CallStreamEvent, type HostCaller } from "./scope.js";
 import { encodeValue, describeThrown, setDescriber, capabilityError, type EncodedValue } from "./values.js";
 import { CARRIER_CAPABILITIES } from "./capabilities.js";
 import { defineGlobal } from "./capability.js";
@@ -52,7 +52,7 @@ const scripts = new BoundedCache<vm.Script>(SCRIPT_CACHE_ENTRIES, SCRIPT_CACHE_C
 interface PendingCall extends CallHandle {
   scope: EvalScope;
   isOpen: boolean;
-  resolve: (value: unknown) => void;
+  resolve: (result: CallResult) => void;
   reject: (error: unknown) => void;
   /** Stream events that arrived before the capability listened (they may share a read with the reply). */
   early: CallStreamEvent[] | undefined;
@@ -66,9 +66,9 @@ let persistentRealm: Realm | undefined;
 const host: HostCaller = {
   call(scope, cap, args, body) {
     const call = nextCall++;
-    let resolve!: (value: unknown) => void;
+    let resolve!: (result: CallResult) => void;
     let reject!: (error: unknown) => void;
-    const reply = new Promise<unknown>((onValue, onError) => {
+    const reply = new Promise<CallResult>((onValue, onError) => {
       resolve = onValue;
       reject = onError;
     });
@@ -246,11 +246,11 @@ function closeCall(id: number, pending: PendingCall): void {
   pendingCalls.delete(id);
 }
 
-function handleReply(reply: Reply): void {
+function handleReply(reply: Reply, body: Uint8Array | undefined): void {
   const pending = pendingCalls.get(reply.call);
   if (!pending || !pending.scope.isAlive) return;
   if (reply.ok) {
-    pending.resolve(reply.value);
+    pending.resolve({ value: reply.value, body: body?.slice() });
   } else {
     closeCall(reply.call, pending);
     pending.reject(reply.error);
@@ -284,7 +284,7 @@ function onFrame(frame: RawFrame): void {
       sandboxGlobals = frame.body ? (deserialize(frame.body) as Record<string, unknown>) : {};
       break;
     case "reply":
-      handleReply(message);
+      handleReply(message, frame.body);
       break;
     case "stream":
       handleStream(message, frame.body);

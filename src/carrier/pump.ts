@@ -12,7 +12,7 @@ import { setImmediate } from "node:timers";
 const drain = new vm.Script("");
 const live = new Set<vm.Context>();
 /** Pump on every event-loop turn for this long after the last sign of activity, then back off. */
-const EAGER_MS = 5;
+const EAGER_MS = 1;
 const BACKOFF_MS = 1;
 
 let scheduled = false;

@@ -138,10 +138,12 @@ export class RealmFactory {
 
   /**
    * Makes spare realms one at a time, each in its own macrotask so incoming evals interleave, and
-   * only after a short idle pause: right after a reply the host needs the CPU to read it.
+   * only after a short idle pause: right after a reply the host needs the CPU to read it. Only
+   * when the spares ran out (a burst): otherwise the carrier refills them when it goes idle, and
+   * does not make realms while an eval waits for a host reply that should be read at once.
    */
   private scheduleRefill(): void {
-    if (this.refillScheduled || this.spares.length >= this.spareTarget) return;
+    if (this.refillScheduled || this.spares.length > 0) return;
     this.refillScheduled = true;
     setTimeout(() => {
       this.refillScheduled = false;

@@ -29,10 +29,16 @@ export function isCarrierFailure(value: unknown): value is Failure {
   return typeof value === "object" && value !== null && carrierFailures.has(value as Failure);
 }
 
+export interface CallResult {
+  value: unknown;
+  /** Bytes that came with the reply (copied: user code may keep them). */
+  body: Uint8Array | undefined;
+}
+
 /** A capability call in progress: its reply, and the streams that may go on after it. */
 export interface CallHandle {
-  /** Settles with the host's reply: its value, or its CallError. */
-  readonly reply: Promise<unknown>;
+  /** Settles with the host's reply: its value and bytes, or its CallError. */
+  readonly reply: Promise<CallResult>;
   /** False once the call is over for the carrier (its stream ended, or its eval did). */
   readonly isOpen: boolean;
   /** Streams more of the call up: payload "data" and "end", read "credit", or "cancel". */

@@ -39,7 +39,8 @@ export interface EvalRequest {
   handleCall?: CallHandler;
 }
 
-export type CallReply = { ok: true; value: unknown } | { ok: false; error: CallError };
+/** A call's answer; an ok one may carry bytes (a response body), sent as the frame's body. */
+export type CallReply = { ok: true; value: unknown; body?: Uint8Array } | { ok: false; error: CallError };
 
 /**
  * Serves one capability call. It must `port.listen()` before its first await if the call streams
@@ -302,9 +303,13 @@ export class Carrier {
       : Promise.resolve({ ok: false, error: { name: "PolicyError", message: "no capability is granted", kind: "policy" } });
     void reply.then((result) => {
       if (!this.alive || !this.pending.has(message.id)) return port.finish();
-      this.send({ t: "reply", call: message.call, ...result });
-      if (result.ok) port.replied();
-      else port.finish();
+      if (result.ok) {
+        this.send({ t: "reply", call: message.call, ok: true, value: result.value }, result.body);
+        port.replied();
+      } else {
+        this.send({ t: "reply", call: message.call, ok: false, error: result.error });
+        port.finish();
+      }
     });
   }
 

@@ -46,8 +46,11 @@ export const fetchCapability: CarrierCapability = {
       signal.addEventListener("abort", cancel, { once: true });
       if (streamed) void upload(request.body!, call);
       let head: FetchResponseHead;
+      let inline: Uint8Array | undefined;
       try {
-        head = (await untilAborted(call.reply, signal)) as FetchResponseHead;
+        const reply = await untilAborted(call.reply, signal);
+        head = reply.value as FetchResponseHead;
+        inline = reply.body;
       } catch (error) {
         signal.removeEventListener("abort", cancel);
         throw signal.aborted ? signal.reason : fail(error as CallError);
@@ -55,7 +58,8 @@ export const fetchCapability: CarrierCapability = {
       signal.removeEventListener("abort", cancel);
       let response: Response;
       try {
-        response = new Response(head.body ? download(call, signal, fail) : null, { status: head.status, statusText: head.statusText, headers: head.headers });
+        const body = head.body === "stream" ? download(call, signal, fail) : head.body === "inline" ? inline ?? new Uint8Array(0) : null;
+        response = new Response(body as BodyInit | null, { status: head.status, statusText: head.statusText, headers: head.headers });
       } catch (error) {
         call.send("cancel");
         throw fail({ name: "TypeError", message: `fetch: the response cannot be represented (${messageOf(error)})` });

@@ -4,7 +4,7 @@
  * addresses the policy checked, gets secrets only where they may go, and is recorded.
  */
 import { Readable } from "node:stream";
-import { Agent } from "undici";
+import { Agent, type Dispatcher } from "undici";
 import type { CallError } from "../../protocol/messages.js";
 import type { CallPort } from "../../host/call-port.js";
 import type { CallReply } from "../../host/carrier.js";
@@ -12,7 +12,8 @@ import type { FetchRequest } from "./messages.js";
 import type { ResolvedNetOptions } from "./options.js";
 import { NetworkPolicy } from "./policy.js";
 import { Secrets, type HeaderList } from "./secrets.js";
-import { relayBody } from "./relay.js";
+import { relay } from "./relay.js";
+import { Hop, type HopHead } from "./hop.js";
 import { Upload } from "./upload.js";
 import { describeFailure, limitError, policyError, typeError } from "./failures.js";
 
@@ -127,7 +128,7 @@ export class EvalFetches {
   }
 }
 
-type Hop = { url: URL; method: string; headers: HeaderList; body: Uint8Array | Upload | undefined; redirected: boolean };
+type HopRequest = { url: URL; method: string; headers: HeaderList; body: Uint8Array | Upload | undefined; redirected: boolean };
 
 /** One fetch: its hops, its body both ways, its timeout, its cancellation. */
 class Exchange {
@@ -191,7 +192,7 @@ class Exchange {
   }
 
   /** Sends each hop in turn, following redirects by hand, and answers with the final response's head. */
-  private async follow(network: Network, first: Hop, done: () => void): Promise<CallReply> {
+  private async follow(network: Network, first: HopRequest, done: () => void): Promise<CallReply> {
     const { policy, secrets, options } = network;
     let hop = first;
     for (let count = 0; ; count++) {
@@ -204,41 +205,45 @@ class Exchange {
       if (!verdict.ok) return this.refuse(hop.method, hop.url, verdict.rule);
       const started = performance.now();
       const record = this.log.open(hop.method, shown, verdict.rule, "allowed");
-      let response;
+      record.bytesOut = hop.body instanceof Upload ? 0 : hop.body?.byteLength ?? 0;
+      const response = new Hop(this.abort.signal);
+      network.agent.dispatch({
+        origin: hop.url.origin,
+        path: hop.url.pathname + hop.url.search,
+        method: hop.method as Dispatcher.HttpMethod,
+        headers: flatten(secrets.headersFor(hop.headers, hop.url, hop.redirected)),
+        body: hop.body instanceof Upload ? Readable.from(hop.body.stream(), { objectMode: false }) : hop.body ?? null,
+      }, response);
+      let head: HopHead;
       try {
-        response = await network.agent.request({
-          origin: hop.url.origin,
-          path: hop.url.pathname + hop.url.search,
-          method: hop.method,
-          headers: flatten(secrets.headersFor(hop.headers, hop.url, hop.redirected)),
-          body: hop.body instanceof Upload ? Readable.from(hop.body.stream(), { objectMode: false }) : hop.body,
-          signal: this.abort.signal,
-        });
+        head = await response.head;
       } catch (error) {
         return this.failed(record, started, hop.url, error);
+      } finally {
+        if (hop.body instanceof Upload) record.bytesOut = hop.body.bytes;
       }
-      record.status = response.statusCode;
-      record.bytesOut = hop.body instanceof Upload ? hop.body.bytes : hop.body?.byteLength ?? 0;
-      const location = response.headers.location;
-      if (!REDIRECT_STATUSES.has(response.statusCode) || typeof location !== "string" || this.request.redirect === "manual") {
-        const head = relayBody({
-          response, url: hop.url, method: hop.method, redirected: hop.redirected, port: this.port, network, record,
-          signal: this.abort.signal,
+      record.status = head.status;
+      const location = head.headers.location;
+      if (!REDIRECT_STATUSES.has(head.status) || typeof location !== "string" || this.request.redirect === "manual") {
+        const reply = relay({
+          hop: response, head, url: hop.url, method: hop.method, redirected: hop.redirected, port: this.port,
+          secrets, maxResponseBytes: options.maxResponseBytes, signal: this.abort.signal,
           stopError: () => this.stopError(displayHost(hop.url)),
           onCredit: (credit) => (this.credit = credit),
           finish: (error) => {
+            record.bytesIn = response.bytesIn;
             done();
             this.log.close(record, started, error);
           },
         });
-        if (!head.ok) this.log.close(record, started, head.error.message);
-        return head;
+        if (!reply.ok) this.log.close(record, started, reply.error.message);
+        return reply;
       }
-      response.body.destroy();
+      response.discard();
       this.log.close(record, started);
       if (this.request.redirect === "error") return typeError(`fetch: the response redirects, and the request said redirect: "error"`);
       if (count >= options.maxRedirects) return typeError(`fetch: more than ${options.maxRedirects} redirects`);
-      const next = nextHop(hop, response.statusCode, location);
+      const next = nextHop(hop, head.status, location);
       if (typeof next === "string") return typeError(next);
       hop = next;
     }
@@ -286,7 +291,7 @@ function flatten(headers: HeaderList): string[] {
 }
 
 /** The next hop of a redirect, as the fetch standard says; a string is why it cannot be followed. */
-function nextHop(hop: Hop, status: number, location: string): Hop | string {
+function nextHop(hop: HopRequest, status: number, location: string): HopRequest | string {
   let url: URL;
   try {
     url = new URL(location, hop.url);

@@ -27,6 +27,9 @@ export interface FetchResponseHead {
   /** The final URL, after redirects. */
   url: string;
   redirected: boolean;
-  /** False for responses that have no body (HEAD, 204, 304…): no stream messages follow. */
-  body: boolean;
+  /**
+   * "none" (HEAD, 204, 304…); "inline": the whole body is the reply frame's body; "stream": it
+   * follows as stream messages.
+   */
+  body: "none" | "inline" | "stream";
 }

@@ -1,18 +1,18 @@
 /**
- * Relays a response to the sandbox: its head in the call's reply, its body as stream messages.
+ * Relays a response to the sandbox: its head in the call's reply, its body either in that same
+ * reply (small and already complete: the common case, one frame) or as stream messages after it.
  * The body is decompressed here (so limits count what the sandbox gets, and a zip bomb stops at
- * the limit), scrubbed of secrets, and sent no faster than the sandbox reads it.
+ * the limit), scrubbed of secrets, and streamed no faster than the sandbox reads it.
  */
 import { createBrotliDecompress, createGunzip, createInflate, constants as zlib } from "node:zlib";
-import { pipeline, type Readable, type Transform } from "node:stream";
+import type { Transform } from "node:stream";
 import type { IncomingHttpHeaders } from "node:http";
-import type { Dispatcher } from "undici";
 import type { CallPort } from "../../host/call-port.js";
 import type { CallReply } from "../../host/carrier.js";
 import type { CallError } from "../../protocol/messages.js";
 import type { FetchResponseHead } from "./messages.js";
 import { MAX_CHUNK_BYTES, RESPONSE_WINDOW_BYTES } from "./flow.js";
-import type { Network, FetchRecord } from "./host.js";
+import type { Hop, HopHead, BodySink } from "./hop.js";
 import type { HeaderList, Secrets } from "./secrets.js";
 import { limitFailure, typeError } from "./failures.js";
 
@@ -25,13 +25,14 @@ const DECODERS: Record<string, () => Transform> = {
 };
 
 export interface RelayTarget {
-  response: Dispatcher.ResponseData;
+  hop: Hop;
+  head: HopHead;
   url: URL;
   method: string;
   redirected: boolean;
   port: CallPort;
-  network: Network;
-  record: FetchRecord;
+  secrets: Secrets;
+  maxResponseBytes: number;
   /** Aborted when the fetch is stopped (timeout, cancel, eval end). */
   signal: AbortSignal;
   /** Why the fetch was stopped, once it was. */
@@ -42,94 +43,153 @@ export interface RelayTarget {
   finish: (error?: string) => void;
 }
 
-export function relayBody(target: RelayTarget): CallReply {
-  const { response, port, network, record } = target;
-  const { statusCode: status } = response;
-  if (status < 200 || status > 599) {
-    response.body.destroy();
-    return typeError(`fetch: the response status ${status} is not one a Response can have`);
+export function relay(target: RelayTarget): CallReply {
+  const { hop, head, secrets, maxResponseBytes: limit } = target;
+  if (head.status < 200 || head.status > 599) {
+    hop.discard();
+    return typeError(`fetch: the response status ${head.status} is not one a Response can have`);
   }
-  const encoding = headerText(response.headers["content-encoding"]).trim().toLowerCase();
-  const decoder = DECODERS[encoding];
-  const hasBody = target.method !== "HEAD" && status !== 204 && status !== 205 && status !== 304;
-  const head: FetchResponseHead = {
-    status,
-    statusText: network.secrets.redact(response.statusText ?? ""),
-    headers: responseHeaders(response.headers, network.secrets, decoder !== undefined),
-    url: network.secrets.redact(target.url.href),
+  const decoder = DECODERS[headerText(head.headers["content-encoding"]).trim().toLowerCase()];
+  const hasBody = target.method !== "HEAD" && head.status !== 204 && head.status !== 205 && head.status !== 304;
+  const value: FetchResponseHead = {
+    status: head.status,
+    statusText: secrets.redact(head.statusText),
+    headers: responseHeaders(head.headers, secrets, decoder !== undefined),
+    url: secrets.redact(target.url.href),
     redirected: target.redirected,
-    body: hasBody,
+    body: "none",
   };
   if (!hasBody) {
-    response.body.destroy();
+    hop.discard();
     target.finish();
-    return { ok: true, value: head };
+    return { ok: true, value };
   }
-  const limit = network.options.maxResponseBytes;
-  const declared = Number(headerText(response.headers["content-length"]));
+  const declared = Number(headerText(head.headers["content-length"]));
   if (!decoder && declared > limit) {
-    response.body.destroy();
-    port.fail(tooLarge(limit));
-    target.finish(`response body over net.maxResponseBytes`);
-    return { ok: true, value: head };
+    hop.discard();
+    value.body = "stream";
+    target.port.fail(tooLarge(limit));
+    target.finish("response body over net.maxResponseBytes");
+    return { ok: true, value };
   }
-  streamBody(target, decoder);
-  return { ok: true, value: head };
+  const whole = decoder ? undefined : completeBody(hop, limit);
+  if (whole) {
+    value.body = "inline";
+    target.finish();
+    return { ok: true, value, body: secrets.isEmpty ? whole : secrets.redactBytes(whole) };
+  }
+  value.body = "stream";
+  hop.pipeTo(new BodyStream(target, decoder?.()));
+  return { ok: true, value };
 }
 
-function streamBody(target: RelayTarget, decoder: (() => Transform) | undefined): void {
-  const { response, port, network, record } = target;
-  const source = response.body;
-  const limit = network.options.maxResponseBytes;
-  const scrubber = network.secrets.isEmpty ? undefined : network.secrets.bodyScrubber();
-  let body: Readable = source;
-  if (decoder) body = pipeline(source, decoder(), () => {});
-  source.on("data", (chunk: Buffer) => (record.bytesIn += chunk.byteLength));
+/** The whole body, if it has already arrived and fits in one reply. */
+function completeBody(hop: Hop, limit: number): Buffer | undefined {
+  if (!hop.complete) return undefined;
+  const chunks = hop.heldChunks;
+  const size = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+  if (size > RESPONSE_WINDOW_BYTES || size > limit) return undefined;
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
 
-  let delivered = 0;
-  let unread = 0;
-  let pipeBlocked = false;
-  let over = false;
-  const end = (error?: CallError) => {
-    if (over) return;
-    over = true;
-    source.destroy();
-    if (error) port.fail(error);
-    else port.end();
-    target.finish(error?.message);
-  };
-  const send = (data: Buffer) => {
-    for (let offset = 0; offset < data.byteLength; offset += MAX_CHUNK_BYTES) {
-      if (!port.push(data.subarray(offset, offset + MAX_CHUNK_BYTES))) pipeBlocked = true;
-    }
-    unread += data.byteLength;
-  };
-  const resumeIfAllowed = () => {
-    if (!over && !pipeBlocked && unread < RESPONSE_WINDOW_BYTES && body.isPaused()) body.resume();
-  };
-  target.onCredit((bytes) => {
-    unread = Math.max(0, unread - bytes);
-    resumeIfAllowed();
-  });
-  body.on("data", (chunk: Buffer) => {
-    if (over) return;
-    delivered += chunk.byteLength;
-    if (delivered > limit) return end(tooLarge(limit));
-    send(scrubber ? scrubber.push(chunk) : chunk);
-    if (unread >= RESPONSE_WINDOW_BYTES || pipeBlocked) body.pause();
-    if (pipeBlocked) {
-      void port.whenWritable().then(() => {
-        pipeBlocked = false;
-        resumeIfAllowed();
+/** A body streamed to the sandbox: decoded, counted, scrubbed, and paced by the sandbox's reads. */
+class BodyStream implements BodySink {
+  private delivered = 0;
+  private unread = 0;
+  private pipeBlocked = false;
+  private decoderFull = false;
+  private over = false;
+  private readonly scrubber: ReturnType<Secrets["bodyScrubber"]> | undefined;
+
+  constructor(
+    private readonly target: RelayTarget,
+    private readonly decoder: Transform | undefined,
+  ) {
+    this.scrubber = target.secrets.isEmpty ? undefined : target.secrets.bodyScrubber();
+    target.onCredit((bytes) => {
+      this.unread = Math.max(0, this.unread - bytes);
+      this.updateFlow();
+    });
+    target.signal.addEventListener("abort", () => this.close(target.stopError()), { once: true });
+    if (decoder) {
+      decoder.on("data", (chunk: Buffer) => this.deliver(chunk));
+      decoder.on("end", () => this.finishDecoded());
+      decoder.on("error", () => this.close({ name: "TypeError", message: "fetch: the response body could not be decoded" }));
+      decoder.on("drain", () => {
+        this.decoderFull = false;
+        this.updateFlow();
       });
     }
-  });
-  body.on("end", () => {
-    if (scrubber) send(scrubber.flush());
-    end();
-  });
-  body.on("error", () => end(target.signal.aborted ? target.stopError() : { name: "TypeError", message: "fetch: the response body could not be read (network error or bad encoding)" }));
-  target.signal.addEventListener("abort", () => end(target.stopError()), { once: true });
+  }
+
+  get flowing(): boolean {
+    return !this.over && !this.pipeBlocked && !this.decoderFull && this.unread < RESPONSE_WINDOW_BYTES;
+  }
+
+  data(chunk: Buffer): void {
+    if (this.over) return;
+    if (!this.decoder) return this.deliver(chunk);
+    if (!this.decoder.write(chunk)) this.decoderFull = true;
+    this.updateFlow();
+  }
+
+  end(): void {
+    if (this.decoder) this.decoder.end();
+    else this.finishDecoded();
+  }
+
+  error(): void {
+    this.close(this.target.signal.aborted ? this.target.stopError() : { name: "TypeError", message: "fetch: the connection failed while the response body was being read" });
+  }
+
+  private deliver(chunk: Buffer): void {
+    if (this.over) return;
+    this.delivered += chunk.byteLength;
+    if (this.delivered > this.target.maxResponseBytes) return this.close(tooLarge(this.target.maxResponseBytes));
+    this.send(this.scrubber ? this.scrubber.push(chunk) : chunk);
+    this.updateFlow();
+  }
+
+  private finishDecoded(): void {
+    if (this.scrubber) this.send(this.scrubber.flush());
+    this.close();
+  }
+
+  private send(data: Buffer): void {
+    const { port } = this.target;
+    for (let offset = 0; offset < data.byteLength; offset += MAX_CHUNK_BYTES) {
+      if (!port.push(data.subarray(offset, offset + MAX_CHUNK_BYTES)) && !this.pipeBlocked) {
+        // The carrier is not reading its pipe (a carrier that grants credit and never reads, say).
+        this.pipeBlocked = true;
+        void port.whenWritable().then(() => {
+          this.pipeBlocked = false;
+          this.updateFlow();
+        });
+      }
+    }
+    this.unread += data.byteLength;
+  }
+
+  private updateFlow(): void {
+    if (this.over) return;
+    if (this.flowing) {
+      this.target.hop.resume();
+      this.decoder?.resume();
+    } else {
+      this.target.hop.pause();
+      if (this.unread >= RESPONSE_WINDOW_BYTES || this.pipeBlocked) this.decoder?.pause();
+    }
+  }
+
+  private close(error?: CallError): void {
+    if (this.over) return;
+    this.over = true;
+    this.target.hop.discard();
+    this.decoder?.destroy();
+    if (error) this.target.port.fail(error);
+    else this.target.port.end();
+    this.target.finish(error?.message);
+  }
 }
 
 function tooLarge(limit: number): CallError {

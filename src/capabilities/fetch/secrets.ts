@@ -112,6 +112,14 @@ export class Secrets {
     };
   }
 
+  /** A whole body with every secret value replaced by its placeholder. */
+  redactBytes(data: Buffer): Buffer {
+    const scrubber = this.bodyScrubber();
+    const head = scrubber.push(data);
+    const tail = scrubber.flush();
+    return tail.byteLength === 0 ? head : Buffer.concat([head, tail]);
+  }
+
   private mayReceive(secret: Secret, url: URL): boolean {
     const pattern = secret.hosts.match(url);
     if (pattern === undefined) return false;
