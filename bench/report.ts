@@ -1,5 +1,6 @@
 /** The results of a run, and their Markdown rendering: one table, its notes, and the targets. */
 import type { Throughput } from "./measure.js";
+import type { MediationResults } from "./fetch.js";
 import { formatInteger, formatMegabytes, formatPercentiles, type Percentiles } from "./stats.js";
 
 export interface LatencyCell {
@@ -57,6 +58,7 @@ export interface Results {
   rows: Row[];
   notes: string[];
   targets: TargetResult[];
+  mediation: MediationResults;
 }
 
 export function machineLine(machine: Machine): string {
@@ -83,6 +85,7 @@ export function renderMarkdown(results: Results): string {
   for (const column of results.columns) lines.push(`- **${column.label}**: ${column.note}`);
   lines.push("", "Notes:");
   for (const note of results.notes) lines.push(`- ${note}`);
+  lines.push("", ...renderMediation(results.mediation));
   lines.push("", "### Targets (Paddock)", "");
   for (const target of results.targets) {
     const checks = target.checks.map((check) => `${check.column}: ${check.measured} → **${check.met ? "met" : "not met"}**`);
@@ -90,6 +93,16 @@ export function renderMarkdown(results: Results): string {
   }
   lines.push("", `Run took ${results.durationSeconds.toFixed(1)} s.`);
   return lines.join("\n");
+}
+
+/** The network mediation table: a sandboxed fetch against the host's own request. */
+export function renderMediation(mediation: MediationResults, target?: TargetResult): string[] {
+  const lines = ["### Network mediation (sandboxed fetch to a loopback server)", ""];
+  lines.push(tableLine(["measurement", "p50 / p99 / max (µs)"]), tableLine(["---", "---"]));
+  for (const row of mediation.rows) lines.push(tableLine([row.title, formatPercentiles(row.figures)]));
+  lines.push("", `Added by mediation at p50: **${formatInteger(mediation.addedP50Us)} µs** (sandboxed minus the host's own request; a ${mediation.bodyBytes}-byte JSON body, same agent pace for every row).`);
+  if (target) for (const check of target.checks) lines.push(`- ${target.goal} — ${check.measured} → **${check.met ? "met" : "not met"}**`);
+  return lines;
 }
 
 export function formatCell(cell: Cell | undefined): string {

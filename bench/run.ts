@@ -17,10 +17,11 @@ import { RSS_IDLE_MS, measureIdleRss, measureParallel, measureSequential, measur
 import { POOL_SETTLE_MS, createPaddock, drainPool, measureCreate } from "./paddock.js";
 import { cpuShare, cpuSnapshot } from "./proc.js";
 import { PUBLISHED, PUBLISHED_NOTE } from "./published.js";
-import { renderMarkdown, type Cell, type Column, type LatencyCell, type Machine, type Results, type Row } from "./report.js";
+import { renderMarkdown, renderMediation, type Cell, type Column, type LatencyCell, type Machine, type Results, type Row } from "./report.js";
 import { ADD, EVAL_SCENARIOS, assertResult } from "./scenarios.js";
 import { formatInteger, formatMegabytes, formatPercentiles, type Summary } from "./stats.js";
-import { checkTargets } from "./targets.js";
+import { checkTargets, checkMediation } from "./targets.js";
+import { benchMediation, type MediationResults } from "./fetch.js";
 
 interface Plan {
   /** Samples per scenario (and per mode), by how costly one eval of the engine is. */
@@ -96,8 +97,13 @@ const ROWS: ReadonlyArray<{ id: string; title: string }> = [
 
 type SetCell = (rowId: string, columnId: string, cell: Cell) => void;
 
-export async function runBenchmark(options: { quick: boolean }): Promise<void> {
+export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean }): Promise<void> {
   const plan = options.quick ? QUICK : FULL;
+  if (options.fetchOnly) {
+    const mediation = await measureMediation(plan);
+    console.log(renderMediation(mediation, checkMediation(mediation)).join("\n"));
+    return;
+  }
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const machine = describeMachine();
@@ -107,8 +113,10 @@ export async function runBenchmark(options: { quick: boolean }): Promise<void> {
     rows.find((row) => row.id === rowId)!.cells[columnId] = cell;
   };
 
+  let mediation: MediationResults;
   try {
     await benchPaddock(plan, set);
+    mediation = await measureMediation(plan);
   } finally {
     drainPool();
   }
@@ -130,7 +138,8 @@ export async function runBenchmark(options: { quick: boolean }): Promise<void> {
     columns,
     rows,
     notes: notes(plan),
-    targets: checkTargets(rows, columns.slice(0, PADDOCK.modes.length)),
+    targets: [...checkTargets(rows, columns.slice(0, PADDOCK.modes.length)), checkMediation(mediation)],
+    mediation,
   };
   console.log(renderMarkdown(results));
   const folder = fileURLToPath(new URL("../../bench/results/", import.meta.url));
@@ -156,6 +165,12 @@ async function benchPaddock(plan: Plan, set: SetCell): Promise<void> {
     progress(`paddock ${row} (create+close)`, times.createClose);
     progress(`paddock ${row} (create alone)`, times.create);
   }
+}
+
+async function measureMediation(plan: Plan): Promise<MediationResults> {
+  const mediation = await benchMediation({ samples: plan.samples.fast, warmup: plan.warmup.fast, pauseMs: AGENT_PAUSE_MS });
+  for (const row of mediation.rows) progress(`fetch ${row.id}`, row.figures);
+  return mediation;
 }
 
 async function benchBaseline(baseline: Baseline, plan: Plan, set: SetCell): Promise<void> {
@@ -320,8 +335,8 @@ function log(message: string): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false } }, strict: true });
-  runBenchmark({ quick: values.quick }).catch((error: unknown) => {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false } }, strict: true });
+  runBenchmark({ quick: values.quick, fetchOnly: values.fetch }).catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   });

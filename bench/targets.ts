@@ -2,6 +2,7 @@
 import type { Cell, Row, TargetResult } from "./report.js";
 import { formatCell } from "./report.js";
 import { formatInteger, formatMegabytes, formatPercentiles, type Percentiles } from "./stats.js";
+import type { MediationResults } from "./fetch.js";
 
 type Target =
   | { goal: string; row: string; kind: "latency"; limits: Partial<Percentiles> }
@@ -46,4 +47,13 @@ function checkCell(target: Target, cell: Cell): { measured: string; met: boolean
   if (target.kind === "rate" && cell.kind === "rate") return { measured: formatCell(cell), met: cell.throughput.evalsPerSecond >= target.min };
   if (target.kind === "memory" && cell.kind === "memory") return { measured: formatMegabytes(cell.bytes), met: cell.bytes <= target.maxBytes };
   return undefined;
+}
+
+/** Target for the network capability: what mediation adds to a request, at p50. */
+export function checkMediation(mediation: MediationResults): TargetResult {
+  const limitUs = 150;
+  return {
+    goal: `sandboxed fetch adds ≤ ${limitUs} µs at p50 over the host's own request`,
+    checks: [{ column: "sandboxed fetch", measured: `${formatInteger(mediation.addedP50Us)} µs added`, met: mediation.addedP50Us <= limitUs }],
+  };
 }

@@ -15,7 +15,8 @@ const live = new Set<vm.Context>();
 const EAGER_MS = 1;
 const BACKOFF_MS = 1;
 
-let scheduled = false;
+/** The pending tick: on the next turn of the loop, or a backed-off timer. */
+let scheduled: "immediate" | ReturnType<typeof setTimeout> | undefined;
 let eagerUntil = 0;
 
 export function pumpWhileRunning(context: vm.Context): () => void {
@@ -27,18 +28,26 @@ export function pumpWhileRunning(context: vm.Context): () => void {
 /** Something may have settled a realm's promise (a timer fired, the host replied): pump soon. */
 export function wake(): void {
   eagerUntil = performance.now() + EAGER_MS;
+  // A backed-off tick is too late now (Deno's shortest timer is about 2 ms): pump on the next turn.
+  if (scheduled !== undefined && scheduled !== "immediate") {
+    clearTimeout(scheduled);
+    scheduled = undefined;
+  }
   schedule();
 }
 
 function schedule(): void {
-  if (scheduled || live.size === 0) return;
-  scheduled = true;
-  if (performance.now() < eagerUntil) setImmediate(tick);
-  else setTimeout(tick, BACKOFF_MS);
+  if (scheduled !== undefined || live.size === 0) return;
+  if (performance.now() < eagerUntil) {
+    scheduled = "immediate";
+    setImmediate(tick);
+  } else {
+    scheduled = setTimeout(tick, BACKOFF_MS);
+  }
 }
 
 function tick(): void {
-  scheduled = false;
+  scheduled = undefined;
   for (const context of live) drain.runInContext(context);
   schedule();
 }

@@ -12,7 +12,7 @@ import { Sandbox, SandboxError, ScriptError, type LogEntry } from "../index.js";
 const USAGE = `usage:
   paddock eval <code> [flags]     run code; its value is printed as JSON on stdout
   paddock run <file> [flags]      run a JavaScript or TypeScript file the same way
-  paddock bench [--quick]         run the benchmark (same as npm run bench)
+  paddock bench [--quick] [--fetch]  run the benchmark (same as npm run bench); --fetch: only the network mediation rows
 
 flags:
   --timeout-ms <n>        wall-clock limit per eval (default 5000)
@@ -32,6 +32,7 @@ const FLAGS = {
   globals: { type: "string" },
   ts: { type: "boolean" },
   quick: { type: "boolean" },
+  fetch: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -78,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "bench") {
     const { runBenchmark } = await import("../../bench/run.js");
-    await runBenchmark({ quick: values.quick ?? false });
+    await runBenchmark({ quick: values.quick ?? false, fetchOnly: values.fetch ?? false });
     return 0;
   }
   if ((command !== "eval" && command !== "run") || target === undefined) throw new UsageError(USAGE);

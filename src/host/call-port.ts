@@ -15,9 +15,8 @@ export interface PortPipe {
 }
 
 export class CallPort {
-  private readonly controller = new AbortController();
-  /** Aborted when the call is over for the host: its eval ended, its carrier died, or it finished. */
-  readonly signal: AbortSignal = this.controller.signal;
+  private open = true;
+  private readonly closeListeners: Array<() => void> = [];
   private listener: StreamListener | undefined;
   /** Frames pushed before the reply went out: they must not overtake it. */
   private held: Array<[HostMessage, Uint8Array | undefined]> | undefined = [];
@@ -30,8 +29,15 @@ export class CallPort {
     private readonly onFinish: (port: CallPort) => void,
   ) {}
 
+  /** False once the call is over for the host: its eval ended, its carrier died, or it finished. */
   get isOpen(): boolean {
-    return !this.signal.aborted;
+    return this.open;
+  }
+
+  /** Runs `listener` when the call is over (at once if it already is). */
+  onClose(listener: () => void): void {
+    if (this.open) this.closeListeners.push(listener);
+    else listener();
   }
 
   /** Receives the carrier's stream messages for this call; must be set before the handler awaits. */
@@ -72,9 +78,10 @@ export class CallPort {
 
   /** Ends the call without a word to the carrier (its eval is over, or it has gone). */
   finish(): void {
-    if (!this.isOpen) return;
-    this.controller.abort();
+    if (!this.open) return;
+    this.open = false;
     this.onFinish(this);
+    for (const listener of this.closeListeners) listener();
   }
 
   private write(message: HostMessage, body?: Uint8Array): boolean {

@@ -41,34 +41,22 @@ const NETWORK_FAILURES: Record<string, string> = {
   HPE_INVALID_CONSTANT: "the response is not valid HTTP",
 };
 
-export interface FailureContext {
-  host: string;
-  timedOut: boolean;
-  timeoutMs: number;
-}
-
 /**
  * The sandbox's error for a request that failed on the host, and the refusal rule when the policy
  * (at connect time) refused it. Messages are chosen here, never copied from the error: they could
  * carry addresses, paths or header values.
  */
-export function describeFailure(error: unknown, context: FailureContext): { error: CallError; refused?: string } {
+export function describeFailure(error: unknown, host: string): { error: CallError; refused?: string } {
   const cause = rootCause(error);
   if (cause instanceof AddressRefusedError) {
-    return { error: { name: "PolicyError", message: `fetch to ${context.host} refused: ${cause.rule}`, kind: "policy" }, refused: cause.rule };
+    return { error: { name: "PolicyError", message: `fetch to ${host} refused: ${cause.rule}`, kind: "policy" }, refused: cause.rule };
   }
   if (cause instanceof UploadTooLargeError) return { error: limitFailure(cause.message) };
-  if (context.timedOut) {
-    return { error: { name: "TimeoutError", message: `fetch to ${context.host} timed out after ${context.timeoutMs} ms (net.timeoutMs)`, kind: "timeout" } };
-  }
-  if (cause instanceof undiciErrors.RequestAbortedError || (cause as Error | undefined)?.name === "AbortError") {
-    return { error: { name: "AbortError", message: "fetch: the request was cancelled" } };
-  }
   if (cause instanceof undiciErrors.InvalidArgumentError) return { error: { name: "TypeError", message: `fetch: ${safeInvalidArgument(cause.message)}` } };
   const code = (cause as { code?: unknown } | undefined)?.code;
   const tls = typeof code === "string" && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO/.test(code);
   const what = typeof code === "string" ? NETWORK_FAILURES[code] ?? (tls ? `the TLS handshake failed (${code})` : undefined) : undefined;
-  return { error: { name: "TypeError", message: `fetch to ${context.host} failed: ${what ?? "network error"}` } };
+  return { error: { name: "TypeError", message: `fetch to ${host} failed: ${what ?? "network error"}` } };
 }
 
 /** undici's argument errors name a header or a method, never a value: "invalid content-type header". */

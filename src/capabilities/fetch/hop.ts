@@ -24,6 +24,7 @@ export interface BodySink {
 
 /** Body bytes held before anyone takes the body: beyond this, the connection is paused. */
 const HOLD_BYTES = 256 * 1024;
+const DISCARDED = new Error("the body was not wanted");
 
 export class Hop implements Dispatcher.DispatchHandler {
   /** Resolves when the response's head arrives; rejects if the request fails before that. */
@@ -40,7 +41,9 @@ export class Hop implements Dispatcher.DispatchHandler {
   private resolveHead!: (head: HopHead) => void;
   private rejectHead!: (error: Error) => void;
 
-  constructor(private readonly signal: AbortSignal) {
+  private abortReason: Error | undefined;
+
+  constructor() {
     this.head = new Promise((resolve, reject) => {
       this.resolveHead = resolve;
       this.rejectHead = reject;
@@ -50,9 +53,14 @@ export class Hop implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    const abort = () => controller.abort(this.signal.reason instanceof Error ? this.signal.reason : new Error("aborted"));
-    if (this.signal.aborted) abort();
-    else this.signal.addEventListener("abort", abort, { once: true });
+    if (this.abortReason) controller.abort(this.abortReason);
+  }
+
+  /** Stops the request (and its connection), whatever stage it is at. */
+  abort(reason: Error): void {
+    this.abortReason ??= reason;
+    this.held = [];
+    if (this.controller && !this.ended && !this.failure) this.controller.abort(reason);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusText?: string): void {
@@ -109,7 +117,6 @@ export class Hop implements Dispatcher.DispatchHandler {
 
   /** Drops the body (a redirect, or a body nobody reads). */
   discard(): void {
-    this.held = [];
-    if (!this.ended && !this.failure) this.controller?.abort(new Error("discarded"));
+    this.abort(DISCARDED);
   }
 }

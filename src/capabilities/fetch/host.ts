@@ -65,24 +65,24 @@ export class Network {
     this.agent = new Agent({ connect: { lookup: this.policy.lookup }, keepAliveTimeout: 4_000 });
   }
 
-  /** Waits for one of the `maxConcurrent` slots; resolves false if `signal` aborts first. */
-  async acquire(signal: AbortSignal): Promise<boolean> {
+  /** Takes one of the `maxConcurrent` slots, waiting for one if need be; false if `stops` first. */
+  acquire(stops: Stoppable): boolean | Promise<boolean> {
     if (this.inFlight < this.options.maxConcurrent) {
       this.inFlight++;
       return true;
     }
     return new Promise((resolve) => {
       const grant = () => {
-        signal.removeEventListener("abort", give_up);
         this.inFlight++;
         resolve(true);
       };
-      const give_up = () => {
-        this.waiting.splice(this.waiting.indexOf(grant), 1);
-        resolve(false);
-      };
       this.waiting.push(grant);
-      signal.addEventListener("abort", give_up, { once: true });
+      stops.onStop(() => {
+        const index = this.waiting.indexOf(grant);
+        if (index === -1) return;
+        this.waiting.splice(index, 1);
+        resolve(false);
+      });
     });
   }
 
@@ -128,13 +128,20 @@ export class EvalFetches {
   }
 }
 
+interface Stoppable {
+  onStop(listener: () => void): void;
+}
+
 type HopRequest = { url: URL; method: string; headers: HeaderList; body: Uint8Array | Upload | undefined; redirected: boolean };
 
 /** One fetch: its hops, its body both ways, its timeout, its cancellation. */
-class Exchange {
-  private readonly abort = new AbortController();
+class Exchange implements Stoppable {
   private timedOut = false;
-  private stopReason = "";
+  /** Why the fetch was stopped before it finished; undefined while it runs. */
+  private stopReason: string | undefined;
+  private finished = false;
+  private readonly stopListeners: Array<() => void> = [];
+  private hop: Hop | undefined;
   private readonly upload: Upload | undefined;
   private credit: ((bytes: number) => void) | undefined;
 
@@ -152,7 +159,7 @@ class Exchange {
       else if (op === "credit" && bytes) this.credit?.(bytes);
       else if (op === "cancel") this.stop("cancelled by the sandbox");
     });
-    port.signal.addEventListener("abort", () => this.stop("the eval ended"), { once: true });
+    port.onClose(() => this.stop("the eval ended"));
   }
 
   async run(): Promise<CallReply> {
@@ -170,13 +177,14 @@ class Exchange {
     if (inline && inline.byteLength > network.options.maxRequestBytes) {
       return limitError(`fetch: the request body is ${inline.byteLength} bytes, over net.maxRequestBytes (${network.options.maxRequestBytes})`);
     }
-    if (!(await network.acquire(this.abort.signal))) return typeError("fetch: cancelled");
+    if (!(await network.acquire(this))) return typeError("fetch: cancelled");
     const timer = setTimeout(() => {
       this.timedOut = true;
       this.stop("timed out");
     }, network.options.timeoutMs);
     let holdsSlot = true;
     const done = () => {
+      this.finished = true;
       clearTimeout(timer);
       if (holdsSlot) network.release();
       holdsSlot = false;
@@ -206,7 +214,8 @@ class Exchange {
       const started = performance.now();
       const record = this.log.open(hop.method, shown, verdict.rule, "allowed");
       record.bytesOut = hop.body instanceof Upload ? 0 : hop.body?.byteLength ?? 0;
-      const response = new Hop(this.abort.signal);
+      const response = new Hop();
+      this.hop = response;
       network.agent.dispatch({
         origin: hop.url.origin,
         path: hop.url.pathname + hop.url.search,
@@ -227,7 +236,7 @@ class Exchange {
       if (!REDIRECT_STATUSES.has(head.status) || typeof location !== "string" || this.request.redirect === "manual") {
         const reply = relay({
           hop: response, head, url: hop.url, method: hop.method, redirected: hop.redirected, port: this.port,
-          secrets, maxResponseBytes: options.maxResponseBytes, signal: this.abort.signal,
+          secrets, maxResponseBytes: options.maxResponseBytes, stops: this,
           stopError: () => this.stopError(displayHost(hop.url)),
           onCredit: (credit) => (this.credit = credit),
           finish: (error) => {
@@ -256,20 +265,26 @@ class Exchange {
   }
 
   private failed(record: FetchRecord, started: number, url: URL, error: unknown): CallReply {
-    const failure = describeFailure(error, { host: displayHost(url), timedOut: this.timedOut, timeoutMs: this.network?.options.timeoutMs ?? 0 });
-    if (failure.refused !== undefined) {
+    const failure = this.stopReason !== undefined ? { error: this.stopError(displayHost(url)) } : describeFailure(error, displayHost(url));
+    if ("refused" in failure && failure.refused !== undefined) {
       record.verdict = "refused";
       record.rule = failure.refused;
     }
-    this.log.close(record, started, failure.refused === undefined ? failure.error.message : undefined);
+    this.log.close(record, started, record.verdict === "refused" ? undefined : failure.error.message);
     return { ok: false, error: failure.error };
   }
 
+  onStop(listener: () => void): void {
+    if (this.stopReason === undefined) this.stopListeners.push(listener);
+    else listener();
+  }
+
   private stop(reason: string): void {
-    if (this.abort.signal.aborted) return;
+    if (this.finished || this.stopReason !== undefined) return;
     this.stopReason = reason;
-    this.abort.abort(new Error(reason));
+    this.hop?.abort(new Error(reason));
     this.upload?.fail();
+    for (const listener of this.stopListeners) listener();
   }
 
   /** What the sandbox is told when the fetch was stopped while its body was streaming. */

@@ -33,8 +33,8 @@ export interface RelayTarget {
   port: CallPort;
   secrets: Secrets;
   maxResponseBytes: number;
-  /** Aborted when the fetch is stopped (timeout, cancel, eval end). */
-  signal: AbortSignal;
+  /** Tells when the fetch is stopped (timeout, cancel, eval end). */
+  stops: { onStop(listener: () => void): void };
   /** Why the fetch was stopped, once it was. */
   stopError: () => CallError;
   /** Receives the function that takes the sandbox's read credit. */
@@ -110,7 +110,7 @@ class BodyStream implements BodySink {
       this.unread = Math.max(0, this.unread - bytes);
       this.updateFlow();
     });
-    target.signal.addEventListener("abort", () => this.close(target.stopError()), { once: true });
+    target.stops.onStop(() => this.close(target.stopError()));
     if (decoder) {
       decoder.on("data", (chunk: Buffer) => this.deliver(chunk));
       decoder.on("end", () => this.finishDecoded());
@@ -139,7 +139,8 @@ class BodyStream implements BodySink {
   }
 
   error(): void {
-    this.close(this.target.signal.aborted ? this.target.stopError() : { name: "TypeError", message: "fetch: the connection failed while the response body was being read" });
+    // A stop (timeout, cancel) closes the stream itself, with its own error, before this.
+    this.close({ name: "TypeError", message: "fetch: the connection failed while the response body was being read" });
   }
 
   private deliver(chunk: Buffer): void {
