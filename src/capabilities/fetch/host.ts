@@ -4,6 +4,7 @@
  * addresses the policy checked, gets secrets only where they may go, and is recorded.
  */
 import { Readable } from "node:stream";
+import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher } from "undici";
 import type { CallError } from "../../protocol/messages.js";
 import type { CallPort } from "../../host/call-port.js";
@@ -62,7 +63,8 @@ export class Network {
     this.secrets = new Secrets(options.secrets);
     // Connections are pooled per origin, for this sandbox only, and made through the policy's
     // lookup: a connection exists only to an address that was checked for this sandbox.
-    this.agent = new Agent({ connect: { lookup: this.policy.lookup }, keepAliveTimeout: 4_000 });
+    const ca = options.ca.length > 0 ? { ca: [...rootCertificates, ...options.ca] } : {};
+    this.agent = new Agent({ connect: { lookup: this.policy.lookup, ...ca }, keepAliveTimeout: 4_000 });
   }
 
   /** Takes one of the `maxConcurrent` slots, waiting for one if need be; false if `stops` first. */

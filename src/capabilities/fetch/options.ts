@@ -34,6 +34,8 @@ export const netOptionsSchema = z.strictObject({
   /** Wall time of one request, redirects and body included. */
   timeoutMs: z.number().int().min(1).max(3_600_000).default(30_000),
   maxRedirects: z.number().int().min(0).max(20).default(20),
+  /** PEM certificates of CAs to trust besides the usual ones (an internal CA). */
+  ca: z.array(z.string().min(1).max(64 * 1024)).max(100).default([]),
 });
 
 export type NetOptions = z.input<typeof netOptionsSchema>;
