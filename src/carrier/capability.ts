@@ -7,6 +7,8 @@ export interface RealmHelpers {
   adopt(value: unknown): unknown;
   /** A queueMicrotask for the realm's own queue; errors thrown by callbacks go to `report`. */
   makeQueueMicrotask(report: (error: unknown) => void): (callback: unknown) => void;
+  /** A promise of the realm's own that settles as `outer` (a promise of the carrier) does. */
+  adoptPromise<T>(outer: Promise<T>): Promise<T>;
 }
 
 /**

@@ -100,7 +100,10 @@ const HELPERS_SOURCE = `(() => {
     if (typeof callback !== "function") throw new G.TypeError("queueMicrotask: the callback must be a function");
     apply(then, resolved, [() => { try { callback(); } catch (error) { report(error); } }]);
   };
-  return { makeError, adopt, makeQueueMicrotask };
+  // A promise of this realm that follows one of the carrier's: what async Web APIs return here.
+  const Promise = G.Promise;
+  const adoptPromise = (outer) => new Promise((resolve, reject) => { outer.then(resolve, reject); });
+  return { makeError, adopt, makeQueueMicrotask, adoptPromise };
 })()`;
 
 export interface Realm {

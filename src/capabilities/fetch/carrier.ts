@@ -20,7 +20,14 @@ type Fail = (error: CallError) => Error;
 export const fetchCapability: CarrierCapability = {
   install(global, slot, { realm }) {
     const fail: Fail = (error) => capabilityError(realm, error);
-    defineGlobal(global, "fetch", async function fetch(input: unknown, init?: RequestInit): Promise<Response> {
+    // A function of one declared parameter returning the realm's own Promise, as fetch is.
+    const fetch = function (input: unknown, init: RequestInit | undefined = undefined): Promise<Response> {
+      return realm.adoptPromise(sandboxFetch(input, init));
+    };
+    // Set by hand: the carrier bundle is minified.
+    Object.defineProperty(fetch, "name", { value: "fetch" });
+    defineGlobal(global, "fetch", fetch);
+    async function sandboxFetch(input: unknown, init: RequestInit | undefined): Promise<Response> {
       let request: Request;
       try {
         request = new Request(input as RequestInfo, init);
@@ -70,7 +77,7 @@ export const fetchCapability: CarrierCapability = {
         redirected: { value: head.redirected, enumerable: true },
       });
       return response;
-    });
+    }
   },
 };
 

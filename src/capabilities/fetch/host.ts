@@ -101,6 +101,7 @@ export class Network {
 /** One eval's fetches: its request count and its audit records. */
 export class EvalFetches {
   readonly records: FetchRecord[] = [];
+  private readonly unfinished = new Set<FetchRecord>();
   private requests = 0;
 
   constructor(
@@ -120,10 +121,13 @@ export class EvalFetches {
   open(method: string, url: string, rule: string, verdict: FetchRecord["verdict"]): FetchRecord {
     const record: FetchRecord = { method, url, status: null, bytesIn: 0, bytesOut: 0, ms: 0, verdict, rule };
     this.records.push(record);
+    this.unfinished.add(record);
     return record;
   }
 
+  /** Completes a record (once: later calls are ignored) and hands it to the listeners. */
   close(record: FetchRecord, started: number, error?: string): void {
+    if (!this.unfinished.delete(record)) return;
     record.ms = Math.round((performance.now() - started) * 1000) / 1000;
     if (error !== undefined) record.error = error;
     this.onRecord?.(record);
@@ -144,6 +148,8 @@ class Exchange implements Stoppable {
   private finished = false;
   private readonly stopListeners: Array<() => void> = [];
   private hop: Hop | undefined;
+  /** The hop in progress, whose record a stop completes at once (the eval's result lists it). */
+  private current: { record: FetchRecord; started: number } | undefined;
   private readonly upload: Upload | undefined;
   private credit: ((bytes: number) => void) | undefined;
 
@@ -215,6 +221,7 @@ class Exchange implements Stoppable {
       if (!verdict.ok) return this.refuse(hop.method, hop.url, verdict.rule);
       const started = performance.now();
       const record = this.log.open(hop.method, shown, verdict.rule, "allowed");
+      this.current = { record, started };
       record.bytesOut = hop.body instanceof Upload ? 0 : hop.body?.byteLength ?? 0;
       const response = new Hop();
       this.hop = response;
@@ -284,6 +291,7 @@ class Exchange implements Stoppable {
   private stop(reason: string): void {
     if (this.finished || this.stopReason !== undefined) return;
     this.stopReason = reason;
+    if (this.current) this.log.close(this.current.record, this.current.started, this.timedOut ? "timed out" : reason);
     this.hop?.abort(new Error(reason));
     this.upload?.fail();
     for (const listener of this.stopListeners) listener();
