@@ -24,7 +24,7 @@ const REMOVED_GLOBALS = [
 export function isInternalFrame(site: NodeJS.CallSite): boolean {
   const file = site.getFileName();
   if (typeof file !== "string") return false;
-  return file.startsWith("data:") || file.startsWith("ext:") || file.startsWith("node:") || site.getLineNumber() === 0;
+  return file.startsWith("data:") || file.startsWith("paddock:") || file.startsWith("ext:") || file.startsWith("node:") || site.getLineNumber() === 0;
 }
 
 export interface OuterHooks {

@@ -83,7 +83,7 @@ const HELPERS_SOURCE = `(() => {
   };
   // Stacks seen inside the sandbox show the user's frames only, not the carrier's or Deno's.
   // (Same rule as isInternalFrame in harden.ts, which cannot be shared: this runs inside the realm.)
-  const internal = (site) => { const file = site.getFileName(); return typeof file === "string" && (file.startsWith("data:") || file.startsWith("ext:") || file.startsWith("node:") || site.getLineNumber() === 0); };
+  const internal = (site) => { const file = site.getFileName(); return typeof file === "string" && (file.startsWith("data:") || file.startsWith("paddock:") || file.startsWith("ext:") || file.startsWith("node:") || site.getLineNumber() === 0); };
   const errorToString = Error.prototype.toString;
   defineProperty(Error, "prepareStackTrace", {
     value: (error, sites) => {

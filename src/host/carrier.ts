@@ -287,7 +287,11 @@ export class Carrier {
         return false;
       }
       pending.logs.push(entry);
-      pending.request.onLog?.(entry);
+      try {
+        pending.request.onLog?.(entry);
+      } catch {
+        // A listener's failure is the listener's: the eval goes on.
+      }
     }
     return true;
   }
@@ -299,7 +303,8 @@ export class Carrier {
     pending.ports.set(message.call, port);
     const handler = pending.request.handleCall;
     const reply: Promise<CallReply> = handler
-      ? handler(message, port).catch((error: Error) => ({ ok: false, error: { name: "Error", message: error.message } }))
+      // The handler's own failure is a host bug: its message (paths, names) is not the sandbox's.
+      ? handler(message, port).catch((): CallReply => ({ ok: false, error: { name: "Error", message: "the host could not serve this call" } }))
       : Promise.resolve({ ok: false, error: { name: "PolicyError", message: "no capability is granted", kind: "policy" } });
     void reply.then((result) => {
       if (!this.alive || !this.pending.has(message.id)) return port.finish();

@@ -4,13 +4,14 @@
  * the response no faster than user code reads it; an AbortSignal cancels the host's request.
  */
 import { types } from "node:util";
+import { setImmediate } from "node:timers";
 import type { CarrierCapability } from "../../carrier/capability.js";
 import { defineGlobal, liveScope } from "../../carrier/capability.js";
-import type { CallHandle } from "../../carrier/scope.js";
+import type { CallHandle, EvalScope } from "../../carrier/scope.js";
 import { capabilityError } from "../../carrier/values.js";
 import type { CallError } from "../../protocol/messages.js";
 import type { FetchRequest, FetchResponseHead } from "./messages.js";
-import { MAX_CHUNK_BYTES, RESPONSE_WINDOW_BYTES } from "./flow.js";
+import { MAX_CHUNK_BYTES, REQUEST_HEAD_LIMITS as LIMITS, RESPONSE_WINDOW_BYTES } from "./flow.js";
 
 /** Read credit is returned to the host in batches of this many bytes. */
 const CREDIT_BATCH_BYTES = RESPONSE_WINDOW_BYTES / 4;
@@ -48,10 +49,13 @@ export const fetchCapability: CarrierCapability = {
         body: request.body === null ? "none" : streamed ? "stream" : "inline",
         redirect: request.redirect,
       };
+      const tooBig = oversized(args);
+      if (tooBig) throw fail({ name: "TypeError", message: `fetch: ${tooBig}` });
       const call = scope.call("fetch", args, body);
       const cancel = () => call.send("cancel");
       signal.addEventListener("abort", cancel, { once: true });
-      if (streamed) void upload(request.body!, call);
+      let uploadFailure: string | undefined;
+      if (streamed) void upload(request.body!, call, (why) => (uploadFailure = why));
       let head: FetchResponseHead;
       let inline: Uint8Array | undefined;
       try {
@@ -60,12 +64,14 @@ export const fetchCapability: CarrierCapability = {
         inline = reply.body;
       } catch (error) {
         signal.removeEventListener("abort", cancel);
-        throw signal.aborted ? signal.reason : fail(error as CallError);
+        if (signal.aborted) throw signal.reason;
+        // The request was cancelled because its body stream failed: that is the error to report.
+        throw fail(uploadFailure !== undefined ? { name: "TypeError", message: `fetch: the request body stream failed: ${uploadFailure}` } : (error as CallError));
       }
       signal.removeEventListener("abort", cancel);
       let response: Response;
       try {
-        const body = head.body === "stream" ? download(call, signal, fail) : head.body === "inline" ? inline ?? new Uint8Array(0) : null;
+        const body = head.body === "stream" ? download(call, scope, signal, fail) : head.body === "inline" ? inline ?? new Uint8Array(0) : null;
         response = new Response(body as BodyInit | null, { status: head.status, statusText: head.statusText, headers: head.headers });
       } catch (error) {
         call.send("cancel");
@@ -75,6 +81,7 @@ export const fetchCapability: CarrierCapability = {
       Object.defineProperties(response, {
         url: { value: head.url, enumerable: true },
         redirected: { value: head.redirected, enumerable: true },
+        type: { value: "basic", enumerable: true },
       });
       return response;
     }
@@ -91,21 +98,29 @@ function untilAborted<T>(reply: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /** Streams a request body up. Chunks must be Uint8Arrays, as for Deno's own fetch. */
-async function upload(stream: ReadableStream<Uint8Array>, call: CallHandle): Promise<void> {
+async function upload(stream: ReadableStream<Uint8Array>, call: CallHandle, failed: (why: string) => void): Promise<void> {
   const reader = stream.getReader();
   try {
     for (;;) {
+      // A stream that makes chunks without ever waiting would never let the host's answer in
+      // (a refusal, say): each chunk waits for a turn of the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
       const { done, value } = await reader.read();
       if (!call.isOpen) break;
       if (done) return call.send("end");
-      if (!types.isUint8Array(value)) throw new TypeError("request body chunks must be Uint8Arrays");
+      if (!types.isUint8Array(value)) {
+        failed("its chunks must be Uint8Arrays");
+        break;
+      }
       // Copied with the carrier's constructor: never calls back into the realm.
       const bytes = new Uint8Array(value);
       for (let offset = 0; offset < bytes.byteLength; offset += MAX_CHUNK_BYTES) call.send("data", bytes.subarray(offset, offset + MAX_CHUNK_BYTES));
     }
-  } catch {
-    call.send("cancel");
+  } catch (error) {
+    failed(messageOf(error));
   }
+  // Over, one way or another, before its end: the host gives up the request.
+  call.send("cancel");
   reader.cancel().catch(() => {});
 }
 
@@ -113,7 +128,7 @@ async function upload(stream: ReadableStream<Uint8Array>, call: CallHandle): Pro
  * The response body: chunks the host sends, handed out as the code reads, with credit returned
  * so the host sends more. Cancelling the stream or aborting the signal cancels the host's request.
  */
-function download(call: CallHandle, signal: AbortSignal, fail: Fail): ReadableStream<Uint8Array> {
+function download(call: CallHandle, scope: EvalScope, signal: AbortSignal, fail: Fail): ReadableStream<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let ended: { error?: CallError } | undefined;
   let waiting: (() => void) | undefined;
@@ -134,33 +149,47 @@ function download(call: CallHandle, signal: AbortSignal, fail: Fail): ReadableSt
   };
   signal.addEventListener("abort", onAbort, { once: true });
   const stop = () => signal.removeEventListener("abort", onAbort);
+  // The host cancels an eval's requests when it ends: a body kept for later (in a persistent
+  // realm) fails then, instead of waiting for chunks that will never come.
+  scope.onEnd(() => {
+    ended ??= { error: { name: "TypeError", message: "fetch: the eval that made this request has ended, and its body can no longer be read" } };
+    notify();
+  });
+  /** Hands the next chunk, the end or the error to the stream; false when there is nothing yet. */
+  const serve = (controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
+    const chunk = chunks.shift();
+    if (signal.aborted) {
+      controller.error(signal.reason);
+    } else if (chunk) {
+      controller.enqueue(chunk);
+      unreported += chunk.byteLength;
+      if (unreported >= CREDIT_BATCH_BYTES) {
+        call.send("credit", undefined, unreported);
+        unreported = 0;
+      }
+    } else if (ended) {
+      stop();
+      if (ended.error) controller.error(fail(ended.error));
+      else controller.close();
+    } else {
+      return false;
+    }
+    return true;
+  };
   return new ReadableStream<Uint8Array>(
     {
-      pull: (controller) =>
-        new Promise<void>((resolve) => {
-          const serve = () => {
-            const chunk = chunks.shift();
-            if (signal.aborted) {
-              controller.error(signal.reason);
-            } else if (chunk) {
-              controller.enqueue(chunk);
-              unreported += chunk.byteLength;
-              if (unreported >= CREDIT_BATCH_BYTES) {
-                call.send("credit", undefined, unreported);
-                unreported = 0;
-              }
-            } else if (ended) {
-              stop();
-              if (ended.error) controller.error(fail(ended.error));
-              else controller.close();
-            } else {
-              waiting = serve;
-              return;
-            }
-            resolve();
+      // Served at once when a chunk is there; otherwise when one arrives (and never from inside a
+      // Promise executor, whose frame would show in the stack of an error made there).
+      pull: (controller) => {
+        if (serve(controller)) return undefined;
+        return new Promise<void>((resolve) => {
+          const retry = () => {
+            if (serve(controller)) resolve();
+            else waiting = retry;
           };
-          serve();
-        }),
+          waiting = retry;
+        });
+      },
       cancel: () => {
         stop();
         call.send("cancel");
@@ -168,6 +197,18 @@ function download(call: CallHandle, signal: AbortSignal, fail: Fail): ReadableSt
     },
     { highWaterMark: 0 },
   );
+}
+
+/** What makes a request's head too big to ask the host for, if anything. */
+function oversized({ url, method, headers }: FetchRequest): string | undefined {
+  if (url.length > LIMITS.urlChars) return `the URL is longer than ${LIMITS.urlChars} characters`;
+  if (method.length > LIMITS.methodChars) return `the method is longer than ${LIMITS.methodChars} characters`;
+  if (headers.length > LIMITS.headers) return `more than ${LIMITS.headers} request headers`;
+  for (const [name, value] of headers) {
+    if (name.length > LIMITS.headerNameChars) return `a header name is longer than ${LIMITS.headerNameChars} characters`;
+    if (value.length > LIMITS.headerValueChars) return `the value of ${name} is longer than ${LIMITS.headerValueChars} characters`;
+  }
+  return undefined;
 }
 
 function messageOf(error: unknown): string {

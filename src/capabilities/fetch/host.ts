@@ -48,7 +48,12 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const ORIGIN_CREDENTIALS = new Set(["authorization", "proxy-authorization", "cookie"]);
 /** Dropped when a redirect turns the request into a GET without a body. */
 const BODY_HEADERS = new Set(["content-type", "content-encoding", "content-language", "content-location"]);
-const DEFAULT_HEADERS: HeaderList = [["accept", "*/*"], ["accept-encoding", "gzip, deflate, br"], ["user-agent", "Paddock (sandboxed fetch)"]];
+const DEFAULT_HEADERS: HeaderList = [["accept", "*/*"], ["user-agent", "Paddock (sandboxed fetch)"]];
+/**
+ * Set by the host whatever the sandbox asks: the host must be able to undo every coding a response
+ * uses, to count its bytes and to scrub secrets from it.
+ */
+const ACCEPT_ENCODING = "gzip, deflate, br";
 
 /** A sandbox's network: its policy, its own connections (never shared with another sandbox), its secrets. */
 export class Network {
@@ -130,7 +135,11 @@ export class EvalFetches {
     if (!this.unfinished.delete(record)) return;
     record.ms = Math.round((performance.now() - started) * 1000) / 1000;
     if (error !== undefined) record.error = error;
-    this.onRecord?.(record);
+    try {
+      this.onRecord?.(record);
+    } catch {
+      // A listener's failure is the listener's: the fetch and the eval go on.
+    }
   }
 }
 
@@ -149,7 +158,7 @@ class Exchange implements Stoppable {
   private readonly stopListeners: Array<() => void> = [];
   private hop: Hop | undefined;
   /** The hop in progress, whose record a stop completes at once (the eval's result lists it). */
-  private current: { record: FetchRecord; started: number } | undefined;
+  private current: { record: FetchRecord; started: number; url: URL } | undefined;
   private readonly upload: Upload | undefined;
   private credit: ((bytes: number) => void) | undefined;
 
@@ -172,17 +181,23 @@ class Exchange implements Stoppable {
 
   async run(): Promise<CallReply> {
     const { request, network } = this;
+    // The method as the carrier's Request normalized it (standard methods upper-cased, others kept).
+    const { method } = request;
     let url: URL;
     try {
       url = new URL(request.url);
     } catch {
+      this.log.close(this.log.open(method, "(an invalid URL)", "invalid URL", "refused"), performance.now());
       return typeError("fetch: the URL is not valid");
     }
-    const method = request.method.toUpperCase();
     if (!network) return this.refuse(method, url, "no network policy grants this sandbox network access");
-    if (FORBIDDEN_METHODS.has(method)) return typeError(`fetch: the method ${method} is not allowed`);
+    if (FORBIDDEN_METHODS.has(method.toUpperCase())) {
+      this.log.close(this.log.open(method, network.secrets.redactUrl(url), "forbidden method", "refused"), performance.now());
+      return typeError(`fetch: the method ${method.toUpperCase()} is not allowed`);
+    }
     const inline = request.body === "inline" ? this.port.body ?? new Uint8Array(0) : undefined;
     if (inline && inline.byteLength > network.options.maxRequestBytes) {
+      this.log.close(this.log.open(method, network.secrets.redactUrl(url), "net.maxRequestBytes", "refused"), performance.now());
       return limitError(`fetch: the request body is ${inline.byteLength} bytes, over net.maxRequestBytes (${network.options.maxRequestBytes})`);
     }
     if (!(await network.acquire(this))) return typeError("fetch: cancelled");
@@ -212,7 +227,7 @@ class Exchange implements Stoppable {
     const { policy, secrets, options } = network;
     let hop = first;
     for (let count = 0; ; count++) {
-      const shown = secrets.redact(hop.url.href);
+      const shown = secrets.redactUrl(hop.url);
       if (!this.log.countRequest()) {
         this.log.close(this.log.open(hop.method, shown, "net.maxRequests", "refused"), performance.now());
         return limitError(`fetch: more than ${options.maxRequests} requests in this eval (net.maxRequests)`);
@@ -221,7 +236,7 @@ class Exchange implements Stoppable {
       if (!verdict.ok) return this.refuse(hop.method, hop.url, verdict.rule);
       const started = performance.now();
       const record = this.log.open(hop.method, shown, verdict.rule, "allowed");
-      this.current = { record, started };
+      this.current = { record, started, url: hop.url };
       record.bytesOut = hop.body instanceof Upload ? 0 : hop.body?.byteLength ?? 0;
       const response = new Hop();
       this.hop = response;
@@ -246,7 +261,7 @@ class Exchange implements Stoppable {
         const reply = relay({
           hop: response, head, url: hop.url, method: hop.method, redirected: hop.redirected, port: this.port,
           secrets, maxResponseBytes: options.maxResponseBytes, stops: this,
-          stopError: () => this.stopError(displayHost(hop.url)),
+          stopError: () => this.stopError(this.shownHost(hop.url)),
           onCredit: (credit) => (this.credit = credit),
           finish: (error) => {
             record.bytesIn = response.bytesIn;
@@ -263,18 +278,29 @@ class Exchange implements Stoppable {
       if (count >= options.maxRedirects) return typeError(`fetch: more than ${options.maxRedirects} redirects`);
       const next = nextHop(hop, head.status, location);
       if (typeof next === "string") return typeError(next);
+      // An open redirect that reflects a header into its Location would carry the secret onwards.
+      if (secrets.foundIn(next.url)) return this.refuse(next.method, next.url, "the redirect URL carries a secret");
       hop = next;
     }
   }
 
   private refuse(method: string, url: URL, rule: string): CallReply {
-    const shown = this.network?.secrets.redact(url.href) ?? url.href;
-    this.log.close(this.log.open(method, shown, rule, "refused"), performance.now());
-    return policyError(`fetch to ${displayHost(url)} refused: ${rule}`);
+    this.log.close(this.log.open(method, this.shownUrl(url), rule, "refused"), performance.now());
+    return policyError(`fetch to ${this.shownHost(url)} refused: ${rule}`);
+  }
+
+  /** A URL or host for records and messages: never one that carries a secret. */
+  private shownUrl(url: URL): string {
+    return this.network?.secrets.redactUrl(url) ?? stripFragment(url);
+  }
+
+  private shownHost(url: URL): string {
+    const host = displayHost(url);
+    return this.network?.secrets.redactText(host) ?? host;
   }
 
   private failed(record: FetchRecord, started: number, url: URL, error: unknown): CallReply {
-    const failure = this.stopReason !== undefined ? { error: this.stopError(displayHost(url)) } : describeFailure(error, displayHost(url));
+    const failure = this.stopReason !== undefined ? { error: this.stopError(this.shownHost(url)) } : describeFailure(error, this.shownHost(url));
     if ("refused" in failure && failure.refused !== undefined) {
       record.verdict = "refused";
       record.rule = failure.refused;
@@ -291,10 +317,11 @@ class Exchange implements Stoppable {
   private stop(reason: string): void {
     if (this.finished || this.stopReason !== undefined) return;
     this.stopReason = reason;
-    if (this.current) this.log.close(this.current.record, this.current.started, this.timedOut ? "timed out" : reason);
+    if (this.current) this.log.close(this.current.record, this.current.started, this.stopError(this.shownHost(this.current.url)).message);
+    // Listeners first: a body being relayed ends with the stop's error, not the connection's.
+    for (const listener of this.stopListeners) listener();
     this.hop?.abort(new Error(reason));
     this.upload?.fail();
-    for (const listener of this.stopListeners) listener();
   }
 
   /** What the sandbox is told when the fetch was stopped while its body was streaming. */
@@ -306,8 +333,11 @@ class Exchange implements Stoppable {
 
 /** The sandbox's headers without the ones it may not set, plus fetch's defaults it did not set. */
 function requestHeaders(headers: FetchRequest["headers"]): HeaderList {
-  const kept: HeaderList = headers.filter(([name]) => !CONNECTION_HEADERS.has(name.toLowerCase())).map(([name, value]) => [name.toLowerCase(), value]);
+  const kept: HeaderList = headers
+    .map(([name, value]): [string, string] => [name.toLowerCase(), value])
+    .filter(([name]) => !CONNECTION_HEADERS.has(name) && name !== "accept-encoding");
   for (const [name, value] of DEFAULT_HEADERS) if (!kept.some(([present]) => present === name)) kept.push([name, value]);
+  kept.push(["accept-encoding", ACCEPT_ENCODING]);
   return kept;
 }
 
@@ -336,7 +366,16 @@ function nextHop(hop: HopRequest, status: number, location: string): HopRequest 
 }
 
 /** The host as the sandbox wrote it (with a port when it is not the default), for messages. */
-export function displayHost(url: URL): string {
-  if (url.protocol !== "http:" && url.protocol !== "https:") return `${url.protocol}//${url.host}`;
+function displayHost(url: URL): string {
+  if (url.protocol !== "http:" && url.protocol !== "https:") return clip(stripFragment(url), 120);
   return url.host;
+}
+
+/** A URL as requests carry it: the fragment never leaves the sandbox. */
+export function stripFragment(url: URL): string {
+  return url.hash === "" ? url.href : url.href.slice(0, -url.hash.length);
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }

@@ -1,7 +1,6 @@
 import { z } from "zod";
 
-/** Largest request header list the carrier may send: Deno's Request allows more, no API needs it. */
-const MAX_HEADERS = 256;
+import { REQUEST_HEAD_LIMITS as LIMITS } from "./flow.js";
 
 /**
  * What the carrier asks of the host for one fetch. The request body, if any, travels in the call
@@ -10,9 +9,9 @@ const MAX_HEADERS = 256;
  */
 export const fetchMessages = {
   request: z.strictObject({
-    url: z.string().max(64 * 1024),
-    method: z.string().min(1).max(32),
-    headers: z.array(z.tuple([z.string().max(256), z.string().max(64 * 1024)])).max(MAX_HEADERS),
+    url: z.string().max(LIMITS.urlChars),
+    method: z.string().min(1).max(LIMITS.methodChars),
+    headers: z.array(z.tuple([z.string().max(LIMITS.headerNameChars), z.string().max(LIMITS.headerValueChars)])).max(LIMITS.headers),
     body: z.enum(["none", "inline", "stream"]),
     redirect: z.enum(["follow", "manual", "error"]),
   }),

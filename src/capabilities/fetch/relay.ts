@@ -49,38 +49,68 @@ export function relay(target: RelayTarget): CallReply {
     hop.discard();
     return typeError(`fetch: the response status ${head.status} is not one a Response can have`);
   }
-  const decoder = DECODERS[headerText(head.headers["content-encoding"]).trim().toLowerCase()];
+  const decoding = decodersFor(headerText(head.headers["content-encoding"]));
+  if (decoding === "unknown" && !secrets.isEmpty) {
+    // Undecoded bytes cannot be scrubbed: code that chose the coding could decode a secret itself.
+    hop.discard();
+    return typeError("fetch: the response uses a content coding the host cannot decode");
+  }
+  const decoder = decoding === "unknown" || decoding.length === 0 ? undefined : chain(decoding);
   const hasBody = target.method !== "HEAD" && head.status !== 204 && head.status !== 205 && head.status !== 304;
   const value: FetchResponseHead = {
     status: head.status,
-    statusText: secrets.redact(head.statusText),
+    statusText: secrets.redactText(head.statusText),
     headers: responseHeaders(head.headers, secrets, decoder !== undefined),
-    url: secrets.redact(target.url.href),
+    url: secrets.redactUrl(target.url),
     redirected: target.redirected,
     body: "none",
   };
   if (!hasBody) {
     hop.discard();
     target.finish();
+    target.port.end();
     return { ok: true, value };
   }
   const declared = Number(headerText(head.headers["content-length"]));
   if (!decoder && declared > limit) {
     hop.discard();
     value.body = "stream";
+    target.finish(tooLarge(limit).message);
     target.port.fail(tooLarge(limit));
-    target.finish("response body over net.maxResponseBytes");
     return { ok: true, value };
   }
   const whole = decoder ? undefined : completeBody(hop, limit);
   if (whole) {
     value.body = "inline";
     target.finish();
+    // Nothing follows the reply: the call is over (a request body still streaming up stops).
+    target.port.end();
     return { ok: true, value, body: secrets.isEmpty ? whole : secrets.redactBytes(whole) };
   }
   value.body = "stream";
-  hop.pipeTo(new BodyStream(target, decoder?.()));
+  hop.pipeTo(new BodyStream(target, decoder));
   return { ok: true, value };
+}
+
+/** The decoders for a Content-Encoding list, in the order to apply them; "unknown" if one is. */
+function decodersFor(encoding: string): Array<() => Transform> | "unknown" {
+  const codings = encoding.split(",").map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== "" && coding !== "identity");
+  if (codings.length > 3) return "unknown";
+  const decoders = codings.reverse().map((coding) => DECODERS[coding]);
+  return decoders.every((decoder) => decoder !== undefined) ? (decoders as Array<() => Transform>) : "unknown";
+}
+
+/** Decoders piped one into the next: bytes go in the first, come out of the last. */
+interface DecoderChain {
+  input: Transform;
+  output: Transform;
+  all: Transform[];
+}
+
+function chain(decoders: Array<() => Transform>): DecoderChain {
+  const all = decoders.map((make) => make());
+  for (let i = 0; i + 1 < all.length; i++) all[i]!.pipe(all[i + 1]!);
+  return { input: all[0]!, output: all[all.length - 1]!, all };
 }
 
 /** The whole body, if it has already arrived and fits in one reply. */
@@ -103,7 +133,7 @@ class BodyStream implements BodySink {
 
   constructor(
     private readonly target: RelayTarget,
-    private readonly decoder: Transform | undefined,
+    private readonly decoder: DecoderChain | undefined,
   ) {
     this.scrubber = target.secrets.isEmpty ? undefined : target.secrets.bodyScrubber();
     target.onCredit((bytes) => {
@@ -112,10 +142,10 @@ class BodyStream implements BodySink {
     });
     target.stops.onStop(() => this.close(target.stopError()));
     if (decoder) {
-      decoder.on("data", (chunk: Buffer) => this.deliver(chunk));
-      decoder.on("end", () => this.finishDecoded());
-      decoder.on("error", () => this.close({ name: "TypeError", message: "fetch: the response body could not be decoded" }));
-      decoder.on("drain", () => {
+      decoder.output.on("data", (chunk: Buffer) => this.deliver(chunk));
+      decoder.output.on("end", () => this.finishDecoded());
+      for (const stage of decoder.all) stage.on("error", () => this.close({ name: "TypeError", message: "fetch: the response body could not be decoded" }));
+      decoder.input.on("drain", () => {
         this.decoderFull = false;
         this.updateFlow();
       });
@@ -129,12 +159,12 @@ class BodyStream implements BodySink {
   data(chunk: Buffer): void {
     if (this.over) return;
     if (!this.decoder) return this.deliver(chunk);
-    if (!this.decoder.write(chunk)) this.decoderFull = true;
+    if (!this.decoder.input.write(chunk)) this.decoderFull = true;
     this.updateFlow();
   }
 
   end(): void {
-    if (this.decoder) this.decoder.end();
+    if (this.decoder) this.decoder.input.end();
     else this.finishDecoded();
   }
 
@@ -171,25 +201,28 @@ class BodyStream implements BodySink {
     this.unread += data.byteLength;
   }
 
+  /**
+   * The decoder's output runs while the sandbox has room; the connection runs while, on top of
+   * that, the decoder takes more input. (Resuming the output is what drains a full decoder.)
+   */
   private updateFlow(): void {
     if (this.over) return;
-    if (this.flowing) {
-      this.target.hop.resume();
-      this.decoder?.resume();
-    } else {
-      this.target.hop.pause();
-      if (this.unread >= RESPONSE_WINDOW_BYTES || this.pipeBlocked) this.decoder?.pause();
-    }
+    const room = this.unread < RESPONSE_WINDOW_BYTES && !this.pipeBlocked;
+    if (room) this.decoder?.output.resume();
+    else this.decoder?.output.pause();
+    if (this.flowing) this.target.hop.resume();
+    else this.target.hop.pause();
   }
 
   private close(error?: CallError): void {
     if (this.over) return;
     this.over = true;
     this.target.hop.discard();
-    this.decoder?.destroy();
+    for (const stage of this.decoder?.all ?? []) stage.destroy();
+    // The exchange is finished first: the port's closing must not read as the eval ending.
+    this.target.finish(error?.message);
     if (error) this.target.port.fail(error);
     else this.target.port.end();
-    this.target.finish(error?.message);
   }
 }
 
@@ -206,8 +239,11 @@ function responseHeaders(headers: IncomingHttpHeaders, secrets: Secrets, decoded
   const list: HeaderList = [];
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
-    if (decoded && (name === "content-encoding" || name === "content-length")) continue;
-    for (const item of Array.isArray(value) ? value : [value]) list.push([name, secrets.redact(item)]);
+    // A decoded or scrubbed body has another length than the one declared (and a secret's length
+    // is nobody's business).
+    if ((decoded || !secrets.isEmpty) && name === "content-length") continue;
+    if (decoded && name === "content-encoding") continue;
+    for (const item of Array.isArray(value) ? value : [value]) list.push([secrets.redactText(name), secrets.redactText(item)]);
   }
   return list;
 }

@@ -11,6 +11,7 @@ import type { ResolvedNetOptions } from "./options.js";
 interface Secret {
   name: string;
   value: string;
+  lowerValue: string;
   placeholder: string;
   hosts: HostPatterns;
   valueBytes: Buffer;
@@ -30,12 +31,15 @@ export class Secrets {
       return {
         name,
         value,
+        lowerValue: value.toLowerCase(),
         placeholder,
         hosts: new HostPatterns(hosts, `net.secrets.${name}.hosts`),
         valueBytes: Buffer.from(value),
         placeholderBytes: Buffer.from(placeholder),
       };
     });
+    // Longest first: a secret that contains another must be replaced whole.
+    this.secrets.sort((a, b) => b.value.length - a.value.length);
   }
 
   get isEmpty(): boolean {
@@ -69,10 +73,38 @@ export class Secrets {
     return result;
   }
 
-  /** Text with every secret value replaced by its placeholder: for anything the sandbox or logs see. */
-  redact(text: string): string {
-    for (const secret of this.secrets) if (text.includes(secret.value)) text = text.replaceAll(secret.value, secret.placeholder);
+  /**
+   * Text with every secret value replaced by its placeholder, whatever its case (a URL parser
+   * lower-cases host names): for anything the sandbox, the records or the logs see.
+   */
+  redactText(text: string): string {
+    for (const secret of this.secrets) {
+      let lower = text.toLowerCase();
+      if (lower.length !== text.length) {
+        text = text.replaceAll(secret.value, secret.placeholder);
+        continue;
+      }
+      for (let at = lower.indexOf(secret.lowerValue); at !== -1; at = lower.indexOf(secret.lowerValue, at + secret.placeholder.length)) {
+        text = text.slice(0, at) + secret.placeholder + text.slice(at + secret.value.length);
+        lower = text.toLowerCase();
+      }
+    }
     return text;
+  }
+
+  /** True when the URL carries a secret value, in any case, percent-encoded or not. */
+  foundIn(url: URL): boolean {
+    if (this.secrets.length === 0) return false;
+    const forms = [url.href.toLowerCase(), decoded(url.href).toLowerCase()];
+    return this.secrets.some((secret) => forms.some((form) => form.includes(secret.lowerValue)));
+  }
+
+  /** A URL for records and messages: without its fragment, and never one that carries a secret. */
+  redactUrl(url: URL): string {
+    const href = url.hash === "" ? url.href : url.href.slice(0, -url.hash.length);
+    if (!this.foundIn(url)) return href;
+    const redacted = this.redactText(href);
+    return this.secrets.some((secret) => decoded(redacted).toLowerCase().includes(secret.lowerValue)) ? "(a URL that carries a secret)" : redacted;
   }
 
   /**
@@ -112,7 +144,7 @@ export class Secrets {
     };
   }
 
-  /** A whole body with every secret value replaced by its placeholder. */
+  /** A whole body with every secret value replaced by its placeholder (exact bytes). */
   redactBytes(data: Buffer): Buffer {
     const scrubber = this.bodyScrubber();
     const head = scrubber.push(data);
@@ -142,5 +174,13 @@ export class Secrets {
       }
     }
     return longest;
+  }
+}
+
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }

@@ -18,9 +18,12 @@ export class Upload {
 
   push(data: Uint8Array): void {
     if (this.ended || this.failure) return;
-    this.bytes += data.byteLength;
-    if (this.bytes > this.maxBytes) this.failure = new UploadTooLargeError(`fetch: the request body is over net.maxRequestBytes (${this.maxBytes})`);
-    else this.chunks.push(data);
+    if (this.bytes + data.byteLength > this.maxBytes) {
+      this.failure = new UploadTooLargeError(`fetch: the request body is over net.maxRequestBytes (${this.maxBytes})`);
+    } else {
+      this.bytes += data.byteLength;
+      this.chunks.push(data);
+    }
     this.notify();
   }
 
