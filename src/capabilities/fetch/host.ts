@@ -130,6 +130,11 @@ export class EvalFetches {
     return record;
   }
 
+  /** Records a request that never left the host. */
+  refused(method: string, url: string, rule: string): void {
+    this.close(this.open(method, url, rule, "refused"), performance.now());
+  }
+
   /** Completes a record (once: later calls are ignored) and hands it to the listeners. */
   close(record: FetchRecord, started: number, error?: string): void {
     if (!this.unfinished.delete(record)) return;
@@ -187,17 +192,17 @@ class Exchange implements Stoppable {
     try {
       url = new URL(request.url);
     } catch {
-      this.log.close(this.log.open(method, "(an invalid URL)", "invalid URL", "refused"), performance.now());
+      this.log.refused(method, "(an invalid URL)", "invalid URL");
       return typeError("fetch: the URL is not valid");
     }
     if (!network) return this.refuse(method, url, "no network policy grants this sandbox network access");
     if (FORBIDDEN_METHODS.has(method.toUpperCase())) {
-      this.log.close(this.log.open(method, network.secrets.redactUrl(url), "forbidden method", "refused"), performance.now());
+      this.log.refused(method, network.secrets.redactUrl(url), "forbidden method");
       return typeError(`fetch: the method ${method.toUpperCase()} is not allowed`);
     }
     const inline = request.body === "inline" ? this.port.body ?? new Uint8Array(0) : undefined;
     if (inline && inline.byteLength > network.options.maxRequestBytes) {
-      this.log.close(this.log.open(method, network.secrets.redactUrl(url), "net.maxRequestBytes", "refused"), performance.now());
+      this.log.refused(method, network.secrets.redactUrl(url), "net.maxRequestBytes");
       return limitError(`fetch: the request body is ${inline.byteLength} bytes, over net.maxRequestBytes (${network.options.maxRequestBytes})`);
     }
     if (!(await network.acquire(this))) return typeError("fetch: cancelled");
@@ -229,7 +234,7 @@ class Exchange implements Stoppable {
     for (let count = 0; ; count++) {
       const shown = secrets.redactUrl(hop.url);
       if (!this.log.countRequest()) {
-        this.log.close(this.log.open(hop.method, shown, "net.maxRequests", "refused"), performance.now());
+        this.log.refused(hop.method, shown, "net.maxRequests");
         return limitError(`fetch: more than ${options.maxRequests} requests in this eval (net.maxRequests)`);
       }
       const verdict = policy.checkUrl(hop.url);
@@ -285,7 +290,7 @@ class Exchange implements Stoppable {
   }
 
   private refuse(method: string, url: URL, rule: string): CallReply {
-    this.log.close(this.log.open(method, this.shownUrl(url), rule, "refused"), performance.now());
+    this.log.refused(method, this.shownUrl(url), rule);
     return policyError(`fetch to ${this.shownHost(url)} refused: ${rule}`);
   }
 
