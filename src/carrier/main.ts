@@ -7,6 +7,7 @@ import vm from "node:vm";
 import { deserialize } from "node:v8";
 import { types } from "node:util";
 import { AsyncLocalStorage } from "node:async_hooks";
+import { setImmediate } from "node:timers";
 import type { HostMessage, Failure } from "../protocol/messages.js";
 import type { RawFrame } from "../protocol/frame.js";
 import { captureIO } from "./io.js";
@@ -177,6 +178,9 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined): Prom
     die(error);
   } finally {
     running--;
+    // The read loop may be waiting on an asynchronous read begun while this eval ran, so it will
+    // not reach its idle work until the next frame: refill the spare realms now, while idle.
+    if (running === 0) realms.refillSoon(() => running === 0);
   }
 }
 
@@ -210,8 +214,18 @@ async function drainMicrotasks(ticks: number): Promise<void> {
   for (let i = 0; i < ticks; i++) await null;
 }
 
-/** Enough for a finished eval's own drain (above) to complete first: see readFrames. */
-const afterBatch = () => drainMicrotasks(64);
+/**
+ * Enough for a finished eval's own drain (above) to complete first: see readFrames. An eval still
+ * running then gets one turn of the event loop too (its realm is pumped on the next turn), so a
+ * short async eval also finishes before the carrier decides how to read: an idle carrier reads
+ * synchronously, one with an eval in flight must read asynchronously, which is slower.
+ */
+async function afterBatch(): Promise<void> {
+  await drainMicrotasks(64);
+  if (running === 0) return;
+  await new Promise((resolve) => setImmediate(resolve));
+  await drainMicrotasks(64);
+}
 
 function failureOf(error: unknown, scope: EvalScope, filename: string): Failure {
   if (isCarrierFailure(error)) return error;

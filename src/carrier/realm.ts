@@ -135,23 +135,24 @@ export class RealmFactory {
 
   take(): Realm {
     const realm = this.spares.pop() ?? this.create();
-    this.scheduleRefill();
+    // A burst used every spare: make more between its evals.
+    if (this.spares.length === 0) this.refillSoon(() => true);
     return realm;
   }
 
   /**
    * Makes spare realms one at a time, each in its own macrotask so incoming evals interleave, and
-   * only after a short idle pause: right after a reply the host needs the CPU to read it. Only
-   * when the spares ran out (a burst): otherwise the carrier refills them when it goes idle, and
-   * does not make realms while an eval waits for a host reply that should be read at once.
+   * only after a short pause (right after a reply the host needs the CPU to read it), while
+   * `mayWork()` says so (not while an eval waits for a host reply that should be read at once).
    */
-  private scheduleRefill(): void {
-    if (this.refillScheduled || this.spares.length > 0) return;
+  refillSoon(mayWork: () => boolean): void {
+    if (this.refillScheduled || this.spares.length >= this.spareTarget) return;
     this.refillScheduled = true;
     setTimeout(() => {
       this.refillScheduled = false;
-      if (this.spares.length < this.spareTarget) this.spares.push(this.create());
-      this.scheduleRefill();
+      if (!mayWork()) return;
+      this.spares.push(this.create());
+      this.refillSoon(mayWork);
     }, 1);
   }
 
