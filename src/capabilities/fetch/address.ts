@@ -61,12 +61,13 @@ export class AddressPolicy {
   /** Metadata addresses (normalized) that an entry names exactly, with that entry's verdict. */
   readonly #namedMetadata = new Map<string, AddressVerdict>();
 
-  constructor(allowPrivate: readonly string[]) {
+  /** `what` names the list in error messages ("net.allowPrivate"). */
+  constructor(allowPrivate: readonly string[], what = "allowPrivate") {
     allowPrivate.forEach((entry, index) => {
       const range = parseEntry(entry);
       if (typeof range === "string") {
         const shown = typeof entry === "string" ? JSON.stringify(entry) : String(entry);
-        throw new TypeError(`allowPrivate[${index}]: ${shown} is not an IP address or CIDR range (${range})`);
+        throw new TypeError(`${what}[${index}]: ${shown} is not an IP address or CIDR range (${range})`);
       }
       const verdict = allowed(`allowPrivate ${entry}`);
       (range[0].kind() === "ipv4" ? this.#v4 : this.#v6).push({ range, verdict });

@@ -28,7 +28,7 @@ export class NetworkPolicy {
 
   constructor(options: Pick<ResolvedNetOptions, "allow" | "allowPrivate" | "lookup">) {
     this.hosts = new HostPatterns(options.allow, "net.allow");
-    this.addresses = new AddressPolicy(options.allowPrivate);
+    this.addresses = new AddressPolicy(options.allowPrivate, "net.allowPrivate");
     this.resolve = options.lookup ?? defaultResolver;
   }
 
