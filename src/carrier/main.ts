@@ -58,6 +58,9 @@ interface PendingCall extends CallHandle {
   /** Stream events that arrived before the capability listened (they may share a read with the reply). */
   early: CallStreamEvent[] | undefined;
   listener: ((event: CallStreamEvent) => void) | undefined;
+  credit: number;
+  /** Wakes whoever waits for credit (or for the call to end). */
+  creditChanged: (() => void) | undefined;
 }
 const pendingCalls = new Map<number, PendingCall>();
 let nextCall = 1;
@@ -75,7 +78,7 @@ const host: HostCaller = {
     });
     reply.catch(() => {});
     const pending: PendingCall = {
-      scope, reply, resolve, reject, isOpen: true, early: [], listener: undefined,
+      scope, reply, resolve, reject, isOpen: true, early: [], listener: undefined, credit: 0, creditChanged: undefined,
       send(op, data, bytes) {
         if (pending.isOpen && scope.isAlive) io.send({ t: "stream", id: scope.id, call, op, ...(bytes ? { bytes } : {}) }, data);
       },
@@ -84,6 +87,13 @@ const host: HostCaller = {
         const early = pending.early ?? [];
         pending.early = undefined;
         for (const event of early) listener(event);
+      },
+      async takeCredit(wanted) {
+        while (pending.isOpen && scope.isAlive && pending.credit === 0) await new Promise<void>((resolve) => (pending.creditChanged = resolve));
+        if (!pending.isOpen || !scope.isAlive) return 0;
+        const taken = Math.min(wanted, pending.credit);
+        pending.credit -= taken;
+        return taken;
       },
     };
     pendingCalls.set(call, pending);
@@ -258,6 +268,13 @@ function round(ms: number): number {
 function closeCall(id: number, pending: PendingCall): void {
   pending.isOpen = false;
   pendingCalls.delete(id);
+  notifyCredit(pending);
+}
+
+function notifyCredit(pending: PendingCall): void {
+  const wake = pending.creditChanged;
+  pending.creditChanged = undefined;
+  wake?.();
 }
 
 function handleReply(reply: Reply, body: Uint8Array | undefined): void {
@@ -276,6 +293,10 @@ function handleReply(reply: Reply, body: Uint8Array | undefined): void {
 function handleStream(message: CallStream, body: Uint8Array | undefined): void {
   const pending = pendingCalls.get(message.call);
   if (!pending || !pending.scope.isAlive) return;
+  if (message.op === "credit") {
+    pending.credit += message.bytes;
+    return notifyCredit(pending);
+  }
   let event: CallStreamEvent;
   if (message.op === "data") {
     event = { op: "data", data: body ? body.slice() : new Uint8Array(0) };

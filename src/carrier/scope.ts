@@ -45,6 +45,11 @@ export interface CallHandle {
   send(op: CallStreamOp, data?: Uint8Array, bytes?: number): void;
   /** Receives the call's result streaming down, after an ok reply (events that came first, too). */
   listen(listener: (event: CallStreamEvent) => void): void;
+  /**
+   * Takes up to `wanted` bytes of the credit the host gives for the call's payload, waiting for
+   * some if there is none; 0 once the call is over.
+   */
+  takeCredit(wanted: number): Promise<number>;
 }
 
 export type CallStreamEvent = { op: "data"; data: Uint8Array } | { op: "end" } | { op: "error"; error: CallError };

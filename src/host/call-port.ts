@@ -12,6 +12,8 @@ export interface PortPipe {
   /** Writes a frame; false when the pipe is backed up (the carrier is not reading). */
   send(message: HostMessage, body?: Uint8Array): boolean;
   whenDrained(): Promise<void>;
+  /** The carrier broke the call's protocol (sent more than it was allowed): it is killed. */
+  violation(what: string): void;
 }
 
 export class CallPort {
@@ -64,6 +66,16 @@ export class CallPort {
 
   whenWritable(): Promise<void> {
     return this.pipe.whenDrained();
+  }
+
+  /** Lets the carrier stream `bytes` more of the call's payload up (not held: it may precede the reply). */
+  grant(bytes: number): void {
+    if (this.open) this.pipe.send({ t: "stream", call: this.id, op: "credit", bytes });
+  }
+
+  /** The carrier sent what it had no right to send for this call. */
+  violation(what: string): void {
+    this.pipe.violation(what);
   }
 
   end(): void {

@@ -117,12 +117,24 @@ export class Carrier {
     }
     live.add(this);
     const stdin = this.child.stdin;
+    let drained: Promise<void> | undefined;
     this.pipe = {
       send: (message, body) => !this.alive || this.send(message, body),
-      whenDrained: () => (stdin.writableNeedDrain && this.alive ? new Promise((resolve) => {
-        stdin.once("drain", resolve);
-        void this.exited.then(resolve);
-      }) : Promise.resolve()),
+      // One promise per backed-up spell, however many calls wait on it.
+      whenDrained: () => {
+        if (!stdin.writableNeedDrain || !this.alive) return Promise.resolve();
+        drained ??= new Promise<void>((resolve) => {
+          const done = () => {
+            drained = undefined;
+            stdin.off("drain", done);
+            resolve();
+          };
+          stdin.once("drain", done);
+          void this.exited.then(done);
+        });
+        return drained;
+      },
+      violation: (what) => this.protocolViolation(what),
     };
     let markReady!: () => void;
     let failReady!: (error: Error) => void;
@@ -197,8 +209,9 @@ export class Carrier {
    * Binds the carrier to its sandbox. A frame may hold a result and all of an eval's console
    * output, JSON-escaped (up to 6 bytes a character).
    */
-  attach(limits: { maxResultBytes: number; maxLogBytes: number }, globals: Uint8Array | undefined): void {
-    this.reader.maxFrameBytes = limits.maxResultBytes + 8 * limits.maxLogBytes + FRAME_SLACK_BYTES;
+  attach(limits: { maxResultBytes: number; maxLogBytes: number; maxCallBytes: number }, globals: Uint8Array | undefined): void {
+    // A call frame may carry a whole request body.
+    this.reader.maxFrameBytes = Math.max(limits.maxResultBytes + 8 * limits.maxLogBytes, limits.maxCallBytes) + FRAME_SLACK_BYTES;
     if (globals) this.send({ t: "globals" }, globals);
   }
 

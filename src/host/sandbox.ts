@@ -187,7 +187,7 @@ export class Sandbox implements AsyncDisposable {
     const current = this.slots[index];
     if (current?.isAlive) return current;
     const carrier = pool.take({ memoryMb: this.options.memoryMb });
-    carrier.attach(this.options, this.globalsBytes);
+    carrier.attach({ ...this.options, maxCallBytes: this.options.net?.maxRequestBytes ?? 0 }, this.globalsBytes);
     this.slots[index] = carrier;
     return carrier;
   }

@@ -67,7 +67,8 @@ export const carrierMessage = z.discriminatedUnion("t", [
     args: fetchMessages.request,
   }),
   /**
-   * More about a call in progress: "data" (frame body) and "end" stream the call's payload up;
+   * More about a call in progress: "data" (frame body, within the credit the host gave) and
+   * "end" stream the call's payload up;
    * "credit" lets the host send that many more bytes down; "cancel" abandons the call.
    */
   z.strictObject({
@@ -121,4 +122,6 @@ export type HostMessage =
   | { t: "reply"; call: number; ok: false; error: CallError }
   /** A call's result streaming down: "data" (frame body), then "end" or "error". */
   | { t: "stream"; call: number; op: "data" | "end" }
-  | { t: "stream"; call: number; op: "error"; error: CallError };
+  | { t: "stream"; call: number; op: "error"; error: CallError }
+  /** The carrier may stream this many more bytes of the call's payload up. */
+  | { t: "stream"; call: number; op: "credit"; bytes: number };

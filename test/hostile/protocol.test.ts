@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { Sandbox, CarrierCrashedError, TimeoutError, configurePool, SandboxError } from "../../src/index.js";
+import { Sandbox, CarrierCrashedError, TimeoutError, configurePool, SandboxError, type SandboxOptions } from "../../src/index.js";
 import { fakeCarrier } from "./fake-carrier.js";
 import { hostRssMb } from "../helpers.js";
 
@@ -24,17 +24,17 @@ afterEach(() => {
 });
 
 /** Creates a sandbox on a fake carrier, runs one eval, and returns its error. */
-async function lyingEval(onEval: string, options: { timeoutMs?: number } = {}): Promise<{ error: SandboxError; sandbox: Sandbox }> {
+async function lyingEval(onEval: string, options: Pick<SandboxOptions, "timeoutMs" | "net"> = {}): Promise<{ error: SandboxError; sandbox: Sandbox }> {
   process.env.PADDOCK_DENO = fakeCarrier(onEval);
-  const sandbox = await Sandbox.create({ timeoutMs: options.timeoutMs ?? 2000 });
+  const sandbox = await Sandbox.create({ timeoutMs: 2000, ...options });
   const result = await sandbox.run("1 + 1");
   assert.equal(result.ok, false, "a lying carrier's answer must not be taken");
   if (result.ok) throw new Error("unreachable");
   return { error: result.error, sandbox };
 }
 
-async function expectKilled(onEval: string, pattern: RegExp): Promise<void> {
-  const { error, sandbox } = await lyingEval(onEval);
+async function expectKilled(onEval: string, pattern: RegExp, options: Pick<SandboxOptions, "net"> = {}): Promise<void> {
+  const { error, sandbox } = await lyingEval(onEval, options);
   assert.ok(error instanceof CarrierCrashedError, `expected CarrierCrashedError, got ${error.name}: ${error.message}`);
   assert.match(error.message, pattern);
   // The sandbox recovers with a fresh (real) carrier; the bystander never noticed.
@@ -86,6 +86,13 @@ describe("a carrier that lies to the host is killed, and only its sandbox notice
 
   test("stream data without a body", () =>
     expectKilled(`send({ t: "call", id: message.id, call: 1, cap: "fetch", args: ${FETCH_ARGS} }); send({ t: "stream", id: message.id, call: 1, op: "data" });`, /without a body/));
+
+  test("request body data beyond the credit the host gave", () =>
+    expectKilled(
+      `send({ t: "call", id: message.id, call: 1, cap: "fetch", args: { url: "http://127.0.0.1:1/", method: "POST", headers: [], body: "stream", redirect: "follow" } }); send({ t: "stream", id: message.id, call: 1, op: "data" }, Buffer.alloc(1000));`,
+      /beyond the credit/,
+      { net: { allow: ["127.0.0.1:1"], allowPrivate: ["127.0.0.1"] } },
+    ));
 
   test("a capability call with arguments the schema refuses", () =>
     expectKilled('send({ t: "call", id: message.id, call: 1, cap: "fetch", args: { url: "http://127.0.0.1/", method: "GET" } });', /malformed message/));

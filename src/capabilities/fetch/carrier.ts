@@ -114,7 +114,14 @@ async function upload(stream: ReadableStream<Uint8Array>, call: CallHandle, fail
       }
       // Copied with the carrier's constructor: never calls back into the realm.
       const bytes = new Uint8Array(value);
-      for (let offset = 0; offset < bytes.byteLength; offset += MAX_CHUNK_BYTES) call.send("data", bytes.subarray(offset, offset + MAX_CHUNK_BYTES));
+      // No faster than the host's HTTP client sends it on: the host gives credit as it does.
+      for (let offset = 0; offset < bytes.byteLength; ) {
+        const granted = await call.takeCredit(Math.min(MAX_CHUNK_BYTES, bytes.byteLength - offset));
+        if (granted === 0) break;
+        call.send("data", bytes.subarray(offset, offset + granted));
+        offset += granted;
+      }
+      if (!call.isOpen) break;
     }
   } catch (error) {
     failed(messageOf(error));
@@ -204,7 +211,10 @@ function oversized({ url, method, headers }: FetchRequest): string | undefined {
   if (url.length > LIMITS.urlChars) return `the URL is longer than ${LIMITS.urlChars} characters`;
   if (method.length > LIMITS.methodChars) return `the method is longer than ${LIMITS.methodChars} characters`;
   if (headers.length > LIMITS.headers) return `more than ${LIMITS.headers} request headers`;
+  let total = 0;
   for (const [name, value] of headers) {
+    total += name.length + value.length;
+    if (total > LIMITS.headerChars) return `the request headers are larger than ${LIMITS.headerChars} characters in all`;
     if (name.length > LIMITS.headerNameChars) return `a header name is longer than ${LIMITS.headerNameChars} characters`;
     if (value.length > LIMITS.headerValueChars) return `the value of ${name} is longer than ${LIMITS.headerValueChars} characters`;
   }

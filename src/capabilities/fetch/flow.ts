@@ -7,6 +7,8 @@ export const REQUEST_HEAD_LIMITS = {
   headers: 256,
   headerNameChars: 256,
   headerValueChars: 64 * 1024,
+  /** All names and values together. */
+  headerChars: 256 * 1024,
 } as const;
 
 /**

@@ -87,7 +87,7 @@ export class Hop implements Dispatcher.DispatchHandler {
     this.sink?.error(error);
   }
 
-  /** The body bytes that arrived so far, and whether they are all of it. */
+  /** True once the whole body has arrived (what has is in `heldChunks` until someone takes it). */
   get complete(): boolean {
     return this.ended;
   }

@@ -12,7 +12,7 @@ import type { CallReply } from "../../host/carrier.js";
 import type { FetchRequest } from "./messages.js";
 import type { ResolvedNetOptions } from "./options.js";
 import { NetworkPolicy } from "./policy.js";
-import { Secrets, type HeaderList } from "./secrets.js";
+import { Secrets, stripFragment, type HeaderList } from "./secrets.js";
 import { relay } from "./relay.js";
 import { Hop, type HopHead } from "./hop.js";
 import { Upload } from "./upload.js";
@@ -37,6 +37,11 @@ export interface FetchRecord {
   error?: string;
 }
 
+/** Calls an eval of a sandbox without network may make (each refused) before they count as a limit. */
+const NO_NETWORK_MAX_CALLS = 50;
+/** URLs in records and messages are cut to this (a URL may be 64 K characters long). */
+const MAX_SHOWN_URL = 2048;
+
 /** Headers the sandbox may not set: they belong to the connection, or would re-aim the request. */
 const CONNECTION_HEADERS = new Set([
   "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
@@ -45,7 +50,7 @@ const CONNECTION_HEADERS = new Set([
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Dropped when a redirect leaves the origin (fetch and undici do the same). */
-const ORIGIN_CREDENTIALS = new Set(["authorization", "proxy-authorization", "cookie"]);
+const ORIGIN_CREDENTIALS = new Set(["authorization", "cookie"]);
 /** Dropped when a redirect turns the request into a GET without a body. */
 const BODY_HEADERS = new Set(["content-type", "content-encoding", "content-language", "content-location"]);
 const DEFAULT_HEADERS: HeaderList = [["accept", "*/*"], ["user-agent", "Paddock (sandboxed fetch)"]];
@@ -69,7 +74,8 @@ export class Network {
     // Connections are pooled per origin, for this sandbox only, and made through the policy's
     // lookup: a connection exists only to an address that was checked for this sandbox.
     const ca = options.ca.length > 0 ? { ca: [...rootCertificates, ...options.ca] } : {};
-    this.agent = new Agent({ connect: { lookup: this.policy.lookup, ...ca }, keepAliveTimeout: 4_000 });
+    const connectTimeout = Math.min(10_000, options.timeoutMs);
+    this.agent = new Agent({ connect: { lookup: this.policy.lookup, timeout: connectTimeout, ...ca }, keepAliveTimeout: 4_000 });
   }
 
   /** Takes one of the `maxConcurrent` slots, waiting for one if need be; false if `stops` first. */
@@ -114,17 +120,29 @@ export class EvalFetches {
     private readonly onRecord: ((record: FetchRecord) => void) | undefined,
   ) {}
 
+  /**
+   * Every call counts, refused or not, before any work is done for it: past the limit a call costs
+   * the host nothing but its refusal, and only the first refusal is recorded.
+   */
   handle(request: FetchRequest, port: CallPort): Promise<CallReply> {
+    if (!this.countRequest()) {
+      if (this.requests === this.maxRequests + 1) this.refused(request.method, this.network?.secrets.redactText(request.url) ?? request.url, "net.maxRequests");
+      return Promise.resolve(limitError(`fetch: more than ${this.maxRequests} requests in this eval (net.maxRequests)`));
+    }
     return new Exchange(this, this.network, request, port).run();
   }
 
-  /** Counts one more request (a hop) against the eval's limit; false when over it. */
+  /** Counts one more request (a call, or a redirect hop) against the eval's limit; false when over it. */
   countRequest(): boolean {
-    return ++this.requests <= (this.network?.options.maxRequests ?? Infinity);
+    return ++this.requests <= this.maxRequests;
+  }
+
+  private get maxRequests(): number {
+    return this.network?.options.maxRequests ?? NO_NETWORK_MAX_CALLS;
   }
 
   open(method: string, url: string, rule: string, verdict: FetchRecord["verdict"]): FetchRecord {
-    const record: FetchRecord = { method, url, status: null, bytesIn: 0, bytesOut: 0, ms: 0, verdict, rule };
+    const record: FetchRecord = { method: clip(method, 32), url: clip(url, MAX_SHOWN_URL), status: null, bytesIn: 0, bytesOut: 0, ms: 0, verdict, rule };
     this.records.push(record);
     this.unfinished.add(record);
     return record;
@@ -133,6 +151,10 @@ export class EvalFetches {
   /** Records a request that never left the host. */
   refused(method: string, url: string, rule: string): void {
     this.close(this.open(method, url, rule, "refused"), performance.now());
+  }
+
+  isOpen(record: FetchRecord): boolean {
+    return this.unfinished.has(record);
   }
 
   /** Completes a record (once: later calls are ignored) and hands it to the listeners. */
@@ -173,7 +195,7 @@ class Exchange implements Stoppable {
     private readonly request: FetchRequest,
     private readonly port: CallPort,
   ) {
-    this.upload = request.body === "stream" ? new Upload(network?.options.maxRequestBytes ?? 0) : undefined;
+    this.upload = request.body === "stream" ? new Upload(network?.options.maxRequestBytes ?? 0, (bytes) => port.grant(bytes), (what) => port.violation(what)) : undefined;
     // Before any await: the carrier streams the request body right after the call.
     port.listen((op, data, bytes) => {
       if (op === "data" && data) this.upload?.push(data);
@@ -206,16 +228,20 @@ class Exchange implements Stoppable {
       return limitError(`fetch: the request body is ${inline.byteLength} bytes, over net.maxRequestBytes (${network.options.maxRequestBytes})`);
     }
     if (!(await network.acquire(this))) return typeError("fetch: cancelled");
+    if (this.stopReason !== undefined) {
+      // Stopped while the slot was being handed over.
+      network.release();
+      return { ok: false, error: this.stopError(this.shownHost(url)) };
+    }
     const timer = setTimeout(() => {
       this.timedOut = true;
       this.stop("timed out");
     }, network.options.timeoutMs);
-    let holdsSlot = true;
     const done = () => {
+      if (this.finished) return;
       this.finished = true;
       clearTimeout(timer);
-      if (holdsSlot) network.release();
-      holdsSlot = false;
+      network.release();
     };
     try {
       const reply = await this.follow(network, { url, method, headers: requestHeaders(request.headers), body: inline ?? this.upload, redirected: false }, done);
@@ -233,10 +259,12 @@ class Exchange implements Stoppable {
     let hop = first;
     for (let count = 0; ; count++) {
       const shown = secrets.redactUrl(hop.url);
-      if (!this.log.countRequest()) {
+      // The first hop was counted when the call came in.
+      if (count > 0 && !this.log.countRequest()) {
         this.log.refused(hop.method, shown, "net.maxRequests");
         return limitError(`fetch: more than ${options.maxRequests} requests in this eval (net.maxRequests)`);
       }
+      if (this.stopReason !== undefined) return { ok: false, error: this.stopError(this.shownHost(hop.url)) };
       const verdict = policy.checkUrl(hop.url);
       if (!verdict.ok) return this.refuse(hop.method, hop.url, verdict.rule);
       const started = performance.now();
@@ -269,7 +297,7 @@ class Exchange implements Stoppable {
           stopError: () => this.stopError(this.shownHost(hop.url)),
           onCredit: (credit) => (this.credit = credit),
           finish: (error) => {
-            record.bytesIn = response.bytesIn;
+            if (this.log.isOpen(record)) record.bytesIn = response.bytesIn;
             done();
             this.log.close(record, started, error);
           },
@@ -300,7 +328,7 @@ class Exchange implements Stoppable {
   }
 
   private shownHost(url: URL): string {
-    const host = displayHost(url);
+    const host = clip(displayHost(url), 256);
     return this.network?.secrets.redactText(host) ?? host;
   }
 
@@ -322,7 +350,10 @@ class Exchange implements Stoppable {
   private stop(reason: string): void {
     if (this.finished || this.stopReason !== undefined) return;
     this.stopReason = reason;
-    if (this.current) this.log.close(this.current.record, this.current.started, this.stopError(this.shownHost(this.current.url)).message);
+    if (this.current && this.log.isOpen(this.current.record)) {
+      this.current.record.bytesIn = this.hop?.bytesIn ?? 0;
+      this.log.close(this.current.record, this.current.started, this.stopError(this.shownHost(this.current.url)).message);
+    }
     // Listeners first: a body being relayed ends with the stop's error, not the connection's.
     for (const listener of this.stopListeners) listener();
     this.hop?.abort(new Error(reason));
@@ -374,11 +405,6 @@ function nextHop(hop: HopRequest, status: number, location: string): HopRequest 
 function displayHost(url: URL): string {
   if (url.protocol !== "http:" && url.protocol !== "https:") return clip(stripFragment(url), 120);
   return url.host;
-}
-
-/** A URL as requests carry it: the fragment never leaves the sandbox. */
-export function stripFragment(url: URL): string {
-  return url.hash === "" ? url.href : url.href.slice(0, -url.hash.length);
 }
 
 function clip(text: string, max: number): string {

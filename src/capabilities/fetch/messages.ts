@@ -11,7 +11,10 @@ export const fetchMessages = {
   request: z.strictObject({
     url: z.string().max(LIMITS.urlChars),
     method: z.string().min(1).max(LIMITS.methodChars),
-    headers: z.array(z.tuple([z.string().max(LIMITS.headerNameChars), z.string().max(LIMITS.headerValueChars)])).max(LIMITS.headers),
+    headers: z
+      .array(z.tuple([z.string().max(LIMITS.headerNameChars), z.string().max(LIMITS.headerValueChars)]))
+      .max(LIMITS.headers)
+      .refine((headers) => headers.reduce((sum, [name, value]) => sum + name.length + value.length, 0) <= LIMITS.headerChars, "the headers are too large"),
     body: z.enum(["none", "inline", "stream"]),
     redirect: z.enum(["follow", "manual", "error"]),
   }),

@@ -7,7 +7,11 @@ const hostPatterns = z.array(z.string().min(1).max(300)).max(10_000);
 
 const secret = z.strictObject({
   /** The real credential. It stays on the host: the sandbox sees a placeholder. */
-  value: z.string().min(8, "is too short to be told apart from ordinary text (8 characters at least)").max(8 * 1024),
+  value: z
+    .string()
+    .min(8, "is too short to be told apart from ordinary text (8 characters at least)")
+    .max(8 * 1024)
+    .regex(/^[\x20-\x7e]+$/, "must be printable ASCII (a header value)"),
   /** Host patterns (as in `allow`) of requests that get the real value. https only, unless a pattern says http://. */
   hosts: hostPatterns.min(1),
 });

@@ -5,11 +5,12 @@
  */
 import { lookup as systemLookup } from "node:dns/promises";
 import type { LookupFunction } from "node:net";
-import { AddressPolicy, ipLiteral } from "./address.js";
+import { AddressPolicy, ipLiteral, type AddressVerdict } from "./address.js";
 import { HostPatterns } from "./hosts.js";
 import type { NetLookup, ResolvedNetOptions } from "./options.js";
 
-export type Verdict = { ok: true; rule: string } | { ok: false; rule: string };
+/** The same shape as an address's verdict: allowed or not, and the rule that says so. */
+export type Verdict = AddressVerdict;
 
 /** A connection refused because of where the name led. Carries the rule, never the address. */
 export class AddressRefusedError extends Error {

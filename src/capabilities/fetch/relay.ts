@@ -243,7 +243,11 @@ function responseHeaders(headers: IncomingHttpHeaders, secrets: Secrets, decoded
     // is nobody's business).
     if ((decoded || !secrets.isEmpty) && name === "content-length") continue;
     if (decoded && name === "content-encoding") continue;
-    for (const item of Array.isArray(value) ? value : [value]) list.push([secrets.redactText(name), secrets.redactText(item)]);
+    for (const item of Array.isArray(value) ? value : [value]) {
+      const redacted = secrets.redactText(item);
+      // What exact matching missed (a percent-encoded secret in a Location, say) is withheld whole.
+      list.push([secrets.redactText(name), secrets.revealedIn(redacted) ? "(withheld: it carries a secret)" : redacted]);
+    }
   }
   return list;
 }

@@ -59,18 +59,24 @@ export class Secrets {
   headersFor(headers: HeaderList, url: URL, redirected: boolean): HeaderList {
     if (this.secrets.length === 0) return headers;
     const result: HeaderList = [];
+    let substituted = false;
     for (const [name, original] of headers) {
       let value = original;
       let withheld = false;
       for (const secret of this.secrets) {
         if (!value.includes(secret.placeholder)) continue;
-        if (this.mayReceive(secret, url)) value = value.replaceAll(secret.placeholder, secret.value);
-        else withheld = true;
+        if (this.mayReceive(secret, url)) {
+          value = value.replaceAll(secret.placeholder, secret.value);
+          substituted = true;
+        } else {
+          withheld = true;
+        }
       }
       if (withheld && redirected) continue;
       result.push([name, value]);
     }
-    return result;
+    // A range of an echoed secret would come back as a fragment that scrubbing cannot recognize.
+    return substituted ? result.filter(([name]) => name !== "range" && name !== "if-range") : result;
   }
 
   /**
@@ -94,17 +100,23 @@ export class Secrets {
 
   /** True when the URL carries a secret value, in any case, percent-encoded or not. */
   foundIn(url: URL): boolean {
-    if (this.secrets.length === 0) return false;
-    const forms = [url.href.toLowerCase(), decoded(url.href).toLowerCase()];
-    return this.secrets.some((secret) => forms.some((form) => form.includes(secret.lowerValue)));
+    return this.revealedIn(url.href);
   }
 
   /** A URL for records and messages: without its fragment, and never one that carries a secret. */
   redactUrl(url: URL): string {
-    const href = url.hash === "" ? url.href : url.href.slice(0, -url.hash.length);
+    const href = stripFragment(url);
     if (!this.foundIn(url)) return href;
     const redacted = this.redactText(href);
-    return this.secrets.some((secret) => decoded(redacted).toLowerCase().includes(secret.lowerValue)) ? "(a URL that carries a secret)" : redacted;
+    return this.revealedIn(redacted) ? "(a URL that carries a secret)" : redacted;
+  }
+
+  /** True when the text holds a secret value in any case, percent-encoded (even twice) or not. */
+  revealedIn(text: string): boolean {
+    if (this.secrets.length === 0) return false;
+    const once = percentDecoded(text);
+    const forms = [text, once, percentDecoded(once)].map((form) => form.toLowerCase());
+    return this.secrets.some((secret) => forms.some((form) => form.includes(secret.lowerValue)));
   }
 
   /**
@@ -136,10 +148,11 @@ export class Secrets {
         held = Buffer.from(data.subarray(data.byteLength - keep));
         return data.subarray(0, data.byteLength - keep);
       },
+      // What is still held at the end is the start of a secret: it is not given out either.
       flush: () => {
         const rest = held;
         held = Buffer.alloc(0);
-        return rest;
+        return rest.byteLength === 0 ? rest : Buffer.from("paddock-secret:withheld");
       },
     };
   }
@@ -155,7 +168,7 @@ export class Secrets {
   private mayReceive(secret: Secret, url: URL): boolean {
     const pattern = secret.hosts.match(url);
     if (pattern === undefined) return false;
-    return url.protocol === "https:" || pattern.startsWith("http://");
+    return url.protocol === "https:" || pattern.toLowerCase().startsWith("http://");
   }
 
   /** The length of the longest end of `data` that is the beginning of some secret value. */
@@ -177,10 +190,12 @@ export class Secrets {
   }
 }
 
-function decoded(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
+/** %XX sequences decoded one byte each (as Latin-1), whatever else the text holds: never throws. */
+function percentDecoded(text: string): string {
+  return text.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+/** A URL as requests carry it: the fragment never leaves the sandbox. */
+export function stripFragment(url: URL): string {
+  return url.hash === "" ? url.href : url.href.slice(0, -url.hash.length);
 }
