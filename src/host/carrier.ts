@@ -62,7 +62,7 @@ interface PendingEval {
 const RESTARTED = { carrierRestarted: true } as const;
 
 /** Time after an eval's own limit before the host stops waiting for the carrier and kills it. */
-export const KILL_GRACE_MS = 100;
+export const KILL_GRACE_MS = 200;
 const READY_TIMEOUT_MS = 15_000;
 /** Room in a frame beyond the result itself: header, logs, error text. */
 const FRAME_SLACK_BYTES = 1024 * 1024;
