@@ -21,6 +21,8 @@ flags:
   --max-log-bytes <n>     console output limit (default 1 MiB)
   --globals <json>        JSON object whose keys become globals
   --ts                    treat the code as TypeScript
+  --allow <pattern>       let fetch reach hosts matching the pattern (repeatable): api.github.com, *.example.com, host:8080
+  --allow-private <cidr>  let fetch reach this private address or range anyway (repeatable): 127.0.0.1, 10.1.2.0/24
 
 console output goes to stderr; on failure a readable error goes to stderr and the exit code is 1.`;
 
@@ -31,6 +33,8 @@ const FLAGS = {
   "max-log-bytes": { type: "string" },
   globals: { type: "string" },
   ts: { type: "boolean" },
+  allow: { type: "string", multiple: true },
+  "allow-private": { type: "string", multiple: true },
   quick: { type: "boolean" },
   fetch: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -100,6 +104,7 @@ async function main(argv: string[]): Promise<number> {
     maxLogBytes: integerFlag(values["max-log-bytes"], "max-log-bytes"),
     globals,
     onLog: printLog,
+    ...(values.allow ? { net: { allow: values.allow, allowPrivate: values["allow-private"] ?? [] } } : {}),
   });
   try {
     const result = await sandbox.run(code, { filename, language: values.ts ? "ts" : "auto" });

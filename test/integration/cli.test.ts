@@ -3,6 +3,8 @@
  */
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -122,6 +124,22 @@ describe("paddock cli", { concurrency: 4 }, () => {
     const fetched = await paddock(["eval", "await fetch('https://example.com/')"]);
     assert.equal(fetched.code, 1);
     assert.match(fetched.stderr, /PolicyError: .*no network policy/);
+  });
+
+  test("--allow and --allow-private grant fetch", async () => {
+    const server = createServer((_request, response) => response.end("from loopback"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const code = `await (await fetch("http://127.0.0.1:${port}/")).text()`;
+      const granted = await paddock(["eval", "--allow", `127.0.0.1:${port}`, "--allow-private", "127.0.0.1", code]);
+      assert.deepEqual(granted, { code: 0, stdout: '"from loopback"\n', stderr: "" });
+      const notPrivate = await paddock(["eval", "--allow", `127.0.0.1:${port}`, code]);
+      assert.equal(notPrivate.code, 1);
+      assert.match(notPrivate.stderr, /PolicyError: fetch to 127\.0\.0\.1:\d+ refused: loopback address/);
+    } finally {
+      server.close();
+    }
   });
 
   test("usage errors exit 2", async () => {
