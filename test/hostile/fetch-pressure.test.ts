@@ -123,6 +123,16 @@ describe("fetch pressure on the host", () => {
     assert.equal(slowReadBytes, 24 * 1024 * 1024, "the whole body arrives once the server reads");
   });
 
+  test("a body streamed a byte at a time arrives whole", async () => {
+    await using sandbox = await Sandbox.create(options({}, { timeoutMs: 20_000 }));
+    const result = await sandbox.run(`
+      let sent = 0;
+      const body = new ReadableStream({ pull(controller) { if (sent === 20000) return controller.close(); sent++; controller.enqueue(new Uint8Array([sent % 256])); } });
+      await (await fetch(BASE + "/count", { method: "POST", body, duplex: "half" })).text()`);
+    assert.equal(result.ok && result.value, "20000", result.ok ? "" : result.error.message);
+    assert.equal(result.fetches[0]?.bytesOut, 20000);
+  });
+
   test("requests still waiting for a slot when their eval ends are never sent", async () => {
     await using sandbox = await Sandbox.create(options({ maxConcurrent: 3 }));
     const before = seen.length;

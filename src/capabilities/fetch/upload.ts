@@ -9,6 +9,8 @@ export class UploadTooLargeError extends Error {
 
 /** Bytes the carrier may send ahead of the HTTP client. */
 export const UPLOAD_WINDOW_BYTES = 256 * 1024;
+/** Chunks waiting to be sent are merged up to this size. */
+const MERGE_BYTES = 16 * 1024;
 
 export class Upload {
   /** Bytes received from the sandbox so far. */
@@ -36,8 +38,11 @@ export class Upload {
       this.failure = new UploadTooLargeError(`fetch: the request body is over net.maxRequestBytes (${this.maxBytes})`);
     } else {
       this.bytes += data.byteLength;
-      // A copy: a view would keep the whole pipe read it came in alive.
-      this.chunks.push(Uint8Array.prototype.slice.call(data));
+      // Copied (a view would keep the whole pipe read it came in alive), and small chunks merged:
+      // a body sent a byte at a time is not held as a million objects.
+      const last = this.chunks.at(-1);
+      if (last && last.byteLength + data.byteLength <= MERGE_BYTES) this.chunks[this.chunks.length - 1] = Buffer.concat([last, data]);
+      else this.chunks.push(Uint8Array.prototype.slice.call(data));
     }
     this.notify();
   }
