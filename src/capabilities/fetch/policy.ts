@@ -9,9 +9,6 @@ import { AddressPolicy, ipLiteral, type AddressVerdict } from "./address.js";
 import { HostPatterns } from "./hosts.js";
 import type { NetLookup, ResolvedNetOptions } from "./options.js";
 
-/** The same shape as an address's verdict: allowed or not, and the rule that says so. */
-export type Verdict = AddressVerdict;
-
 /** A connection refused because of where the name led. Carries the rule, never the address. */
 export class AddressRefusedError extends Error {
   override name = "AddressRefusedError";
@@ -34,7 +31,7 @@ export class NetworkPolicy {
   }
 
   /** Everything that can be judged from the URL alone, including a literal address. */
-  checkUrl(url: URL): Verdict {
+  checkUrl(url: URL): AddressVerdict {
     if (url.protocol !== "http:" && url.protocol !== "https:") return { ok: false, rule: "only http and https URLs can be fetched" };
     if (url.username !== "" || url.password !== "") return { ok: false, rule: "URLs with credentials are refused" };
     const pattern = this.hosts.match(url);
