@@ -5,6 +5,6 @@ export type { FetchRecord } from "./capabilities/fetch/host.js";
 export type { NetOptions, NetLookup } from "./capabilities/fetch/options.js";
 export {
   SandboxError, ScriptError, TimeoutError, MemoryLimitError, OutputLimitError, ResourceLimitError, PolicyError,
-  CarrierCrashedError, SandboxClosedError,
+  CarrierCrashedError, CarrierStartError, SandboxClosedError,
 } from "./host/errors.js";
 export { configurePool, type PoolOptions } from "./host/pool.js";

@@ -4,16 +4,15 @@
  * evals running on it fail.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { Deserializer } from "node:v8";
 import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
 import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type DoneMessage, type Failure, type HostMessage, type EvalLimits } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { logCost } from "../capabilities/console/log-cost.js";
-import { denoBinary } from "./deno-binary.js";
-import { CarrierCrashedError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
+import { engineLaunch, engineSource, type EngineLaunch } from "./deno-binary.js";
+import { carrierStarts } from "./start-queue.js";
+import { CarrierCrashedError, CarrierStartError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
 import { watchMemory, readRssBytes } from "./memory-watch.js";
 import { countValues, DIRECT_DECODE_BYTES } from "./result-budget.js";
 import { CallPort, type PortPipe } from "./call-port.js";
@@ -67,6 +66,16 @@ const READY_TIMEOUT_MS = 15_000;
 /** Room in a frame beyond the result itself: header, logs, error text. */
 const FRAME_SLACK_BYTES = 1024 * 1024;
 const STDERR_KEEP = 8 * 1024;
+/**
+ * A carrier writes to stderr only when it fails (a V8 OOM report, a panic: kilobytes). More than
+ * this is a carrier out of control, killed before its noise costs the host more than reading it.
+ */
+const STDERR_LIMIT_BYTES = 1024 * 1024;
+/**
+ * A carrier that closes its output cannot answer. Its exit usually follows at once and says more
+ * (an OOM, a crash); past this wait the host stops waiting for it.
+ */
+const OUTPUT_CLOSED_GRACE_MS = 1000;
 
 let carrierUrl: string | undefined;
 function carrierModuleUrl(): string {
@@ -80,10 +89,14 @@ process.once("exit", () => {
 });
 
 export class Carrier {
-  private readonly child: ChildProcessWithoutNullStreams;
+  /** Undefined while the start waits in the start queue (and for good if it never got a process). */
+  private child: ChildProcessWithoutNullStreams | undefined;
+  /** Frames sent before the process exists (a sandbox's globals). */
+  private unsent: Uint8Array[] | undefined = [];
   private readonly reader = new FrameReader(FRAME_SLACK_BYTES);
   private readonly pending = new Map<number, PendingEval>();
   private stderrTail = "";
+  private stderrBytes = 0;
   private nextEvalId = 1;
   private killCause: { evalId: number | undefined; error: SandboxError } | undefined;
   private stopWatching: (() => void) | undefined;
@@ -93,46 +106,32 @@ export class Carrier {
   readonly exited: Promise<void>;
   readonly ready: Promise<void>;
   private alive = true;
+  private readyNow = false;
   private baselineRssBytes = 0;
+  private readonly markReady: () => void;
+  private readonly failReady: (error: Error) => void;
+  private readonly markExited: () => void;
+  /** Drops the start from the start queue while it waits there. */
+  private cancelStart: () => void = () => {};
+  private releaseStart: (() => void) | undefined;
 
-  private constructor(
-    readonly spec: CarrierSpec,
-    private readonly denoDir: string,
-  ) {
-    const args = [
-      "run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache",
-      `--v8-flags=--max-old-space-size=${spec.memoryMb},--disallow-code-generation-from-strings`,
-      carrierModuleUrl(),
-    ];
-    try {
-      this.child = spawn(denoBinary(), args, {
-        cwd: denoDir,
-        env: { DENO_DIR: denoDir, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DENO_NO_PACKAGE_JSON: "1" },
-        stdio: ["pipe", "pipe", "pipe"],
-        windowsHide: true,
-      });
-    } catch (error) {
-      rmSync(denoDir, { recursive: true, force: true });
-      throw new CarrierCrashedError(`the carrier could not be started: ${(error as Error).message}`);
-    }
-    live.add(this);
-    const stdin = this.child.stdin;
-    let drained: Promise<void> | undefined;
+  private constructor(readonly spec: CarrierSpec) {
     this.pipe = {
       send: (message, body) => !this.alive || this.send(message, body),
       // One promise per backed-up spell, however many calls wait on it.
       whenDrained: () => {
-        if (!stdin.writableNeedDrain || !this.alive) return Promise.resolve();
-        drained ??= new Promise<void>((resolve) => {
+        const stdin = this.child?.stdin;
+        if (!stdin?.writableNeedDrain || !this.alive) return Promise.resolve();
+        this.drained ??= new Promise<void>((resolve) => {
           const done = () => {
-            drained = undefined;
+            this.drained = undefined;
             stdin.off("drain", done);
             resolve();
           };
           stdin.once("drain", done);
           void this.exited.then(done);
         });
-        return drained;
+        return this.drained;
       },
       violation: (what) => this.protocolViolation(what),
     };
@@ -143,66 +142,33 @@ export class Carrier {
       failReady = reject;
     });
     this.ready.catch(() => {});
-    const readyTimer = setTimeout(() => this.kill(undefined, new CarrierCrashedError("the carrier did not start in time", RESTARTED)), READY_TIMEOUT_MS);
-    this.exited = new Promise((resolve) => {
-      this.child.once("exit", (code, signal) => {
-        clearTimeout(readyTimer);
-        this.onExit(code, signal);
-        failReady(this.killCause?.error ?? this.exitError(code, signal));
-        resolve();
-      });
-    });
-    this.child.once("error", (error) => {
-      this.kill(undefined, new CarrierCrashedError(`the carrier could not be started: ${error.message}`, RESTARTED));
-    });
-    this.child.stdin.on("error", () => {});
-    this.child.stderr.setEncoding("utf8");
-    this.child.stderr.on("data", (text: string) => {
-      this.stderrTail = (this.stderrTail + text).slice(-STDERR_KEEP);
-    });
-    let sawReady = false;
-    this.child.stdout.on("data", (chunk: Buffer) => {
-      if (!this.alive) return;
-      let frames;
-      try {
-        frames = this.reader.push(chunk);
-      } catch (error) {
-        this.protocolViolation(error instanceof FrameError ? error.message : "unreadable frame");
-        return;
-      }
-      for (const frame of frames) {
-        if (!this.alive) return;
-        const parsed = carrierMessage.safeParse(frame.header);
-        if (!parsed.success) {
-          this.protocolViolation(`malformed message (${parsed.error.issues[0]?.message ?? "invalid"})`);
-          return;
-        }
-        const message = parsed.data;
-        if (message.t === "ready") {
-          if (sawReady) return this.protocolViolation("a second ready message");
-          sawReady = true;
-          clearTimeout(readyTimer);
-          this.baselineRssBytes = readRssBytes(this.child.pid) ?? 0;
-          this.unref();
-          markReady();
-          continue;
-        }
-        if (!sawReady) return this.protocolViolation(`"${message.t}" before ready`);
-        this.onMessage(message, frame.body);
-      }
-    });
+    this.markReady = markReady;
+    this.failReady = failReady;
+    let markExited!: () => void;
+    this.exited = new Promise((resolve) => (markExited = resolve));
+    this.markExited = markExited;
+    live.add(this);
+    this.cancelStart = carrierStarts.enqueue((release) => this.launch(release));
   }
 
+  private drained: Promise<void> | undefined;
+
+  /** A carrier of `spec`'s kind; its process starts now, or when the start queue lets it. */
   static start(spec: CarrierSpec): Carrier {
-    return new Carrier(spec, mkdtempSync(join(tmpdir(), "paddock-")));
+    return new Carrier(spec);
   }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.child?.pid;
   }
 
   get isAlive(): boolean {
     return this.alive;
+  }
+
+  /** True once the carrier said it is ready (and `ready` has resolved). */
+  get isReady(): boolean {
+    return this.readyNow;
   }
 
   /**
@@ -236,24 +202,120 @@ export class Carrier {
     if (!this.alive) return;
     this.killCause = { evalId, error };
     this.alive = false;
-    this.child.kill("SIGKILL");
+    this.failReady(error);
     this.failPending();
+    const child = this.child;
+    if (child?.pid === undefined) return this.gone();
+    child.kill("SIGKILL");
+    // Nothing it says any more is read: a process that shares its pipes (a wrapper's child) may go on
+    // writing into them after it died.
+    child.stdout.destroy();
+    child.stderr.destroy();
     // Whoever awaits `exited` (close()) keeps the host alive until the exit, which comes promptly.
-    this.child.ref();
+    child.ref();
   }
 
   /** Synchronous last-resort cleanup when the host process exits. */
   destroySync(): void {
+    this.cancelStart();
     try {
-      this.child.kill("SIGKILL");
+      this.child?.kill("SIGKILL");
     } catch {
       // already gone
     }
-    rmSync(this.denoDir, { recursive: true, force: true });
+  }
+
+  /** Spawns the process, once the start queue lets it; `release` frees the start slot. */
+  private launch(release: () => void): void {
+    this.releaseStart = release;
+    let launch: EngineLaunch;
+    try {
+      launch = engineLaunch([
+        "run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache",
+        `--v8-flags=--max-old-space-size=${this.spec.memoryMb},--disallow-code-generation-from-strings`,
+        carrierModuleUrl(),
+      ]);
+    } catch (error) {
+      return this.kill(undefined, new CarrierStartError(`the carrier could not be started: ${(error as Error).message}`, RESTARTED));
+    }
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawn(launch.file, launch.args, {
+        cwd: launch.cwd,
+        env: { DENO_DIR: launch.denoDir, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DENO_NO_PACKAGE_JSON: "1" },
+        stdio: ["pipe", "pipe", "pipe"],
+        windowsHide: true,
+      });
+    } catch (error) {
+      return this.kill(undefined, new CarrierStartError(`the carrier could not be started: ${spawnProblem(error)}`, RESTARTED));
+    }
+    this.child = child;
+    const readyTimer = setTimeout(() => this.kill(undefined, new CarrierStartError(`the carrier did not start within ${READY_TIMEOUT_MS / 1000} s (${engineSource()} gave no sign of life, or the machine is overloaded)`, RESTARTED)), READY_TIMEOUT_MS);
+    void this.ready.then(release, release).finally(() => clearTimeout(readyTimer));
+    // A process that could not be spawned (no file descriptors, no processes left) reports only this.
+    child.once("error", (error) => {
+      this.kill(undefined, new CarrierStartError(`the carrier could not be started: ${spawnProblem(error)}`, RESTARTED));
+      if (child.pid === undefined) this.gone();
+    });
+    child.once("exit", (code, signal) => this.onExit(code, signal));
+    if (child.pid === undefined) return;
+    child.stdin.on("error", () => {});
+    for (const frame of this.unsent ?? []) child.stdin.write(frame);
+    this.unsent = undefined;
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_KEEP);
+      this.stderrBytes += text.length;
+      if (this.stderrBytes > STDERR_LIMIT_BYTES) {
+        this.kill(undefined, new CarrierCrashedError(`the carrier wrote more than ${STDERR_LIMIT_BYTES} bytes of diagnostics and was killed; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
+      }
+    });
+    child.stdout.once("end", () => {
+      if (!this.alive) return;
+      setTimeout(() => {
+        this.kill(undefined, new CarrierCrashedError("the carrier closed its output and was killed; the sandbox gets a fresh carrier for its next eval", RESTARTED));
+      }, OUTPUT_CLOSED_GRACE_MS).unref();
+    });
+    child.stdout.on("data", (chunk: Buffer) => this.onOutput(chunk));
+  }
+
+  private onOutput(chunk: Buffer): void {
+    if (!this.alive) return;
+    let frames;
+    try {
+      frames = this.reader.push(chunk);
+    } catch (error) {
+      this.protocolViolation(error instanceof FrameError ? error.message : "unreadable frame");
+      return;
+    }
+    for (const frame of frames) {
+      if (!this.alive) return;
+      const parsed = carrierMessage.safeParse(frame.header);
+      if (!parsed.success) {
+        this.protocolViolation(`malformed message (${parsed.error.issues[0]?.message ?? "invalid"})`);
+        return;
+      }
+      const message = parsed.data;
+      if (message.t === "ready") {
+        if (this.readyNow) return this.protocolViolation("a second ready message");
+        this.readyNow = true;
+        this.baselineRssBytes = readRssBytes(this.child?.pid) ?? 0;
+        this.unref();
+        this.markReady();
+        continue;
+      }
+      if (!this.readyNow) return this.protocolViolation(`"${message.t}" before ready`);
+      this.onMessage(message, frame.body);
+    }
   }
 
   private send(message: HostMessage, body?: Uint8Array): boolean {
-    return this.child.stdin.write(encodeFrame(message, body));
+    const frame = encodeFrame(message, body);
+    if (this.unsent) {
+      this.unsent.push(frame);
+      return true;
+    }
+    return this.child?.stdin.write(frame) ?? false;
   }
 
   private onMessage(message: Exclude<CarrierMessage, { t: "ready" }>, body: Uint8Array | undefined): void {
@@ -346,6 +408,9 @@ export class Carrier {
   }
 
   private protocolViolation(what: string): void {
+    if (!this.readyNow) {
+      return this.kill(undefined, new CarrierStartError(`the carrier's output before it was ready is not the carrier protocol (${what}); is ${engineSource()} a Deno 2.9 binary?`, RESTARTED));
+    }
     this.kill(undefined, new CarrierCrashedError(`the carrier broke the protocol (${what}) and was killed; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
   }
 
@@ -368,25 +433,39 @@ export class Carrier {
     if (/out of memory|heap limit|Allocation failed/i.test(this.stderrTail)) {
       return new MemoryLimitError(`the sandbox exceeded its memory limit of ${this.spec.memoryMb} MB (V8 heap); the sandbox gets a fresh carrier for its next eval`, RESTARTED);
     }
+    if (!this.readyNow) {
+      return new CarrierStartError(`the carrier exited before it was ready (${signal ?? `code ${code}`}); is ${engineSource()} a Deno 2.9 binary?${stderrExcerpt(this.stderrTail)}`, RESTARTED);
+    }
     return new CarrierCrashedError(`the carrier exited unexpectedly (${signal ?? `code ${code}`}); the sandbox gets a fresh carrier for its next eval`, RESTARTED);
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
-    live.delete(this);
-    this.stopWatching?.();
     if (this.alive) {
+      const error = this.exitError(code, signal);
       this.alive = false;
-      this.killCause = { evalId: undefined, error: this.exitError(code, signal) };
+      this.killCause = { evalId: undefined, error };
+      this.failReady(error);
       this.failPending();
     }
-    rmSync(this.denoDir, { recursive: true, force: true });
+    this.gone();
+  }
+
+  /** The process has exited, or never existed: nothing of this carrier is left to watch. */
+  private gone(): void {
+    live.delete(this);
+    this.cancelStart();
+    this.stopWatching?.();
+    this.stopWatching = undefined;
+    this.markExited();
   }
 
   /** While evals run: keep the host process alive for them, and watch the carrier's memory. */
   private busy(): void {
-    this.child.ref();
-    (this.child.stdout as unknown as { ref?: () => void }).ref?.();
-    const pid = this.child.pid;
+    const child = this.child;
+    if (!child) return;
+    child.ref();
+    (child.stdout as unknown as { ref?: () => void }).ref?.();
+    const pid = child.pid;
     if (pid !== undefined && !this.stopWatching) {
       // memoryMb for the V8 heap (which V8 itself enforces, and may fill with garbage before it
       // collects) and memoryMb more for everything outside it, above the carrier's idle size.
@@ -404,11 +483,40 @@ export class Carrier {
   }
 
   private unref(): void {
-    this.child.unref();
-    (this.child.stdout as unknown as { unref?: () => void }).unref?.();
-    (this.child.stderr as unknown as { unref?: () => void }).unref?.();
-    (this.child.stdin as unknown as { unref?: () => void }).unref?.();
+    const child = this.child;
+    if (!child) return;
+    child.unref();
+    (child.stdout as unknown as { unref?: () => void }).unref?.();
+    (child.stderr as unknown as { unref?: () => void }).unref?.();
+    (child.stdin as unknown as { unref?: () => void }).unref?.();
   }
+}
+
+/** Why a spawn failed, in words: the host's own resources are the usual cause. */
+function spawnProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case "EMFILE":
+    case "ENFILE":
+      return `the host has no file descriptors left (${code}); close sandboxes or raise the limit (ulimit -n)`;
+    case "EAGAIN":
+      return "the host may not start more processes (EAGAIN); close sandboxes or raise the limit (ulimit -u)";
+    case "ENOMEM":
+      return "the host is out of memory (ENOMEM)";
+    case "ENOENT":
+      return `${engineSource()} does not exist`;
+    case "EACCES":
+      return `${engineSource()} is not executable`;
+    default:
+      return code ?? "unknown error";
+  }
+}
+
+/** The first lines a failed engine printed, without paths: enough to tell a wrong binary from a crash. */
+function stderrExcerpt(text: string): string {
+  const lines = text.split("\n").map((line) => line.trim()).filter(Boolean).slice(0, 3).join(" | ");
+  const clean = lines.replace(/(?:[A-Za-z]:)?[\\/][^\s'"`:,;)]+/g, "<path>").replace(/[^\x20-\x7e]/g, "?").slice(0, 300);
+  return clean ? `; it printed: ${clean}` : "";
 }
 
 /** Node's typed-array order for V8 host objects, which Deno's node:v8 also writes (10 is Buffer). */

@@ -69,6 +69,14 @@ export class CarrierCrashedError extends SandboxError {
   override name = "CarrierCrashedError";
 }
 
+/**
+ * A carrier could not be started: the engine binary is missing or is not Deno, or the host ran out
+ * of file descriptors or processes. A sandbox's next eval tries a fresh start.
+ */
+export class CarrierStartError extends CarrierCrashedError {
+  override name = "CarrierStartError";
+}
+
 export class SandboxClosedError extends SandboxError {
   override name = "SandboxClosedError";
 }

@@ -11,10 +11,14 @@ export interface PoolOptions {
 }
 
 const MAX_KINDS = 4;
+/** Replacing idle carriers that keep dying waits longer each time, up to this; a take resets it. */
+const MAX_REFILL_DELAY_MS = 5_000;
 
 class CarrierPool {
   private size = 2;
   private readonly idle = new Map<string, Carrier[]>();
+  /** Idle carriers of each kind that died since one was last taken. */
+  private readonly deaths = new Map<string, number>();
 
   configure(options: PoolOptions): void {
     if (options.size !== undefined) {
@@ -34,6 +38,7 @@ class CarrierPool {
     while ((carrier = carriers.shift()) && !carrier.isAlive);
     this.idle.delete(key);
     this.idle.set(key, carriers);
+    this.deaths.delete(key);
     this.evictOldKinds();
     // Spawning costs the host a few ms; the caller gets its carrier first.
     setImmediate(() => {
@@ -53,24 +58,41 @@ class CarrierPool {
 
   /** Kills every idle carrier (tests, shutdown). */
   drain(): void {
-    for (const carriers of this.idle.values()) for (const carrier of carriers) carrier.destroySync();
+    const carriers = [...this.idle.values()].flat();
     this.idle.clear();
+    for (const carrier of carriers) carrier.destroySync();
+  }
+
+  /** Idle carriers of `spec`'s kind, and how many of them are ready (tests, diagnostics). */
+  status(spec: CarrierSpec): { idle: number; ready: number } {
+    const carriers = this.idle.get(keyOf(spec)) ?? [];
+    return { idle: carriers.length, ready: carriers.filter((carrier) => carrier.isReady).length };
   }
 
   private refill(spec: CarrierSpec, carriers: Carrier[]): void {
     while (carriers.length < this.size) {
-      let carrier: Carrier;
-      try {
-        carrier = Carrier.start(spec);
-      } catch {
-        return; // The sandbox that needs one will start it and see the error.
-      }
+      const carrier = Carrier.start(spec);
       carriers.push(carrier);
       void carrier.exited.then(() => {
         const index = carriers.indexOf(carrier);
-        if (index >= 0) carriers.splice(index, 1);
+        if (index < 0) return; // taken, trimmed or drained: not the pool's any more
+        carriers.splice(index, 1);
+        // One that failed to start is not replaced: a broken engine must not start a loop. The
+        // sandbox that needs one starts it and sees the error.
+        if (carrier.isReady) this.replaceDead(spec, carriers);
       });
     }
+  }
+
+  /** An idle carrier was killed from outside (an OOM killer, an operator): start its replacement. */
+  private replaceDead(spec: CarrierSpec, carriers: Carrier[]): void {
+    const key = keyOf(spec);
+    const deaths = (this.deaths.get(key) ?? 0) + 1;
+    this.deaths.set(key, deaths);
+    const delay = deaths <= 3 ? 0 : Math.min(MAX_REFILL_DELAY_MS, 50 * 2 ** (deaths - 3));
+    setTimeout(() => {
+      if (this.idle.get(key) === carriers) this.refill(spec, carriers);
+    }, delay).unref();
   }
 
   private trim(key: string, carriers: Carrier[]): void {

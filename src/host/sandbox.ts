@@ -168,12 +168,34 @@ export class Sandbox implements AsyncDisposable {
     this.load[slot]!++;
     try {
       const carrier = this.carrierAt(slot);
-      await carrier.ready;
+      if (!carrier.isReady) request = await this.whenStarted(carrier, request);
       if (this.closed) throw new SandboxClosedError("the sandbox is closed");
       return await carrier.eval(request);
     } finally {
       this.load[slot]!--;
     }
+  }
+
+  /**
+   * Waits for a carrier that is still starting. The wait counts against the eval's time limit (a
+   * busy machine may start carriers slowly, but an eval never outlives its own limit): the eval
+   * gets what is left of it.
+   */
+  private async whenStarted(carrier: Carrier, request: EvalRequest): Promise<EvalRequest> {
+    const { timeoutMs } = request.limits;
+    const started = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`the eval did not finish within ${timeoutMs} ms: its carrier was still starting (the machine may be overloaded)`)), timeoutMs);
+    });
+    try {
+      await Promise.race([carrier.ready, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    const left = Math.floor(timeoutMs - (performance.now() - started));
+    if (left < 1) throw new TimeoutError(`the eval did not finish within ${timeoutMs} ms: its carrier was still starting (the machine may be overloaded)`);
+    return { ...request, limits: { ...request.limits, timeoutMs: left } };
   }
 
   private leastLoadedSlot(): number {
