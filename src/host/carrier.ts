@@ -113,7 +113,6 @@ export class Carrier {
   private readonly markExited: () => void;
   /** Drops the start from the start queue while it waits there. */
   private cancelStart: () => void = () => {};
-  private releaseStart: (() => void) | undefined;
 
   private constructor(readonly spec: CarrierSpec) {
     this.pipe = {
@@ -227,7 +226,8 @@ export class Carrier {
 
   /** Spawns the process, once the start queue lets it; `release` frees the start slot. */
   private launch(release: () => void): void {
-    this.releaseStart = release;
+    // The slot is free again once the carrier is ready or has failed, however it failed.
+    void this.ready.then(release, release);
     let launch: EngineLaunch;
     try {
       launch = engineLaunch([
@@ -251,7 +251,7 @@ export class Carrier {
     }
     this.child = child;
     const readyTimer = setTimeout(() => this.kill(undefined, new CarrierStartError(`the carrier did not start within ${READY_TIMEOUT_MS / 1000} s (${engineSource()} gave no sign of life, or the machine is overloaded)`, RESTARTED)), READY_TIMEOUT_MS);
-    void this.ready.then(release, release).finally(() => clearTimeout(readyTimer));
+    void this.ready.catch(() => {}).finally(() => clearTimeout(readyTimer));
     // A process that could not be spawned (no file descriptors, no processes left) reports only this.
     child.once("error", (error) => {
       this.kill(undefined, new CarrierStartError(`the carrier could not be started: ${spawnProblem(error)}`, RESTARTED));

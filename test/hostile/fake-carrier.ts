@@ -2,13 +2,15 @@
  * Fake carriers for protocol tests: executables that speak (or break) the carrier protocol, used in
  * place of Deno through PADDOCK_DENO. Each behaviour is a small program written to a temp file.
  */
-import { mkdtempSync, writeFileSync, chmodSync } from "node:fs";
+import { after } from "node:test";
+import { mkdtempSync, writeFileSync, chmodSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const frameModule = fileURLToPath(new URL("../../src/protocol/frame.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "paddock-fake-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 let count = 0;
 
 /**

@@ -9,7 +9,6 @@
  * - nothing the sandbox produced names a host path.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
@@ -271,41 +270,5 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Pids of this process's live child processes (carriers), from /proc. Empty where /proc is absent. */
-export function childPids(): number[] {
-  const pids: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return pids;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "latin1");
-      // pid (comm) state ppid …; comm may contain spaces and parentheses.
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) === process.pid && fields[0] !== "Z") pids.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return pids;
-}
-
-/** Total RSS (MB) of this process's children. */
-export function childrenRssMb(): number {
-  let total = 0;
-  for (const pid of childPids()) {
-    try {
-      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "latin1"));
-      if (match) total += Number(match[1]) / 1024;
-    } catch {
-      // gone
-    }
-  }
-  return total;
-}
-
+export { childPids, childrenRssMb } from "../processes.js";
 export { withSandbox } from "../helpers.js";
