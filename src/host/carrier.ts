@@ -249,16 +249,16 @@ export class Carrier {
     } catch (error) {
       return this.kill(undefined, new CarrierStartError(`the carrier could not be started: ${spawnProblem(error)}`, RESTARTED));
     }
-    this.child = child;
     const readyTimer = setTimeout(() => this.kill(undefined, new CarrierStartError(`the carrier did not start within ${READY_TIMEOUT_MS / 1000} s (${engineSource()} gave no sign of life, or the machine is overloaded)`, RESTARTED)), READY_TIMEOUT_MS);
     void this.ready.catch(() => {}).finally(() => clearTimeout(readyTimer));
     // A process that could not be spawned (no file descriptors, no processes left) reports only this.
     child.once("error", (error) => {
       this.kill(undefined, new CarrierStartError(`the carrier could not be started: ${spawnProblem(error)}`, RESTARTED));
-      if (child.pid === undefined) this.gone();
     });
-    child.once("exit", (code, signal) => this.onExit(code, signal));
+    // Without a pid there is no process and there may be no pipes: the error event says why.
     if (child.pid === undefined) return;
+    this.child = child;
+    child.once("exit", (code, signal) => this.onExit(code, signal));
     child.stdin.on("error", () => {});
     for (const frame of this.unsent ?? []) child.stdin.write(frame);
     this.unsent = undefined;
