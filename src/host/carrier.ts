@@ -433,8 +433,9 @@ export class Carrier {
     if (/out of memory|heap limit|Allocation failed/i.test(this.stderrTail)) {
       return new MemoryLimitError(`the sandbox exceeded its memory limit of ${this.spec.memoryMb} MB (V8 heap); the sandbox gets a fresh carrier for its next eval`, RESTARTED);
     }
+    if (!this.readyNow && signal) return new CarrierStartError(`the carrier was killed (${signal}) before it was ready`, RESTARTED);
     if (!this.readyNow) {
-      return new CarrierStartError(`the carrier exited before it was ready (${signal ?? `code ${code}`}); is ${engineSource()} a Deno 2.9 binary?${stderrExcerpt(this.stderrTail)}`, RESTARTED);
+      return new CarrierStartError(`the carrier exited before it was ready (code ${code}); is ${engineSource()} a Deno 2.9 binary?${stderrExcerpt(this.stderrTail)}`, RESTARTED);
     }
     return new CarrierCrashedError(`the carrier exited unexpectedly (${signal ?? `code ${code}`}); the sandbox gets a fresh carrier for its next eval`, RESTARTED);
   }

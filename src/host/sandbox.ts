@@ -211,6 +211,12 @@ export class Sandbox implements AsyncDisposable {
     const carrier = pool.take({ memoryMb: this.options.memoryMb });
     carrier.attach({ ...this.options, maxCallBytes: this.options.net?.maxRequestBytes ?? 0 }, this.globalsBytes);
     this.slots[index] = carrier;
+    void carrier.exited.then(() => {
+      // A carrier that served and died (a limit, a crash, a kill) is replaced at once, so that its
+      // replacement starts while nothing waits for it. One that never started is not: a broken
+      // engine must not start a loop; the next eval tries again.
+      if (!this.closed && carrier.isReady && this.slots[index] === carrier) this.carrierAt(index);
+    });
     return carrier;
   }
 }

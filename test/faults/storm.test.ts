@@ -5,12 +5,12 @@
  * grace, none may be left pending or get another eval's answer, every sandbox must work afterwards,
  * and the warm pool must be full again.
  */
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { Sandbox, CarrierCrashedError, type SandboxOptions } from "../../src/index.js";
 import { KILL_GRACE_MS } from "../../src/host/carrier.js";
 import { pool } from "../../src/host/pool.js";
-import { childPids, eventually, openFdCount } from "../processes.js";
+import { childPids, eventually, openFdCount, processStat } from "../processes.js";
 import { hostRssMb } from "../helpers.js";
 import { FULL_SCALE } from "./faults.js";
 
@@ -50,7 +50,22 @@ test(`${EVALS} evals across 8 sandboxes while carriers are SIGKILLed every 20–
   const fdsBefore = openFdCount();
   const rssBefore = hostRssMb();
   const sandboxes = await Promise.all(SANDBOXES.map((options) => Sandbox.create(options)));
+  try {
+    await storm(sandboxes, t);
+  } finally {
+    await Promise.all(sandboxes.map((sandbox) => sandbox.close()));
+  }
+  const rssAfter = hostRssMb();
+  const fdsAfter = openFdCount();
+  t.diagnostic(`storm: host RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MB, host fds ${fdsBefore} → ${fdsAfter}`);
+  // The two warm carriers hold 3 pipes each, as before the storm; the sandboxes' are closed.
+  assert.ok(fdsAfter <= fdsBefore + 4, `host file descriptors: ${fdsBefore} before, ${fdsAfter} after`);
+  assert.ok(rssAfter - rssBefore < 150, `host RSS grew from ${rssBefore.toFixed(0)} to ${rssAfter.toFixed(0)} MB`);
+});
 
+/** Runs the storm on `sandboxes`, then checks that each works and that the pool is full again. */
+async function storm(sandboxes: Sandbox[], t: TestContext): Promise<void> {
+  const victims: number[] = [];
   let kills = 0;
   let storming = true;
   const killer = (async () => {
@@ -61,6 +76,7 @@ test(`${EVALS} evals across 8 sandboxes while carriers are SIGKILLed every 20–
       if (victim === undefined) continue;
       try {
         process.kill(victim, "SIGKILL");
+        victims.push(victim);
         kills++;
       } catch {
         // it ended on its own meanwhile
@@ -72,7 +88,7 @@ test(`${EVALS} evals across 8 sandboxes while carriers are SIGKILLed every 20–
   let values = 0;
   let slowestMs = 0;
   let issued = 0;
-  const storm = sandboxes.flatMap((sandbox, which) =>
+  const workers = sandboxes.flatMap((sandbox, which) =>
     Array.from({ length: IN_FLIGHT_PER_SANDBOX }, async () => {
       while (issued < EVALS || kills < MIN_KILLS) {
         const index = issued++;
@@ -92,10 +108,12 @@ test(`${EVALS} evals across 8 sandboxes while carriers are SIGKILLed every 20–
     }),
   );
   try {
-    await Promise.all(storm);
+    await Promise.all(workers);
   } finally {
     storming = false;
     await killer;
+    // The last kills land after the storm: wait until the host has reaped (and so heard of) them all.
+    assert.ok(await eventually(() => victims.every((pid) => processStat(pid) === undefined), 10_000), "every victim was reaped");
   }
   assert.equal(values + [...errors.values()].reduce((a, b) => a + b, 0), issued, "every eval settled exactly once");
   assert.ok(kills >= MIN_KILLS, `only ${kills} kills`);
@@ -112,15 +130,5 @@ test(`${EVALS} evals across 8 sandboxes while carriers are SIGKILLed every 20–
   const poolRefilled = await eventually(() => pool.status({ memoryMb: MEMORY_MB }).ready === 2, 60_000, 50);
   assert.ok(poolRefilled, `the warm pool is not full again: ${JSON.stringify(pool.status({ memoryMb: MEMORY_MB }))}`);
 
-  await Promise.all(sandboxes.map((sandbox) => sandbox.close()));
-  const rssAfter = hostRssMb();
-  const fdsAfter = openFdCount();
-  const report = {
-    evals: issued, values, errors: Object.fromEntries(errors), kills, slowestSettleMs: Math.round(slowestMs),
-    hostRssMb: { before: Math.round(rssBefore), after: Math.round(rssAfter) }, hostFds: { before: fdsBefore, after: fdsAfter },
-  };
-  t.diagnostic(`storm: ${JSON.stringify(report)}`);
-  // The two warm carriers hold 3 pipes each, as before the storm; the sandboxes' are closed.
-  assert.ok(fdsAfter <= fdsBefore + 4, `host file descriptors: ${fdsBefore} before, ${fdsAfter} after`);
-  assert.ok(rssAfter - rssBefore < 150, `host RSS grew from ${rssBefore.toFixed(0)} to ${rssAfter.toFixed(0)} MB`);
-});
+  t.diagnostic(`storm: ${JSON.stringify({ evals: issued, values, errors: Object.fromEntries(errors), kills, slowestSettleMs: Math.round(slowestMs) })}`);
+}
