@@ -103,6 +103,8 @@ export class Carrier {
   /** Call ids only grow: a stream message for an id at or below this one may be late, not forged. */
   private lastCall = 0;
   private readonly pipe: PortPipe;
+  /** Resolves when stdin, backed up, drains: one promise per backed-up spell. */
+  private drained: Promise<void> | undefined;
   readonly exited: Promise<void>;
   readonly ready: Promise<void>;
   private alive = true;
@@ -117,7 +119,6 @@ export class Carrier {
   private constructor(readonly spec: CarrierSpec) {
     this.pipe = {
       send: (message, body) => !this.alive || this.send(message, body),
-      // One promise per backed-up spell, however many calls wait on it.
       whenDrained: () => {
         const stdin = this.child?.stdin;
         if (!stdin?.writableNeedDrain || !this.alive) return Promise.resolve();
@@ -149,8 +150,6 @@ export class Carrier {
     live.add(this);
     this.cancelStart = carrierStarts.enqueue((release) => this.launch(release));
   }
-
-  private drained: Promise<void> | undefined;
 
   /** A carrier of `spec`'s kind; its process starts now, or when the start queue lets it. */
   static start(spec: CarrierSpec): Carrier {
