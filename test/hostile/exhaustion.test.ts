@@ -5,6 +5,11 @@
  * follow from the sandbox's limits, the same sandbox answers `1 + 1` afterwards (with a fresh
  * carrier after a kill), a second sandbox keeps answering meanwhile, and the host keeps running
  * and keeps its memory. Limits are small (timeouts under a second, 64–128 MB) to keep this fast.
+ *
+ * Time: an attack that should end at the time limit has a short one, and must end within it plus
+ * SLACK_MS. An attack that should end at another limit (memory, output, nesting, timers) gets a time
+ * limit far above its work (LONG_TIMEOUT_MS), so that a slow or busy machine cannot turn the typed
+ * error under test into a TimeoutError; its wall time is bounded by that limit plus SLACK_MS.
  */
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -12,14 +17,18 @@ import {
   Sandbox, ScriptError, TimeoutError, MemoryLimitError, OutputLimitError, ResourceLimitError, CarrierCrashedError, type SandboxOptions,
 } from "../../src/index.js";
 import { hostRssMb } from "../helpers.js";
+import { eventually } from "../processes.js";
+import { LONG_TIMEOUT_MS, SLACK_MS } from "../timing.js";
 import {
-  Bystander, hostRetainedMb, assertContained, assertAnswers, assertFailedWith, childPids, describeResult, evalOk, sleep, withSandbox, type ContainmentExpectation,
+  Bystander, hostRetainedMb, assertContained, assertAnswers, assertFailedWith, childPids, describeResult, evalOk, withSandbox, type ContainmentExpectation,
 } from "./harness.js";
 
 const TIMEOUT_MS = 800;
 /** Generous: the limit, the host's kill grace, a carrier restart, a loaded machine. */
-const TIME_BOUND_MS = TIMEOUT_MS + 2_000;
+const TIME_BOUND_MS = TIMEOUT_MS + SLACK_MS;
 const SMALL: SandboxOptions = { timeoutMs: TIMEOUT_MS, memoryMb: 64 };
+/** For an attack that must end at a limit other than time: a time limit far above its work. */
+const UNTIMED: Pick<ContainmentExpectation, "evalOptions" | "maxMs"> = { evalOptions: { timeoutMs: LONG_TIMEOUT_MS }, maxMs: LONG_TIMEOUT_MS + SLACK_MS };
 
 let bystander: Bystander;
 let rssAtStart = 0;
@@ -48,7 +57,8 @@ function suite(name: string, options: SandboxOptions, cases: Case[]): void {
     });
     for (const [label, code, expectation] of cases) {
       test(label, async () => {
-        await assertContained(sandbox, bystander, code, { maxMs: (options.timeoutMs ?? 5_000) + 2_000, ...expectation });
+        const limit = expectation.evalOptions?.timeoutMs ?? options.timeoutMs ?? 5_000;
+        await assertContained(sandbox, bystander, code, { maxMs: limit + SLACK_MS, ...expectation });
       });
     }
   });
@@ -95,11 +105,13 @@ suite("CPU: infinite loops wherever they hide", SMALL, [
 describe("CPU: what the next eval finds after a loop", () => {
   test("setInterval(() => {}, 0) left running by a returning eval is stopped", async () => {
     await withSandbox(SMALL, async (sandbox) => {
-      const first = await sandbox.run("setInterval(() => {}, 0); setInterval(() => { const e = Date.now() + 50; while (Date.now() < e) {} }, 0); 1");
+      // Each tick of the second interval burns 5 s: if it survived its eval, the next eval (100 ms
+      // of waiting, given all the time it needs) would take seconds longer than the bound.
+      const first = await sandbox.run("setInterval(() => {}, 0); setInterval(() => { const e = Date.now() + 5000; while (Date.now() < e) {} }, 0); 1");
       assert.ok(first.ok && first.value === 1, describeResult(first));
       const started = performance.now();
-      assert.equal(await evalOk(sandbox, "await new Promise((r) => setTimeout(r, 100)); 2"), 2);
-      assert.ok(performance.now() - started < 600, `the next eval took ${Math.round(performance.now() - started)} ms`);
+      assert.equal(await evalOk(sandbox, "await new Promise((r) => setTimeout(r, 100)); 2", { timeoutMs: LONG_TIMEOUT_MS }), 2);
+      assert.ok(performance.now() - started < 4_000, `the next eval took ${Math.round(performance.now() - started)} ms`);
     });
   });
 
@@ -111,7 +123,8 @@ describe("CPU: what the next eval finds after a loop", () => {
         assertFailedWith(result, [TimeoutError], `kill ${i}`);
       }
       await assertAnswers(sandbox, "after ten kills");
-      await sleep(300);
+      // Killed carriers are gone once the host has reaped them, which a busy machine may delay.
+      await eventually(() => childPids().length <= before + 3, SLACK_MS);
       const afterCount = childPids().length;
       assert.ok(afterCount <= before + 3, `child processes grew from ${before} to ${afterCount} over ten kills`);
     });
@@ -170,7 +183,9 @@ describe("memory: accounting across evals", () => {
   });
 });
 
-suite("stack and structure", { timeoutMs: 2_000, memoryMb: 128 }, [
+// Nothing here should end at the time limit: building and serializing a million nested objects
+// takes seconds on a busy machine.
+suite("stack and structure", { timeoutMs: LONG_TIMEOUT_MS, memoryMb: 128 }, [
   ["deep recursion", "function f(n) { return f(n + 1) + 1; } f(0)", { errors: [ScriptError] }],
   ["deep recursion after await", "await null; function f() { return f(); } f()", { errors: [ScriptError] }],
   ["deep recursion in a getter during serialization", "({ get a() { function f() { return f(); } return f(); } })", { errors: [ScriptError, OutputLimitError] }],
@@ -186,12 +201,12 @@ suite("stack and structure", { timeoutMs: 2_000, memoryMb: 128 }, [
   // host rightly holds when its RSS is measured.
   // Building and serializing a million keys takes a while on a shared 2-core machine: the limit
   // under test is what the host decodes, not the time.
-  ["a wide result (1e6 keys)", "const o = {}; for (let i = 0; i < 1e6; i++) o['k' + i] = i; o", { errors: [OutputLimitError, MemoryLimitError], valueOk: true, maxMs: 15_000, hostRssGrowthMb: 400, evalOptions: { timeoutMs: 8_000 } }],
+  ["a wide result (1e6 keys)", "const o = {}; for (let i = 0; i < 1e6; i++) o['k' + i] = i; o", { errors: [OutputLimitError, MemoryLimitError], valueOk: true, maxMs: LONG_TIMEOUT_MS + 15_000, hostRssGrowthMb: 400 }],
 ]);
 
 describe("stack and structure: results the host must decode", () => {
   test("nesting at every depth the carrier accepts decodes on the host", async () => {
-    await withSandbox({ timeoutMs: 2_000, memoryMb: 128 }, async (sandbox) => {
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 128 }, async (sandbox) => {
       for (const depth of [100, 1_000, 2_000, 3_000, 3_500, 3_900, 5_000, 8_000]) {
         for (const shape of ["a = [a]", "a = { a }", "a = new Map([[1, a]])", "a = new Set([a])"]) {
           const result = await sandbox.run(`let a = 0; for (let i = 0; i < ${depth}; i++) ${shape}; a`);
@@ -203,7 +218,7 @@ describe("stack and structure: results the host must decode", () => {
   });
 
   test("cyclic results come back with their cycles", async () => {
-    await withSandbox({ timeoutMs: 2_000, memoryMb: 128 }, async (sandbox) => {
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 128 }, async (sandbox) => {
       const value = await evalOk<{ self: unknown; list: unknown[]; map: Map<string, unknown> }>(sandbox, "const o = { list: [] }; o.self = o; o.list.push(o, o.list); o.map = new Map([['me', o]]); o");
       assert.equal(value.self, value);
       assert.equal(value.list[0], value);
@@ -225,13 +240,13 @@ describe("timers: limits", () => {
   test("a million timers with maxTimers raised to a million stay contained", async () => {
     await withSandbox({ timeoutMs: 2_000, memoryMb: 256, maxTimers: 1_000_000 }, async (sandbox) => {
       await assertContained(sandbox, bystander, "for (let i = 0; i < 1e6; i++) setTimeout(() => {}, 1e6); 'set'", {
-        errors: [TimeoutError, MemoryLimitError, ResourceLimitError], valueOk: true, maxMs: 4_000,
+        errors: [TimeoutError, MemoryLimitError, ResourceLimitError], valueOk: true, maxMs: 2_000 + SLACK_MS,
       });
     });
   });
 
   test("timers the sandbox makes through AbortSignal.timeout count against maxTimers", async () => {
-    await withSandbox({ timeoutMs: 2_000, memoryMb: 128, maxTimers: 10 }, async (sandbox) => {
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 128, maxTimers: 10 }, async (sandbox) => {
       const result = await sandbox.run("for (let i = 0; i < 1000; i++) AbortSignal.timeout(1e7); 'made 1000 timers'");
       assertFailedWith(result, [ResourceLimitError], "1000 AbortSignal.timeout timers with maxTimers 10");
     });
@@ -241,29 +256,29 @@ describe("timers: limits", () => {
 describe("console floods", () => {
   test("console.log in a loop ends in an OutputLimitError (default limits)", async () => {
     await withSandbox(SMALL, async (sandbox) => {
-      await assertContained(sandbox, bystander, "for (;;) console.log('x'.repeat(1000))", { errors: [OutputLimitError], maxMs: TIME_BOUND_MS });
+      await assertContained(sandbox, bystander, "for (;;) console.log('x'.repeat(1000))", { errors: [OutputLimitError], ...UNTIMED });
     });
   });
 
   test("console.log in a loop ends in an OutputLimitError when results are small", async () => {
     await withSandbox({ ...SMALL, maxResultBytes: 1024 }, async (sandbox) => {
-      await assertContained(sandbox, bystander, "for (;;) console.log('x'.repeat(1000))", { errors: [OutputLimitError], maxMs: TIME_BOUND_MS });
+      await assertContained(sandbox, bystander, "for (;;) console.log('x'.repeat(1000))", { errors: [OutputLimitError], ...UNTIMED });
     });
   });
 
   test("console output of escaped characters stays within the limits", async () => {
     await withSandbox({ ...SMALL, maxResultBytes: 1024 }, async (sandbox) => {
-      await assertContained(sandbox, bystander, "console.log('\\x01'.repeat(500000)); 1", { errors: [OutputLimitError], valueOk: (v) => v === 1, maxMs: TIME_BOUND_MS });
+      await assertContained(sandbox, bystander, "console.log('\\x01'.repeat(500000)); 1", { errors: [OutputLimitError], valueOk: (v) => v === 1, ...UNTIMED });
     });
-    await withSandbox({ ...SMALL, timeoutMs: 3_000, maxLogBytes: 8 * 1024 * 1024 }, async (sandbox) => {
-      await assertContained(sandbox, bystander, "for (let i = 0; i < 7; i++) console.log('\\x01'.repeat(1e6)); 1", { errors: [OutputLimitError], valueOk: (v) => v === 1, maxMs: 5_000 });
+    await withSandbox({ ...SMALL, maxLogBytes: 8 * 1024 * 1024 }, async (sandbox) => {
+      await assertContained(sandbox, bystander, "for (let i = 0; i < 7; i++) console.log('\\x01'.repeat(1e6)); 1", { errors: [OutputLimitError], valueOk: (v) => v === 1, ...UNTIMED });
     });
   });
 
   test("a flood of empty console.log calls is bounded", async () => {
-    await withSandbox({ timeoutMs: 3_000, memoryMb: 128 }, async (sandbox) => {
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 128 }, async (sandbox) => {
       const result = await assertContained(sandbox, bystander, "for (let i = 0; i < 5e5; i++) console.log(); 1", {
-        errors: [OutputLimitError], valueOk: (v) => v === 1, maxMs: 5_000, hostRssGrowthMb: 100,
+        errors: [OutputLimitError], valueOk: (v) => v === 1, ...UNTIMED, hostRssGrowthMb: 100,
       });
       // A million log entries of nothing are still a million entries in the host.
       assert.ok(result.logs.length <= 100_000, `${result.logs.length} log entries reached the host`);
@@ -272,37 +287,37 @@ describe("console floods", () => {
 
   test("console.log floods from timers and after await end in an OutputLimitError", async () => {
     await withSandbox(SMALL, async (sandbox) => {
-      await assertContained(sandbox, bystander, "setInterval(() => { for (let i = 0; i < 1000; i++) console.log('y'.repeat(100)); }, 0); await new Promise(() => {})", { errors: [OutputLimitError], maxMs: TIME_BOUND_MS });
-      await assertContained(sandbox, bystander, "await null; for (;;) console.error('z'.repeat(10000))", { errors: [OutputLimitError], maxMs: TIME_BOUND_MS });
+      await assertContained(sandbox, bystander, "setInterval(() => { for (let i = 0; i < 1000; i++) console.log('y'.repeat(100)); }, 0); await new Promise(() => {})", { errors: [OutputLimitError], ...UNTIMED });
+      await assertContained(sandbox, bystander, "await null; for (;;) console.error('z'.repeat(10000))", { errors: [OutputLimitError], ...UNTIMED });
     });
   });
 
   test("huge objects and deep groups in the console are bounded", async () => {
     await withSandbox(SMALL, async (sandbox) => {
-      await assertContained(sandbox, bystander, "console.log(Array.from({ length: 1e6 }, (_, i) => ({ i }))); 1", { errors: [OutputLimitError], valueOk: (v) => v === 1, maxMs: TIME_BOUND_MS });
-      await assertContained(sandbox, bystander, "for (let i = 0; i < 1e5; i++) console.group(); for (let i = 0; i < 100; i++) console.log('x'); 1", { errors: [OutputLimitError], valueOk: (v) => v === 1, maxMs: TIME_BOUND_MS });
+      await assertContained(sandbox, bystander, "console.log(Array.from({ length: 1e6 }, (_, i) => ({ i }))); 1", { errors: [OutputLimitError], valueOk: (v) => v === 1, ...UNTIMED });
+      await assertContained(sandbox, bystander, "for (let i = 0; i < 1e5; i++) console.group(); for (let i = 0; i < 100; i++) console.log('x'); 1", { errors: [OutputLimitError], valueOk: (v) => v === 1, ...UNTIMED });
     });
   });
 });
 
+// Making, serializing and decoding results of hundreds of MB takes seconds on a busy machine: the
+// limits under test are the result size and what the host keeps, not the time.
 describe("huge results", () => {
   test("a 100 MB string result ends in an OutputLimitError (or the memory limit)", async () => {
-    await withSandbox({ timeoutMs: 3_000, memoryMb: 256 }, async (sandbox) => {
-      await assertContained(sandbox, bystander, "'x'.repeat(100 * 1024 * 1024)", { errors: [OutputLimitError, MemoryLimitError], maxMs: 5_000 });
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 256 }, async (sandbox) => {
+      await assertContained(sandbox, bystander, "'x'.repeat(100 * 1024 * 1024)", { errors: [OutputLimitError, MemoryLimitError], ...UNTIMED });
     });
   });
 
   test("a 300 MB typed array result ends in an OutputLimitError (or the memory limit)", async () => {
-    // Filling and serializing 300 MB takes a while on a shared 2-core machine: the limit under test
-    // is the result size, not the time.
-    await withSandbox({ timeoutMs: 8_000, memoryMb: 512 }, async (sandbox) => {
-      await assertContained(sandbox, bystander, "new Uint8Array(300 * 1024 * 1024).fill(7)", { errors: [OutputLimitError, MemoryLimitError], maxMs: 10_000 });
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 512 }, async (sandbox) => {
+      await assertContained(sandbox, bystander, "new Uint8Array(300 * 1024 * 1024).fill(7)", { errors: [OutputLimitError, MemoryLimitError], ...UNTIMED });
     });
   });
 
   test("hundreds of MB of results over several evals do not stay in the host", async () => {
     // The carrier gets room to spare: this is about what the host keeps.
-    await withSandbox({ timeoutMs: 3_000, memoryMb: 1_024, maxResultBytes: 64 * 1024 * 1024 }, async (sandbox) => {
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 1_024, maxResultBytes: 64 * 1024 * 1024 }, async (sandbox) => {
       const before = hostRetainedMb();
       for (let i = 0; i < 8; i++) {
         const result = await sandbox.run(`new Uint8Array(48 * 1024 * 1024).fill(${i})`);
@@ -314,7 +329,7 @@ describe("huge results", () => {
   });
 
   test("a short string result obeys maxResultBytes too", async () => {
-    await withSandbox({ ...SMALL, maxResultBytes: 1024 }, async (sandbox) => {
+    await withSandbox({ ...SMALL, timeoutMs: LONG_TIMEOUT_MS, maxResultBytes: 1024 }, async (sandbox) => {
       const result = await sandbox.run("'x'.repeat(60000)");
       assertFailedWith(result, [OutputLimitError], "a 60 000-character string with maxResultBytes 1024");
     });
@@ -322,7 +337,7 @@ describe("huge results", () => {
 
   test("a result small on the wire does not grow large in the host", async () => {
     const limit = 8 * 1024 * 1024;
-    await withSandbox({ timeoutMs: 3_000, memoryMb: 1_024, maxResultBytes: limit }, async (sandbox) => {
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 1_024, maxResultBytes: limit }, async (sandbox) => {
       // Each empty object is a few bytes of V8 serialization, and tens of bytes as a host object.
       for (const code of ["Array.from({ length: 2.5e6 }, () => ({}))", "const a = [1]; a.length = 8 * 1024 * 1024 - 64; a"]) {
         const before = hostRetainedMb();
@@ -342,8 +357,9 @@ describe("huge results", () => {
 describe("huge source code", () => {
   test("source over maxSourceBytes is refused before it reaches a carrier", async () => {
     await withSandbox(SMALL, async (sandbox) => {
-      await assertContained(sandbox, bystander, "1;".repeat(2_200_000), { errors: [ResourceLimitError], maxMs: 1_000 });
-      await assertContained(sandbox, bystander, "'" + "é".repeat(2_200_000) + "'", { errors: [ResourceLimitError], maxMs: 1_000 });
+      // The host refuses it without a carrier's help: it takes no more than the slack of a busy machine.
+      await assertContained(sandbox, bystander, "1;".repeat(2_200_000), { errors: [ResourceLimitError], maxMs: SLACK_MS });
+      await assertContained(sandbox, bystander, "'" + "é".repeat(2_200_000) + "'", { errors: [ResourceLimitError], maxMs: SLACK_MS });
     });
   });
 
@@ -358,12 +374,14 @@ describe("huge source code", () => {
   test("source just under the limit does not stall the host", async () => {
     await withSandbox({ timeoutMs: 3_000, memoryMb: 128 }, async (sandbox) => {
       // 3.9 MB of tiny statements: the host must not freeze every other sandbox while preparing it.
-      await assertContained(sandbox, bystander, "x=1;\n".repeat(780_000), { errors: [TimeoutError, ScriptError, MemoryLimitError], valueOk: true, maxMs: 5_000, bystanderMaxMs: 1_000, hostRssGrowthMb: 300 });
+      // Its event loop must not stall for a second; the bystander, whose carrier competes for a
+      // core with the attack's compile, gets the usual bound of a busy machine.
+      await assertContained(sandbox, bystander, "x=1;\n".repeat(780_000), { errors: [TimeoutError, ScriptError, MemoryLimitError], valueOk: true, maxMs: 3_000 + SLACK_MS, hostStallMaxMs: 1_000, hostRssGrowthMb: 300 });
     });
   });
 
   test("many distinct large sources do not accumulate in the host or the carrier", async () => {
-    await withSandbox({ timeoutMs: 3_000, memoryMb: 128 }, async (sandbox) => {
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 128 }, async (sandbox) => {
       const before = hostRetainedMb();
       const problems: string[] = [];
       for (let i = 0; i < 40; i++) {
@@ -380,14 +398,14 @@ describe("huge source code", () => {
 
 describe("many concurrent evals in one sandbox", () => {
   test("500 concurrent evals all finish", async () => {
-    await withSandbox({ timeoutMs: 5_000, memoryMb: 128 }, async (sandbox) => {
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 128 }, async (sandbox) => {
       const results = await Promise.all(Array.from({ length: 500 }, (_, i) => sandbox.run(`await new Promise((r) => setTimeout(r, 50)); ${i}`)));
       results.forEach((result, i) => assert.ok(result.ok && result.value === i, `eval ${i}: ${describeResult(result)}`));
     });
   });
 
   test("evals over maxConcurrentEvals are refused with a ResourceLimitError", async () => {
-    await withSandbox({ timeoutMs: 5_000, memoryMb: 128, maxConcurrentEvals: 20 }, async (sandbox) => {
+    await withSandbox({ timeoutMs: LONG_TIMEOUT_MS, memoryMb: 128, maxConcurrentEvals: 20 }, async (sandbox) => {
       const results = await Promise.all(Array.from({ length: 100 }, () => sandbox.run("await new Promise((r) => setTimeout(r, 100)); 1")));
       const refused = results.filter((r) => !r.ok && r.error instanceof ResourceLimitError).length;
       const done = results.filter((r) => r.ok).length;
@@ -418,7 +436,8 @@ describe("many concurrent evals in one sandbox", () => {
       const started = performance.now();
       const { value: results, worstMs, failures } = await bystander.during(() => Promise.all(Array.from({ length: 1_000 }, () => sandbox.run("await null; for (;;) {}"))));
       for (const result of results) assertFailedWith(result, [TimeoutError, CarrierCrashedError], "a looping eval");
-      assert.ok(performance.now() - started < TIME_BOUND_MS + 2_000, `took ${Math.round(performance.now() - started)} ms`);
+      // A thousand evals to send, fail and report: more than one eval's worth of slack.
+      assert.ok(performance.now() - started < TIME_BOUND_MS + SLACK_MS, `took ${Math.round(performance.now() - started)} ms`);
       assert.deepEqual(failures, []);
       assert.ok(worstMs < 1_500, `the bystander's worst latency was ${Math.round(worstMs)} ms`);
       await assertAnswers(sandbox, "after a thousand loops");
