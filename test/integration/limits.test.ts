@@ -1,6 +1,8 @@
 /**
  * Every limit ends in a typed error, and the sandbox keeps working afterwards. Timing bounds are
- * generous (the limit plus a second): the precise overshoot is measured by the benchmark.
+ * generous (the limit plus SLACK_MS, for a busy machine): the precise overshoot is measured by the
+ * benchmark. Evals that test another limit get a time limit far above their work (LONG_TIMEOUT_MS),
+ * and so does an eval after a kill, which waits for a fresh carrier's start.
  */
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -8,9 +10,9 @@ import {
   Sandbox, TimeoutError, MemoryLimitError, OutputLimitError, ResourceLimitError, ScriptError, SandboxClosedError, CarrierCrashedError,
 } from "../../src/index.js";
 import { expectFailure, hostRssMb, withSandbox } from "../helpers.js";
+import { LONG_TIMEOUT_MS, SLACK_MS } from "../timing.js";
 
 const LIMIT_MS = 400;
-const SLACK_MS = 1000;
 
 describe("timeoutMs", () => {
   let sandbox: Sandbox;
@@ -43,24 +45,29 @@ describe("timeoutMs", () => {
         assert.equal(result.error.carrierRestarted, killsCarrier);
         if (killsCarrier) assert.match(result.error.message, /fresh carrier/);
       }
-      assert.equal(await sandbox.eval("1 + 1"), 2, "the sandbox answers again");
+      assert.equal(await sandbox.eval("1 + 1", { timeoutMs: LONG_TIMEOUT_MS }), 2, "the sandbox answers again");
     });
   }
 
   test("a per-eval timeout overrides the sandbox's", async () => {
     const started = performance.now();
-    await expectFailure(sandbox, "while (true) {}", TimeoutError, { timeoutMs: 50 });
+    const error = await expectFailure(sandbox, "while (true) {}", TimeoutError, { timeoutMs: 50 });
+    // The message names the limit that ended it: the wall clock of a busy machine cannot tell 50 ms from 400.
+    assert.match(error.message, /within 50 ms/);
     assert.ok(performance.now() - started < 50 + SLACK_MS);
   });
 
   test("a slow but finishing eval is not cut short", async () => {
-    assert.equal(await sandbox.eval("await new Promise((r) => setTimeout(() => r('late'), 100))"), "late");
+    // A second of waiting under a 5 s limit: far enough from it for a busy machine.
+    await withSandbox({ timeoutMs: 5_000 }, async (patient) => {
+      assert.equal(await patient.eval("await new Promise((r) => setTimeout(() => r('late'), 1_000))"), "late");
+    });
   });
 });
 
 describe("memoryMb", () => {
   test("4 GB of ArrayBuffers under 128 MB ends in MemoryLimitError and the host does not grow", async () => {
-    await withSandbox({ memoryMb: 128, timeoutMs: 20_000 }, async (sandbox) => {
+    await withSandbox({ memoryMb: 128, timeoutMs: LONG_TIMEOUT_MS }, async (sandbox) => {
       const before = hostRssMb();
       const error = await expectFailure(
         sandbox,
@@ -75,14 +82,14 @@ describe("memoryMb", () => {
   });
 
   test("growing the V8 heap ends in MemoryLimitError", async () => {
-    await withSandbox({ memoryMb: 64, timeoutMs: 20_000 }, async (sandbox) => {
+    await withSandbox({ memoryMb: 64, timeoutMs: LONG_TIMEOUT_MS }, async (sandbox) => {
       await expectFailure(sandbox, "const a = []; for (;;) a.push({ n: Math.random(), s: 'x'.repeat(64) + Math.random() })", MemoryLimitError);
       assert.equal(await sandbox.eval("1"), 1);
     });
   });
 
   test("WebAssembly memory growth ends in MemoryLimitError", async () => {
-    await withSandbox({ memoryMb: 64, timeoutMs: 20_000 }, async (sandbox) => {
+    await withSandbox({ memoryMb: 64, timeoutMs: LONG_TIMEOUT_MS }, async (sandbox) => {
       await expectFailure(sandbox, "const m = new WebAssembly.Memory({ initial: 1, maximum: 65536 }); for (;;) { m.grow(256); new Uint8Array(m.buffer).fill(1) }", MemoryLimitError);
     });
   });
@@ -126,7 +133,7 @@ describe("output and resource caps", () => {
   });
 
   test("evals beyond maxConcurrentEvals are refused", async () => {
-    await withSandbox({ maxConcurrentEvals: 2, timeoutMs: 2000 }, async (sandbox) => {
+    await withSandbox({ maxConcurrentEvals: 2, timeoutMs: LONG_TIMEOUT_MS }, async (sandbox) => {
       const results = await Promise.all([1, 2, 3].map(() => sandbox.run("await new Promise((r) => setTimeout(r, 200)); 1")));
       assert.equal(results.filter((r) => r.ok).length, 2);
       assert.ok(results.some((r) => !r.ok && r.error instanceof ResourceLimitError));
@@ -149,7 +156,7 @@ describe("carriers after a limit", () => {
       assert.ok(!killer.ok && killer.error instanceof TimeoutError && killer.error.carrierRestarted);
       const collateral = await bystander;
       assert.ok(!collateral.ok && collateral.error instanceof CarrierCrashedError, "the other eval on the killed carrier fails too");
-      assert.equal(await sandbox.eval("2 + 2"), 4);
+      assert.equal(await sandbox.eval("2 + 2", { timeoutMs: LONG_TIMEOUT_MS }), 4);
     });
   });
 
@@ -166,17 +173,22 @@ describe("carriers after a limit", () => {
   test("a sandbox burning its CPU limit does not stall another sandbox", async () => {
     await withSandbox({ timeoutMs: 3000 }, async (burner) => {
       await withSandbox({}, async (neighbour) => {
-        const burning = burner.run("while (true) {}");
+        let burnerEnded = false;
+        const burning = burner.run("while (true) {}").finally(() => (burnerEnded = true));
         await new Promise((resolve) => setTimeout(resolve, 100));
+        // Only answers given while the burner burns count (on a busy machine 100 evals may outlast it).
         const latencies: number[] = [];
-        for (let i = 0; i < 100; i++) {
+        for (let i = 0; i < 100 && !burnerEnded; i++) {
           const started = performance.now();
           assert.equal(await neighbour.eval("6 * 7"), 42);
-          latencies.push(performance.now() - started);
+          if (!burnerEnded) latencies.push(performance.now() - started);
         }
         latencies.sort((a, b) => a - b);
-        // One core is taken by the burner; the neighbour still answers in milliseconds, not seconds.
-        assert.ok(latencies[50]! < 50, `median ${latencies[50]} ms`);
+        assert.ok(latencies.length >= 10, `only ${latencies.length} answers while the burner burned`);
+        // One core is taken by the burner; the neighbour still answers in milliseconds, not seconds
+        // (a machine whose every core is busy gets some slack).
+        const median = latencies[Math.floor(latencies.length / 2)]!;
+        assert.ok(median < 250, `median ${Math.round(median)} ms over ${latencies.length} answers`);
         const burnt = await burning;
         assert.ok(!burnt.ok && burnt.error instanceof TimeoutError);
       });

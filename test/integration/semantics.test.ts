@@ -7,9 +7,14 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Sandbox, ScriptError, PolicyError, SandboxError, type EvalOptions, type LogEntry } from "../../src/index.js";
 import { expectFailure } from "../helpers.js";
+import { LONG_TIMEOUT_MS } from "../timing.js";
 
-/** A sandbox shared by the tests of one describe block (isolation is not what they check). */
-function sharedSandbox(options: Parameters<typeof Sandbox.create>[0] = { timeoutMs: 3_000 }): () => Sandbox {
+/**
+ * A sandbox shared by the tests of one describe block (isolation is not what they check). None of
+ * them tests the sandbox's time limit (one sets a short limit of its own), so by default it is far
+ * above their work, and above a fresh carrier's start on a busy machine.
+ */
+function sharedSandbox(options: Parameters<typeof Sandbox.create>[0] = { timeoutMs: LONG_TIMEOUT_MS }): () => Sandbox {
   let sandbox: Sandbox | undefined;
   before(async () => {
     sandbox = await Sandbox.create(options);
@@ -723,12 +728,14 @@ describe("console", () => {
   test("onLog receives entries as they arrive", async () => {
     let settled = false;
     const seen: Array<[string, boolean]> = [];
-    const pending = sandbox().eval("console.log('early'); await new Promise((r) => setTimeout(r, 400)); console.log('late'); 'done'", {
+    // The eval waits 2 s between its entries: time enough, even on a busy machine, for the first
+    // one to arrive while it still runs (the test waits for it, not for a fixed time).
+    const pending = sandbox().eval("console.log('early'); await new Promise((r) => setTimeout(r, 2_000)); console.log('late'); 'done'", {
       onLog: (entry) => seen.push([entry.message, settled]),
+      timeoutMs: LONG_TIMEOUT_MS,
     });
-    void pending.then(() => (settled = true));
-    const started = Date.now();
-    while (seen.length === 0 && Date.now() - started < 350) await new Promise((r) => setTimeout(r, 10));
+    void pending.then(() => (settled = true), () => (settled = true));
+    while (seen.length === 0 && !settled) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(seen, [["early", false]], "the first entry arrives while the eval is still running");
     assert.equal(await pending, "done");
     assert.deepEqual(seen, [["early", false], ["late", false]]);
@@ -758,7 +765,9 @@ describe("timers", () => {
   });
 
   test("setInterval and clearInterval", async () => {
-    assert.equal(await sandbox().eval("let n = 0;\nconst id = setInterval(() => { n++; if (n === 3) clearInterval(id) }, 1);\nawait new Promise((r) => setTimeout(r, 60));\nn"), 3);
+    // Waits for the third tick rather than a fixed 60 ms (a busy machine may stall the carrier that
+    // long), then a while longer: a cleared interval does not tick again.
+    assert.equal(await sandbox().eval("let n = 0;\nconst id = setInterval(() => { n++; if (n === 3) clearInterval(id) }, 1);\nwhile (n < 3) await new Promise((r) => setTimeout(r, 5));\nawait new Promise((r) => setTimeout(r, 60));\nn"), 3);
   });
 
   test("clearTimeout cancels", async () => {
