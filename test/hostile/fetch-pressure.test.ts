@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { Sandbox, ResourceLimitError, type SandboxOptions } from "../../src/index.js";
 import { hostRssMb } from "../helpers.js";
+import { LONG_TIMEOUT_MS } from "../timing.js";
 
 const SECRET = "Pressure+Secret/Value=42";
 
@@ -24,6 +25,11 @@ let port: number;
 const seen: Seen[] = [];
 /** Bytes the slow reader has taken in, per request. */
 let slowReadBytes = 0;
+/**
+ * How long the slow reader reads nothing. The sandbox looks at what it has produced after 500 ms:
+ * the margin is for a busy machine, where the sandbox's timer may fire late.
+ */
+const SLOW_READER_PAUSE_MS = 2_500;
 
 function handle(request: IncomingMessage, response: ServerResponse): void {
   const url = new URL(request.url ?? "/", "http://x.invalid");
@@ -36,7 +42,7 @@ function handle(request: IncomingMessage, response: ServerResponse): void {
       request.on("data", (chunk: Buffer) => (slowReadBytes += chunk.byteLength));
       request.resume();
       request.on("end", () => response.end("read"));
-    }, 800);
+    }, SLOW_READER_PAUSE_MS);
     return;
   }
   request.on("data", (chunk: Buffer) => (entry.bodyBytes += chunk.byteLength));
@@ -87,14 +93,16 @@ function options(net: Partial<NonNullable<SandboxOptions["net"]>> = {}, rest: Sa
 
 describe("fetch pressure on the host", () => {
   test("calls past maxRequests are refused cheaply, and recorded once", async () => {
-    await using sandbox = await Sandbox.create(options({ maxRequests: 5 }));
+    // Cheaply: no request, no record; 2000 calls still take seconds on a busy machine, so the eval
+    // gets all the time it needs (the limit under test is maxRequests).
+    await using sandbox = await Sandbox.create(options({ maxRequests: 5 }, { timeoutMs: LONG_TIMEOUT_MS }));
     const result = await sandbox.run(`
       let refused = 0;
       for (let i = 0; i < 2000; i++) {
         try { await fetch("https://nope.test/" + "a".repeat(10000)); } catch (error) { if (error.name === "ResourceLimitError") refused++; }
       }
       refused`);
-    assert.equal(result.ok && result.value, 1995);
+    assert.equal(result.ok && result.value, 1995, result.ok ? "" : `${result.error.name}: ${result.error.message}`);
     // Five refused by the allow list, then one record for the limit: never one per call.
     assert.deepEqual(result.fetches.map((record) => record.rule), [...Array(5).fill("not in the allow list"), "net.maxRequests"]);
     assert.ok(result.fetches.every((record) => record.url.length <= 2048), "URLs in records are cut short");
@@ -104,7 +112,7 @@ describe("fetch pressure on the host", () => {
 
   test("an upload the server does not read is not pushed into the host's memory", async () => {
     slowReadBytes = 0;
-    await using sandbox = await Sandbox.create(options({ maxRequestBytes: 256 * 1024 * 1024 }, { timeoutMs: 10_000 }));
+    await using sandbox = await Sandbox.create(options({ maxRequestBytes: 256 * 1024 * 1024 }, { timeoutMs: LONG_TIMEOUT_MS }));
     const result = await sandbox.run(`
       let pulled = 0;
       const chunk = new Uint8Array(1024 * 1024);
@@ -124,7 +132,7 @@ describe("fetch pressure on the host", () => {
   });
 
   test("a body streamed a byte at a time arrives whole", async () => {
-    await using sandbox = await Sandbox.create(options({}, { timeoutMs: 20_000 }));
+    await using sandbox = await Sandbox.create(options({}, { timeoutMs: LONG_TIMEOUT_MS }));
     const result = await sandbox.run(`
       let sent = 0;
       const body = new ReadableStream({ pull(controller) { if (sent === 20000) return controller.close(); sent++; controller.enqueue(new Uint8Array([sent % 256])); } });

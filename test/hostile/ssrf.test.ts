@@ -27,6 +27,7 @@ import { Network, EvalFetches } from "../../src/capabilities/fetch/host.js";
 import { netOptionsSchema } from "../../src/capabilities/fetch/options.js";
 import { CallPort } from "../../src/host/call-port.js";
 import { hostRssMb } from "../helpers.js";
+import { LONG_TIMEOUT_MS, SLACK_MS } from "../timing.js";
 import { netnsAvailable, runInNamespace } from "../network/netns.js";
 import { gzipBomb, startOrigin, startTrap, type Origin, type Trap } from "../network/servers.js";
 import { assertResultHasNoHostDetail, describeResult, sleep } from "./harness.js";
@@ -183,7 +184,9 @@ interface Probe {
 /**
  * A loopback HTTP server for what servers.ts's origin does not do: reflect a request header into
  * every part of a response, report when each request's socket closes, count requests in flight,
- * and answer redirects with any status.
+ * and answer redirects with any status. /arrived?path=P answers once a request for P has arrived,
+ * so that a sandbox can abort (or end its eval) after its request went out, however slow the
+ * machine, instead of after a fixed time.
  */
 async function startProbe(): Promise<Probe> {
   const requests: ProbeRequest[] = [];
@@ -197,6 +200,18 @@ async function startProbe(): Promise<Probe> {
     req.on("data", (chunk: Buffer) => (record.bodyBytes += chunk.length));
     req.on("error", () => {});
     const url = new URL(req.url ?? "/", "http://probe.invalid");
+    if (url.pathname === "/arrived") {
+      const path = url.searchParams.get("path") ?? "";
+      const check = () => {
+        if (!requests.some((r) => r.url === path)) return;
+        clearInterval(timer);
+        if (!res.destroyed) res.end("arrived");
+      };
+      const timer = setInterval(check, 5);
+      res.on("close", () => clearInterval(timer));
+      check();
+      return;
+    }
     const value = String(req.headers["x-k"] ?? req.headers.authorization ?? "").replace(/^Bearer /, "");
     probeRoute(url, value, res, port);
   });
@@ -1335,7 +1350,7 @@ describe("limits", () => {
     await withNet(opts({ maxRequestBytes: 1000 }), async (sandbox) => {
       const result = await sandbox.run(`
         const body = new ReadableStream({ pull(c) { c.enqueue(new Uint8Array(400)); } });
-        await fetch(${JSON.stringify(origin.url("/echo"))}, { method: "POST", body, duplex: "half" })`, { timeoutMs: 2_000 });
+        await fetch(${JSON.stringify(origin.url("/echo"))}, { method: "POST", body, duplex: "half" })`, { timeoutMs: LONG_TIMEOUT_MS });
       assertFails(result, "endless stream", ResourceLimitError, /over net\.maxRequestBytes \(1000\)/);
     });
   });
@@ -1359,7 +1374,7 @@ describe("limits", () => {
         const result = await sandbox.run(fetchCode(url));
         const elapsed = performance.now() - started;
         assertFails(result, url, TimeoutError, /timed out after 300 ms \(net\.timeoutMs\)/);
-        assert.ok(elapsed < 2_000, `${url}: ${elapsed} ms`);
+        assert.ok(elapsed < 300 + SLACK_MS, `${url}: ${elapsed} ms`);
         assert.match(result.fetches[0]?.error ?? "", /timed out/);
       }
       await sleep(100);
@@ -1375,18 +1390,19 @@ describe("limits", () => {
         let n = 0;
         try { for await (const chunk of (await fetch(${JSON.stringify(origin.url("/bomb"))})).body) n += chunk.byteLength; }
         catch (error) { throw new Error(error.name + " after " + n + " bytes: " + error.message); }
-        n`, { timeoutMs: 5_000 });
+        n`, { timeoutMs: LONG_TIMEOUT_MS });
       const elapsed = performance.now() - started;
       assert.equal(result.ok, false, describeResult(result));
       assert.match(describeResult(result), /ResourceLimitError after \d+ bytes: fetch: the response body is over net\.maxResponseBytes/);
-      assert.ok(elapsed < 5_000, `${elapsed} ms`);
+      // Well before the request's own time limit (net.timeoutMs, 30 s by default): it did not stall.
+      assert.ok(elapsed < 20_000, `${elapsed} ms`);
       assert.ok(hostRssMb() - rss < 64, `host RSS grew by ${hostRssMb() - rss} MB`);
     });
   });
 
   test("gzip: a decoded body of 20 MiB (20 KiB on the wire) arrives whole", async () => {
     await withNet(opts({ maxResponseBytes: 64 * 1024 * 1024 }), async (sandbox) => {
-      const result = await sandbox.run(`(await (await fetch(${JSON.stringify(origin.url("/bomb?mb=20"))})).arrayBuffer()).byteLength`, { timeoutMs: 4_000 });
+      const result = await sandbox.run(`(await (await fetch(${JSON.stringify(origin.url("/bomb?mb=20"))})).arrayBuffer()).byteLength`, { timeoutMs: LONG_TIMEOUT_MS });
       assert.equal(result.ok && result.value, 20 * 1024 * 1024, describeResult(result));
     });
   });
@@ -1419,29 +1435,38 @@ describe("cancellation and the end of the eval", () => {
   });
   after(() => sandbox.close());
 
-  /** Waits (up to 2 s) until the probe saw the socket of `path`'s last request close. */
+  /** Waits (up to SLACK_MS) until the probe saw the socket of `path`'s last request close. */
   async function closedWithin(path: string): Promise<number> {
     const request = probe.requests.filter((r) => r.url === path).at(-1);
     assert.ok(request, `${path} never arrived`);
-    for (let i = 0; i < 200 && request.closed === undefined; i++) await sleep(10);
+    const deadline = performance.now() + SLACK_MS;
+    while (request.closed === undefined && performance.now() < deadline) await sleep(10);
     assert.ok(request.closed !== undefined, `the server still holds ${path}'s socket`);
     return request.closed;
   }
 
+  /** Sandbox code that waits until the probe has received a request for `path`. */
+  const arrived = (path: string) => `await (await fetch(${JSON.stringify(probe.url(`/arrived?path=${encodeURIComponent(path)}`))})).text();`;
+
   test("an AbortSignal before the response cancels the host's request: the server sees the socket close", async () => {
+    // Aborts once the request has reached the probe (not after a fixed time, which a busy machine
+    // may need just to send it).
     const result = await sandbox.run(`
       const c = new AbortController();
       const p = fetch(${JSON.stringify(probe.url("/hang?abort-1"))}, { signal: c.signal });
-      setTimeout(() => c.abort(), 150);
+      p.catch(() => {});
+      ${arrived("/hang?abort-1")}
+      c.abort();
       try { await p; "resolved" } catch (e) { e.name }`);
     assert.equal(result.ok && result.value, "AbortError", describeResult(result));
     const ended = performance.now();
     const closed = await closedWithin("/hang?abort-1");
-    assert.ok(closed - ended < 1_000);
+    assert.ok(closed - ended < SLACK_MS);
   });
 
   test("AbortSignal.timeout does the same", async () => {
-    const result = await sandbox.run(`try { await fetch(${JSON.stringify(probe.url("/hang?abort-2"))}, { signal: AbortSignal.timeout(100) }); "resolved" } catch (e) { e.name }`);
+    // 1 s: time enough for the request to reach the probe on a busy machine before the signal fires.
+    const result = await sandbox.run(`try { await fetch(${JSON.stringify(probe.url("/hang?abort-2"))}, { signal: AbortSignal.timeout(1000) }); "resolved" } catch (e) { e.name }`);
     assert.equal(result.ok && result.value, "TimeoutError", describeResult(result));
     await closedWithin("/hang?abort-2");
   });
@@ -1465,15 +1490,24 @@ describe("cancellation and the end of the eval", () => {
     const result = await sandbox.run(`
       const c = new AbortController();
       const p = fetch(${JSON.stringify(probe.url("/hang?audit"))}, { signal: c.signal });
-      setTimeout(() => c.abort(), 100);
+      p.catch(() => {});
+      ${arrived("/hang?audit")}
+      c.abort();
       try { await p } catch {}
       1`);
     assert.ok(result.ok);
-    assert.match(result.fetches[0]?.error ?? "", /cancel/);
+    const record = result.fetches.find((r) => r.url === probe.url("/hang?audit"));
+    assert.match(record?.error ?? "", /cancel/, JSON.stringify(result.fetches));
   });
 
   test("a fetch left running when the eval ends is cancelled on the host", async () => {
-    const result = await sandbox.run(`fetch(${JSON.stringify(probe.url("/hang?left-1"))}); fetch(${JSON.stringify(probe.url("/drip?left-2"))}).then((r) => r.body.getReader().read()); await new Promise((r) => setTimeout(r, 150)); 1`);
+    // The eval ends once both requests have reached the probe (and the drip's first chunk was read).
+    const result = await sandbox.run(`
+      fetch(${JSON.stringify(probe.url("/hang?left-1"))}).catch(() => {});
+      const firstChunk = fetch(${JSON.stringify(probe.url("/drip?left-2"))}).then((r) => r.body.getReader().read());
+      ${arrived("/hang?left-1")}
+      await firstChunk;
+      1`);
     assert.equal(result.ok && result.value, 1);
     await closedWithin("/hang?left-1");
     await closedWithin("/drip?left-2");
@@ -1491,7 +1525,8 @@ describe("cancellation and the end of the eval", () => {
     assert.equal(result.ok && result.value, 1, describeResult(result));
     const recordsAtEnd = result.fetches.length;
     const requestsAtEnd = probe.requests.length;
-    await sleep(400);
+    // The timers would have fired by now (every 30 ms), even on a busy machine.
+    await sleep(1_000);
     // The records array is the eval's: nothing was added once it was over.
     assert.equal(result.fetches.length, recordsAtEnd);
     assert.ok(probe.requests.length <= recordsAtEnd, `${probe.requests.length} requests, ${recordsAtEnd} records`);
