@@ -71,6 +71,15 @@ export function openFdCount(): number {
   return readdirSync("/proc/self/fd").length;
 }
 
+/**
+ * Open file descriptors once they have come down to `atMost`, or after `withinMs`: a killed
+ * child's pipes close a little after its exit is reported.
+ */
+export async function settledFdCount(atMost: number, withinMs = 10_000): Promise<number> {
+  await eventually(() => openFdCount() <= atMost, withinMs);
+  return openFdCount();
+}
+
 /** Waits until `done()` holds, checking every `everyMs`, for at most `withinMs`; returns whether it held. */
 export async function eventually(done: () => boolean, withinMs: number, everyMs = 25): Promise<boolean> {
   const deadline = Date.now() + withinMs;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { Sandbox, configurePool } from "../../src/index.js";
 import { carrierStarts } from "../../src/host/start-queue.js";
-import { childPids, eventually, openFdCount } from "../processes.js";
+import { childPids, eventually, openFdCount, settledFdCount } from "../processes.js";
 import { hostRssMb } from "../helpers.js";
 import { FULL_SCALE } from "./faults.js";
 
@@ -40,7 +40,7 @@ test(`${CONCURRENT} sandboxes created and closed concurrently leave nothing behi
   }
   const tookMs = performance.now() - started;
   await noCarriersLeft();
-  const fdsAfter = openFdCount();
+  const fdsAfter = await settledFdCount(fdsBefore + 2);
   const rssAfter = hostRssMb();
   t.diagnostic(`concurrent: ${CONCURRENT} in ${Math.round(tookMs)} ms; most carriers starting at once ${mostStarting}; fds ${fdsBefore} → ${fdsAfter}; host RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MB`);
   assert.ok(mostStarting <= 2 * Math.max(1, (await import("node:os")).availableParallelism()), `${mostStarting} carriers were starting at once`);
@@ -61,7 +61,7 @@ test(`${SEQUENTIAL} sandboxes created, used and closed one after another leave n
   }
   const tookMs = performance.now() - started;
   await noCarriersLeft();
-  const fdsAfter = openFdCount();
+  const fdsAfter = await settledFdCount(fdsBefore + 2);
   const rssAfter = hostRssMb();
   t.diagnostic(`sequential: ${SEQUENTIAL} in ${Math.round(tookMs)} ms; fds ${fdsBefore} → ${fdsAfter}; host RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MB`);
   assert.ok(fdsAfter <= fdsBefore + 2, `host file descriptors: ${fdsBefore} before, ${fdsAfter} after`);

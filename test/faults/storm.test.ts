@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Sandbox, CarrierCrashedError, type SandboxOptions } from "../../src/index.js";
 import { KILL_GRACE_MS } from "../../src/host/carrier.js";
 import { pool } from "../../src/host/pool.js";
-import { childPids, eventually, openFdCount, processStat } from "../processes.js";
+import { childPids, eventually, openFdCount, processStat, settledFdCount } from "../processes.js";
 import { hostRssMb } from "../helpers.js";
 import { FULL_SCALE } from "./faults.js";
 
@@ -56,7 +56,7 @@ test(`${EVALS} evals across 8 sandboxes while carriers are SIGKILLed every 20–
     await Promise.all(sandboxes.map((sandbox) => sandbox.close()));
   }
   const rssAfter = hostRssMb();
-  const fdsAfter = openFdCount();
+  const fdsAfter = await settledFdCount(fdsBefore + 4);
   t.diagnostic(`storm: host RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MB, host fds ${fdsBefore} → ${fdsAfter}`);
   // The two warm carriers hold 3 pipes each, as before the storm; the sandboxes' are closed.
   assert.ok(fdsAfter <= fdsBefore + 4, `host file descriptors: ${fdsBefore} before, ${fdsAfter} after`);
