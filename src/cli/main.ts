@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { inspect, parseArgs } from "node:util";
-import { Sandbox, SandboxError, ScriptError, type LogEntry } from "../index.js";
+import { Sandbox, SandboxError, ScriptError, configurePool, type LogEntry } from "../index.js";
 
 const USAGE = `usage:
   paddock eval <code> [flags]     run code; its value is printed as JSON on stdout
@@ -97,6 +97,8 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError("--globals must be a JSON object");
     }
   }
+  // One eval and out: warm carriers for later sandboxes would only take CPU from this one's start.
+  configurePool({ size: 0 });
   const sandbox = await Sandbox.create({
     timeoutMs: integerFlag(values["timeout-ms"], "timeout-ms"),
     memoryMb: integerFlag(values["memory-mb"], "memory-mb"),
