@@ -10,7 +10,7 @@ import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
 import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type DoneMessage, type Failure, type HostMessage, type EvalLimits } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { logCost } from "../capabilities/console/log-cost.js";
-import { engineLaunch, engineSource, type EngineLaunch } from "./deno-binary.js";
+import { engineLaunch, engineProblem, engineSource, type EngineLaunch } from "./deno-binary.js";
 import { carrierStarts } from "./start-queue.js";
 import { CarrierCrashedError, CarrierStartError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
 import { watchMemory, readRssBytes } from "./memory-watch.js";
@@ -503,12 +503,8 @@ function spawnProblem(error: unknown): string {
       return "the host may not start more processes (EAGAIN); close sandboxes or raise the limit (ulimit -u)";
     case "ENOMEM":
       return "the host is out of memory (ENOMEM)";
-    case "ENOENT":
-      return `${engineSource()} does not exist`;
-    case "EACCES":
-      return `${engineSource()} is not executable`;
     default:
-      return code ?? "unknown error";
+      return engineProblem(code) ?? code ?? "unknown error";
   }
 }
 

@@ -22,6 +22,13 @@ export function engineSource(): string {
   return process.env.PADDOCK_DENO ? "the engine named by PADDOCK_DENO" : "the engine from the deno npm package";
 }
 
+/** What an errno from checking or executing the engine binary means, if it is about the binary. */
+export function engineProblem(code: string | undefined): string | undefined {
+  if (code === "ENOENT" || code === "ENOTDIR") return `${engineSource()} does not exist (set PADDOCK_DENO to a Deno 2.9 binary, or reinstall the deno package)`;
+  if (code === "EACCES") return `${engineSource()} is not executable`;
+  return undefined;
+}
+
 let cached: string | undefined;
 
 export function denoBinary(): string {
@@ -48,7 +55,7 @@ export function denoBinary(): string {
  * Linux's setpriv makes the kernel SIGKILL a carrier when the host dies, however it dies (SIGKILL,
  * a crash): a carrier busy in a loop never reads the end of its stdin, so it would outlive the host.
  */
-const SETPRIV = process.platform === "linux" ? ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => existsSync(path)) : undefined;
+export const SETPRIV = process.platform === "linux" ? ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => existsSync(path)) : undefined;
 
 export interface EngineLaunch {
   file: string;
@@ -70,9 +77,7 @@ export function engineLaunch(args: string[]): EngineLaunch {
     accessSync(binary, constants.X_OK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") throw new Error(`${engineSource()} does not exist (set PADDOCK_DENO to a Deno 2.9 binary, or reinstall the deno package)`);
-    if (code === "EACCES") throw new Error(`${engineSource()} is not executable`);
-    throw new Error(`${engineSource()} cannot be used (${code ?? "unknown error"})`);
+    throw new Error(engineProblem(code) ?? `${engineSource()} cannot be used (${code ?? "unknown error"})`);
   }
   const wrapped = SETPRIV ? { file: SETPRIV, args: ["--pdeathsig", "KILL", "--", binary, ...args] } : { file: binary, args };
   return { ...wrapped, cwd: parse(process.execPath).root, denoDir: join(devNull, "paddock") };

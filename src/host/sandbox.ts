@@ -183,18 +183,16 @@ export class Sandbox implements AsyncDisposable {
    */
   private async whenStarted(carrier: Carrier, request: EvalRequest): Promise<EvalRequest> {
     const { timeoutMs } = request.limits;
+    const late = () => new TimeoutError(`the eval did not finish within ${timeoutMs} ms: its carrier was still starting (the machine may be overloaded)`);
     const started = performance.now();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`the eval did not finish within ${timeoutMs} ms: its carrier was still starting (the machine may be overloaded)`)), timeoutMs);
-    });
     try {
-      await Promise.race([carrier.ready, late]);
+      await Promise.race([carrier.ready, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(late()), timeoutMs)))]);
     } finally {
       clearTimeout(timer);
     }
     const left = Math.floor(timeoutMs - (performance.now() - started));
-    if (left < 1) throw new TimeoutError(`the eval did not finish within ${timeoutMs} ms: its carrier was still starting (the machine may be overloaded)`);
+    if (left < 1) throw late();
     return { ...request, limits: { ...request.limits, timeoutMs: left } };
   }
 

@@ -40,12 +40,9 @@ export class StartQueue {
     };
   }
 
+  /** Starts running now (tests, diagnostics). */
   get starting(): number {
     return this.running;
-  }
-
-  get queued(): number {
-    return this.waiting.length;
   }
 
   private next(): void {

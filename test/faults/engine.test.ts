@@ -6,16 +6,16 @@
  */
 import { test, describe, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Sandbox, CarrierCrashedError, CarrierStartError, configurePool } from "../../src/index.js";
 import { childPids, eventually } from "../processes.js";
 import { hostRssMb } from "../helpers.js";
 import { Engines } from "./faults.js";
+import { SETPRIV } from "../../src/host/deno-binary.js";
 
 /** The host's ready timeout is 15 s; a failing start must be reported by then (plus a busy machine's slack). */
 const REPORTED_WITHIN_MS = 15_000 + 5_000;
-const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => existsSync(path));
 /** Runs a helper process that dies with the engine process (where setpriv exists). */
 const DIES_WITH_PARENT = SETPRIV ? `${SETPRIV} --pdeathsig KILL --` : "";
 
