@@ -1,5 +1,6 @@
 import type { EvalScope } from "./scope.js";
 import type { OuterHooks } from "./harden.js";
+import type { Membrane } from "./web/membrane.js";
 
 /** Helpers compiled inside each realm, so what they create has the realm's own prototypes. */
 export interface RealmHelpers {
@@ -7,8 +8,8 @@ export interface RealmHelpers {
   adopt(value: unknown): unknown;
   /** A queueMicrotask for the realm's own queue; errors thrown by callbacks go to `report`. */
   makeQueueMicrotask(report: (error: unknown) => void): (callback: unknown) => void;
-  /** A promise of the realm's own that settles as `outer` (a promise of the carrier) does. */
-  adoptPromise<T>(outer: Promise<T>): Promise<T>;
+  /** The realm's side of the membrane to the carrier's Web APIs (see web/membrane.ts). */
+  membrane: Membrane;
 }
 
 /**
@@ -37,4 +38,23 @@ export interface CarrierCapability {
 
 export function defineGlobal(global: object, name: string, value: unknown): void {
   Object.defineProperty(global, name, { value, writable: true, configurable: true, enumerable: false });
+}
+
+/**
+ * Gives a realm one of the carrier's functions or objects as a global: through the membrane, so
+ * that the realm sees a function of its own (named `name`), never the carrier's.
+ */
+export function exposeGlobal(global: object, name: string, value: unknown, membrane: Membrane): void {
+  if (typeof value === "function") Object.defineProperty(value, "name", { value: name, configurable: true });
+  defineGlobal(global, name, membrane.toRealm(value));
+}
+
+/** Like exposeGlobal, for an object of functions that take user values as they are (see Membrane.hostFunction). */
+export function exposeNamespace(global: object, name: string, functions: Record<string, (...args: unknown[]) => unknown>, membrane: Membrane): void {
+  const namespace = membrane.toRealm({}) as Record<string, unknown>;
+  for (const [key, fn] of Object.entries(functions)) {
+    Object.defineProperty(fn, "name", { value: key, configurable: true });
+    namespace[key] = membrane.hostFunction(fn);
+  }
+  defineGlobal(global, name, namespace);
 }

@@ -28,7 +28,8 @@ export function isInternalFrame(site: NodeJS.CallSite): boolean {
 }
 
 export interface OuterHooks {
-  inspectArgs: (args: unknown[]) => string;
+  /** Formats console arguments; `userHooks` false skips custom-inspect methods (see console/carrier.ts). */
+  inspectArgs: (args: unknown[], userHooks?: boolean) => string;
   inspect: (value: unknown) => string;
   cpuMs: () => number;
 }
@@ -42,9 +43,10 @@ export function hardenOuterRealm(): OuterHooks {
   const inspectOptions = { colors: false, depth: 4, iterableLimit: 100, strAbbreviateSize: 10_000 };
   const hooks: OuterHooks = {
     inspect: (value) => inspect(value, inspectOptions),
-    inspectArgs: denoInspectArgs
-      ? (args) => denoInspectArgs(args, inspectOptions)
-      : (args) => args.map((a) => (typeof a === "string" ? a : inspect(a, inspectOptions))).join(" "),
+    inspectArgs: (args, userHooks = true) => {
+      const options = userHooks ? inspectOptions : { ...inspectOptions, customInspect: false };
+      return denoInspectArgs ? denoInspectArgs(args, options) : args.map((a) => (typeof a === "string" ? a : inspect(a, options))).join(" ");
+    },
     cpuMs: () => {
       const usage = cpuUsage();
       return (usage.user + usage.system) / 1000;

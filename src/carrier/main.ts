@@ -13,6 +13,7 @@ import type { RawFrame } from "../protocol/frame.js";
 import { captureIO } from "./io.js";
 import { hardenOuterRealm, deepFreeze, hiddenIntrinsics } from "./harden.js";
 import { RealmFactory, SHARED_WEB_APIS, type Realm } from "./realm.js";
+import { prepareWebBindings } from "./web/bindings.js";
 import { EvalScope, carrierFailure, isCarrierFailure, type CallHandle, type CallResult, type CallStreamEvent, type HostCaller } from "./scope.js";
 import { encodeValue, describeThrown, setDescriber, capabilityError, type EncodedValue } from "./values.js";
 import { CARRIER_CAPABILITIES } from "./capabilities.js";
@@ -37,13 +38,15 @@ const hooks = hardenOuterRealm();
 setDescriber(hooks.inspect);
 
 const outer = globalThis as unknown as Record<string, unknown>;
-const sharedApis: Array<readonly [string, unknown]> = SHARED_WEB_APIS.filter((name) => name in outer).map((name) => [name, outer[name]] as const);
 const realPerformance = performance;
-sharedApis.push(["performance", Object.freeze({ now: () => realPerformance.now(), timeOrigin: realPerformance.timeOrigin })]);
-deepFreeze([...Object.getOwnPropertyNames(outer).map((name) => outer[name]), ...sharedApis.map(([, value]) => value), ...hiddenIntrinsics()]);
+const performanceApi = Object.freeze({ now: () => realPerformance.now(), timeOrigin: realPerformance.timeOrigin });
+const webBindings = prepareWebBindings(SHARED_WEB_APIS);
+// Realms reach outer objects only through the membrane; frozen, they are no shared state even so.
+deepFreeze([...Object.getOwnPropertyNames(outer).map((name) => outer[name]), performanceApi, ...hiddenIntrinsics()]);
 
 const realms = new RealmFactory(
-  sharedApis,
+  webBindings,
+  performanceApi,
   (global, slot, helpers) => {
     for (const capability of CARRIER_CAPABILITIES) capability.install(global, slot, { hooks, realm: helpers });
   },
@@ -168,7 +171,8 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined): Prom
     const { value } = await evaluate(request, realm, scope);
     outcome = encodeValue(value, request.limits.maxResultBytes, scope);
   } catch (error) {
-    outcome = failureOf(error, scope, request.filename);
+    // A DOMException (or other platform object) thrown by user code is described as Deno's own.
+    outcome = failureOf(realm?.helpers.membrane.outerOf(error) ?? error, scope, request.filename);
   }
   try {
     // Work the eval queued outside its realm (a stream's pull, an event listener) runs now, on

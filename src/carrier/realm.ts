@@ -6,8 +6,13 @@
 import vm from "node:vm";
 import type { RealmHelpers, ScopeSlot } from "./capability.js";
 import { defineGlobal } from "./capability.js";
+import type { WebBindings } from "./web/bindings.js";
+import type { Membrane } from "./web/membrane.js";
 
-/** Web APIs shared (deep-frozen) by all realms. Per-eval ones (console, timers, fetch) are not here. */
+/**
+ * Deno's Web APIs that every realm gets a realm-owned counterpart of (see web/bindings.ts).
+ * Per-eval ones (console, timers, fetch) are not here.
+ */
 export const SHARED_WEB_APIS = [
   "URL", "URLSearchParams", "URLPattern", "TextEncoder", "TextDecoder", "TextEncoderStream", "TextDecoderStream",
   "atob", "btoa", "Blob", "File", "FormData", "AbortController", "AbortSignal", "Event", "EventTarget",
@@ -100,10 +105,7 @@ const HELPERS_SOURCE = `(() => {
     if (typeof callback !== "function") throw new G.TypeError("queueMicrotask: the callback must be a function");
     apply(then, resolved, [() => { try { callback(); } catch (error) { report(error); } }]);
   };
-  // A promise of this realm that follows one of the carrier's: what async Web APIs return here.
-  const Promise = G.Promise;
-  const adoptPromise = (outer) => new Promise((resolve, reject) => { outer.then(resolve, reject); });
-  return { makeError, adopt, makeQueueMicrotask, adoptPromise };
+  return { makeError, adopt, makeQueueMicrotask };
 })()`;
 
 export interface Realm {
@@ -123,7 +125,8 @@ export class RealmFactory {
   private refillScheduled = false;
 
   constructor(
-    private readonly sharedApis: ReadonlyArray<readonly [string, unknown]>,
+    private readonly bindings: WebBindings,
+    private readonly performanceApi: object,
     private readonly installCapabilities: CapabilityInstaller,
     private readonly spareTarget: number,
   ) {}
@@ -162,10 +165,24 @@ export class RealmFactory {
     // Its own microtask queue: see pump.ts.
     const context = vm.createContext(vm.constants.DONT_CONTEXTIFY, { codeGeneration: { strings: true, wasm: true }, microtaskMode: "afterEvaluate" });
     const global = context as Record<string, unknown>;
-    for (const [name, value] of this.sharedApis) defineGlobal(global, name, value);
-    const helpers = this.helpersScript.runInContext(context) as RealmHelpers;
+    const membrane = this.bindings.install(context);
+    defineGlobal(global, "performance", membrane.toRealm(this.performanceApi));
+    defineGlobal(global, "self", global);
+    makeEventTarget(global, membrane);
+    const helpers = { ...(this.helpersScript.runInContext(context) as Omit<RealmHelpers, "membrane">), membrane };
     const slot: ScopeSlot = { scope: undefined };
     this.installCapabilities(global, slot, helpers);
     return { context, global, helpers, slot };
   }
+}
+
+/**
+ * The global object is an EventTarget, as in browsers, workers and Deno: its prototype becomes the
+ * realm's EventTarget.prototype and it stands for an outer EventTarget of its own.
+ */
+function makeEventTarget(global: Record<string, unknown>, membrane: Membrane): void {
+  const realmEventTarget = global.EventTarget as { prototype: object } | undefined;
+  if (!realmEventTarget) return;
+  membrane.pair(global, new EventTarget());
+  Object.setPrototypeOf(global, realmEventTarget.prototype);
 }

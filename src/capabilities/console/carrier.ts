@@ -1,11 +1,46 @@
 /** `console` for realms: captured per eval, formatted like Deno's, capped in volume. */
 import type { CarrierCapability } from "../../carrier/capability.js";
-import { defineGlobal, liveScope } from "../../carrier/capability.js";
+import { exposeNamespace, liveScope } from "../../carrier/capability.js";
 import type { LogLevel } from "./messages.js";
 import { logCost } from "./log-cost.js";
+import { types } from "node:util";
+
+const INSPECT_HOOKS = [Symbol.for("Deno.customInspect"), Symbol.for("nodejs.util.inspect.custom")];
+/** As deep and as wide as the formatter looks (depth 4, 100 entries), and a little more. */
+const HOOK_SEARCH_DEPTH = 6;
+const HOOK_SEARCH_NODES = 5_000;
+
+/**
+ * Whether formatting `values` could call into user code: a custom-inspect method anywhere on what
+ * the formatter would visit (own or inherited), or a Proxy (the formatter looks through proxies).
+ * Reads descriptors only, so no getter of user code runs; a search too large to finish says yes.
+ */
+function hasInspectHooks(values: unknown[]): boolean {
+  const seen = new Set<object>();
+  const stack: Array<[unknown, number]> = values.map((value) => [value, 0]);
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if ((typeof value !== "object" && typeof value !== "function") || value === null || seen.has(value)) continue;
+    if (types.isProxy(value) || seen.size >= HOOK_SEARCH_NODES) return true;
+    seen.add(value);
+    for (let proto: object | null = value; proto !== null; proto = Reflect.getPrototypeOf(proto)) {
+      if (types.isProxy(proto)) return true;
+      for (const hook of INSPECT_HOOKS) if (Reflect.getOwnPropertyDescriptor(proto, hook)) return true;
+    }
+    if (depth >= HOOK_SEARCH_DEPTH) continue;
+    if (types.isMap(value) || types.isSet(value)) {
+      for (const entry of value as Map<unknown, unknown>) stack.push([entry, depth + 1]);
+    }
+    for (const key of Reflect.ownKeys(value)) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(value, key);
+      if (descriptor && "value" in descriptor) stack.push([descriptor.value, depth + 1]);
+    }
+  }
+  return false;
+}
 
 export const consoleCapability: CarrierCapability = {
-  install(global, slot, { hooks }) {
+  install(global, slot, { hooks, realm }) {
     let indent = "";
     const counts = new Map<string, number>();
     const timers = new Map<string, number>();
@@ -14,7 +49,10 @@ export const consoleCapability: CarrierCapability = {
       const scope = liveScope(slot);
       if (!scope) return;
       if (scope.recordedFailure?.kind === "output") throw scope.breach("output", "OutputLimitError", "console output limit exceeded");
-      let message = hooks.inspectArgs(args) + suffix;
+      // Platform objects print as Deno prints them; a custom-inspect method of user code would be
+      // called by the formatter with the carrier's own inspect function and options, so none runs.
+      const shown = args.map((arg) => realm.membrane.outerOf(arg) ?? arg);
+      let message = hooks.inspectArgs(shown, !hasInspectHooks(args)) + suffix;
       if (indent) message = indent + message.replaceAll("\n", "\n" + indent);
       const cost = logCost({ message });
       if (scope.logBytes + cost > scope.limits.maxLogBytes) {
@@ -70,6 +108,6 @@ export const consoleCapability: CarrierCapability = {
       groupEnd: () => void (indent = indent.slice(2)),
       clear: () => {},
     };
-    defineGlobal(global, "console", console);
+    exposeNamespace(global, "console", console, realm.membrane);
   },
 };

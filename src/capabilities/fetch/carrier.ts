@@ -6,7 +6,7 @@
 import { types } from "node:util";
 import { setImmediate } from "node:timers";
 import type { CarrierCapability } from "../../carrier/capability.js";
-import { defineGlobal, liveScope } from "../../carrier/capability.js";
+import { exposeGlobal, liveScope } from "../../carrier/capability.js";
 import type { CallHandle, EvalScope } from "../../carrier/scope.js";
 import { capabilityError } from "../../carrier/values.js";
 import type { CallError } from "../../protocol/messages.js";
@@ -21,13 +21,10 @@ type Fail = (error: CallError) => Error;
 export const fetchCapability: CarrierCapability = {
   install(global, slot, { realm }) {
     const fail: Fail = (error) => capabilityError(realm, error);
-    // A function of one declared parameter returning the realm's own Promise, as fetch is.
-    const fetch = function (input: unknown, init: RequestInit | undefined = undefined): Promise<Response> {
-      return realm.adoptPromise(sandboxFetch(input, init));
-    };
-    // Set by hand: the carrier bundle is minified.
-    Object.defineProperty(fetch, "name", { value: "fetch" });
-    defineGlobal(global, "fetch", fetch);
+    // A function of one declared parameter, as fetch is; the membrane makes it the realm's own,
+    // returning the realm's Promise and Response.
+    const fetch = (input: unknown, init: RequestInit | undefined = undefined): Promise<Response> => sandboxFetch(input, init);
+    exposeGlobal(global, "fetch", fetch, realm.membrane);
     async function sandboxFetch(input: unknown, init: RequestInit | undefined): Promise<Response> {
       let request: Request;
       try {
@@ -77,8 +74,9 @@ export const fetchCapability: CarrierCapability = {
         call.send("cancel");
         throw fail({ name: "TypeError", message: `fetch: the response cannot be represented (${messageOf(error)})` });
       }
-      // Response's constructor cannot set these; own properties shadow the prototype's getters.
-      Object.defineProperties(response, {
+      // Response's constructor cannot set these; own properties of the realm's Response shadow its
+      // prototype's getters.
+      Object.defineProperties(realm.membrane.toRealm(response) as object, {
         url: { value: head.url, enumerable: true },
         redirected: { value: head.redirected, enumerable: true },
         type: { value: "basic", enumerable: true },

@@ -3,7 +3,7 @@
  * limit, its callback runs only while that eval is alive, and it is cancelled when the eval ends.
  */
 import type { CarrierCapability } from "../../carrier/capability.js";
-import { defineGlobal, liveScope } from "../../carrier/capability.js";
+import { defineGlobal, exposeGlobal, liveScope } from "../../carrier/capability.js";
 import type { EvalScope } from "../../carrier/scope.js";
 import { describeThrown } from "../../carrier/values.js";
 import { wake } from "../../carrier/pump.js";
@@ -55,24 +55,22 @@ export const timersCapability: CarrierCapability = {
     };
     const clear = (id: unknown) => active.get(Number(id))?.();
 
-    defineGlobal(global, "setTimeout", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(false, callback, delay, args));
-    defineGlobal(global, "setInterval", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(true, callback, delay, args));
-    defineGlobal(global, "clearTimeout", clear);
-    defineGlobal(global, "clearInterval", clear);
+    exposeGlobal(global, "setTimeout", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(false, callback, delay, args), realm.membrane);
+    exposeGlobal(global, "setInterval", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(true, callback, delay, args), realm.membrane);
+    exposeGlobal(global, "clearTimeout", clear, realm.membrane);
+    exposeGlobal(global, "clearInterval", clear, realm.membrane);
     // AbortSignal.timeout() made on the carrier's own timers would outlive the eval and escape
     // maxTimers: this realm's AbortSignal makes it from the eval's timers instead.
-    // (A subclass, since the shared class is frozen; every AbortSignal still passes instanceof.)
-    const RealmAbortSignal = class AbortSignal extends globalThis.AbortSignal {
-      static override timeout(ms: number): AbortSignal {
+    const realmAbortSignal = (global as Record<string, unknown>).AbortSignal;
+    if (typeof realmAbortSignal === "function") {
+      const timeout = (ms: number): AbortSignal => {
         const controller = new AbortController();
         schedule(false, () => controller.abort(new DOMException("The signal timed out.", "TimeoutError")), ms, []);
         return controller.signal;
-      }
-      static override [Symbol.hasInstance](value: unknown): boolean {
-        return value instanceof globalThis.AbortSignal;
-      }
-    };
-    defineGlobal(global, "AbortSignal", RealmAbortSignal);
+      };
+      Object.defineProperty(timeout, "name", { value: "timeout" });
+      Object.defineProperty(realmAbortSignal, "timeout", { value: realm.membrane.toRealm(timeout), writable: true, enumerable: true, configurable: true });
+    }
     defineGlobal(
       global,
       "queueMicrotask",

@@ -1,0 +1,271 @@
+/**
+ * The realm's Web API globals: for every class and function Deno provides in the outer realm, a
+ * realm-owned counterpart (its own constructor, prototype and methods, patchable by the realm's
+ * code without touching any other realm) that calls Deno's implementation through the membrane.
+ *
+ * At carrier start the outer classes are described once and turned into one script of source
+ * text: object literals give members WebIDL's shape (enumerable, the right `name` and `length`,
+ * methods that are not constructors) at the cost of a literal per realm instead of a
+ * defineProperty per member. The script is compiled once and run in each new realm.
+ */
+import vm from "node:vm";
+import { types } from "node:util";
+import { createMembrane, intrinsicsOf, type Membrane, type OuterFacts } from "./membrane.js";
+
+/** Global functions that are not interfaces. */
+const FUNCTIONS = ["atob", "btoa", "structuredClone"] as const;
+
+/** Static members some outer classes carry that are no part of any standard (Node compatibility). */
+const NON_STANDARD_STATICS = new Set(["Crypto.create", "Crypto.registerSymbols", "SubtleCrypto.create", "SubtleCrypto.supports"]);
+
+/** Members whose values the membrane must treat specially: see Membrane.lend. */
+const LENT_VIEW = "ReadableStreamBYOBRequest.view";
+const GIVE_BACK = new Set(["ReadableStreamBYOBRequest.respond", "ReadableStreamBYOBRequest.respondWithNewView"]);
+
+type Member =
+  | { kind: "method"; key: PropertyKey; fn: unknown; length: number }
+  | { kind: "accessor"; key: PropertyKey; get: unknown; set: unknown }
+  | { kind: "constant"; key: string; value: unknown }
+  | { kind: "alias"; key: symbol; of: string };
+
+interface Interface {
+  name: string;
+  ctor: { prototype: object; length: number };
+  parent: string | undefined;
+  prototypeMembers: Member[];
+  staticMembers: Member[];
+  tag: string | undefined;
+}
+
+const WELL_KNOWN: ReadonlyMap<symbol, string> = new Map([
+  [Symbol.iterator, "Symbol.iterator"],
+  [Symbol.asyncIterator, "Symbol.asyncIterator"],
+]);
+
+function describeMembers(owner: string, target: object, isStatic: boolean): Member[] {
+  const members: Member[] = [];
+  const byFunction = new Map<unknown, string>();
+  for (const key of Reflect.ownKeys(target)) {
+    if (key === "constructor" || (isStatic && (key === "prototype" || key === "length" || key === "name"))) continue;
+    if (typeof key === "symbol" && !WELL_KNOWN.has(key)) continue;
+    if (isStatic && NON_STANDARD_STATICS.has(`${owner}.${String(key)}`)) continue;
+    const descriptor = Reflect.getOwnPropertyDescriptor(target, key)!;
+    if ("value" in descriptor) {
+      if (typeof descriptor.value === "function") {
+        const alias = typeof key === "symbol" ? byFunction.get(descriptor.value) : undefined;
+        if (alias !== undefined && typeof key === "symbol") members.push({ kind: "alias", key, of: alias });
+        else members.push({ kind: "method", key, fn: descriptor.value, length: (descriptor.value as () => void).length });
+        if (typeof key === "string") byFunction.set(descriptor.value, key);
+      } else if (typeof key === "string" && (typeof descriptor.value === "number" || typeof descriptor.value === "string")) {
+        members.push({ kind: "constant", key, value: descriptor.value });
+      }
+    } else if (typeof key === "string") {
+      // Deno defines Event's phase constants as prototype getters; WebIDL has them as values.
+      if (/^[A-Z_]+$/.test(key) && descriptor.get && !descriptor.set) {
+        members.push({ kind: "constant", key, value: Reflect.apply(descriptor.get, (target as { constructor: object }).constructor, []) });
+      } else {
+        members.push({ kind: "accessor", key, get: descriptor.get, set: descriptor.set });
+      }
+    }
+  }
+  // Symbol-keyed aliases may come before the member they repeat.
+  for (const member of members) {
+    if (member.kind === "method" && typeof member.key === "symbol") {
+      const alias = [...byFunction].find(([fn]) => fn === member.fn)?.[1];
+      if (alias !== undefined) Object.assign(member, { kind: "alias", of: alias });
+    }
+  }
+  return members;
+}
+
+function describeInterfaces(names: readonly string[]): Interface[] {
+  const outer = globalThis as unknown as Record<string, unknown>;
+  const found = new Map<object, string>();
+  for (const name of names) {
+    const ctor = outer[name];
+    if (typeof ctor === "function" && typeof (ctor as { prototype?: unknown }).prototype === "object") found.set((ctor as { prototype: object }).prototype, name);
+  }
+  const interfaces: Interface[] = [];
+  const placed = new Set<string>();
+  const place = (name: string): void => {
+    if (placed.has(name)) return;
+    const ctor = outer[name] as Interface["ctor"];
+    const parent = found.get(Object.getPrototypeOf(ctor.prototype) as object);
+    if (parent) place(parent);
+    placed.add(name);
+    const tag = Object.getOwnPropertyDescriptor(ctor.prototype, Symbol.toStringTag)?.value;
+    interfaces.push({
+      name,
+      ctor,
+      parent,
+      prototypeMembers: describeMembers(name, ctor.prototype, false),
+      staticMembers: describeMembers(name, ctor, true),
+      tag: typeof tag === "string" ? tag : undefined,
+    });
+  };
+  for (const name of found.values()) place(name);
+  return interfaces;
+}
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+function keySource(key: PropertyKey): string {
+  if (typeof key === "symbol") return `[${WELL_KNOWN.get(key)}]`;
+  const name = String(key);
+  return IDENTIFIER.test(name) ? name : JSON.stringify(name);
+}
+
+function params(length: number): string {
+  return Array.from({ length }, (_, i) => `a${i}`).join(", ");
+}
+
+/** Source for one interface, its members calling `M[index]` (the outer functions) through the membrane. */
+function interfaceSource(index: number, api: Interface, table: unknown[]): string {
+  const slot = (fn: unknown): number => table.push(fn) - 1;
+  const literal = (members: Member[], isStatic: boolean): string =>
+    members
+      .map((member) => {
+        const path = `${api.name}.${String(member.key)}`;
+        if (member.kind === "method") {
+          const target = isStatic ? `C${index}` : "";
+          const call = isStatic
+            ? `$.invoke(M[${slot(member.fn)}], ${target}, arguments)`
+            : GIVE_BACK.has(path)
+              ? `($.giveBack(M[${slot(findGetter(api, "view"))}], this), $.method(M[${slot(member.fn)}], this, arguments))`
+              : `$.method(M[${slot(member.fn)}], this, arguments)`;
+          return `${keySource(member.key)}(${params(member.length)}) { return ${call}; }`;
+        }
+        if (member.kind === "accessor") {
+          const parts: string[] = [];
+          if (member.get) {
+            const read = path === LENT_VIEW ? `$.lend(M[${slot(member.get)}], this)` : `$.method(M[${slot(member.get)}], this, [])`;
+            parts.push(`get ${keySource(member.key)}() { return ${read}; }`);
+          }
+          if (member.set) parts.push(`set ${keySource(member.key)}(v) { $.method(M[${slot(member.set)}], this, [v]); }`);
+          return parts.join(", ");
+        }
+        return "";
+      })
+      .filter(Boolean)
+      .join(",\n    ");
+  const constants = (members: Member[]): string =>
+    JSON.stringify(members.filter((m): m is Extract<Member, { kind: "constant" }> => m.kind === "constant").map((m) => [m.key, m.value]));
+  const aliases = JSON.stringify(api.prototypeMembers.filter((m): m is Extract<Member, { kind: "alias" }> => m.kind === "alias").map((m) => [WELL_KNOWN.get(m.key), m.of]));
+  const ctorSlot = slot(api.ctor);
+  return `{
+  const C${index} = M[${ctorSlot}];
+  const P = {
+    ${literal(api.prototypeMembers, false)}
+  };
+  const S = {
+    ${literal(api.staticMembers, true)}
+  };
+  const F = function ${api.name}(${params(api.ctor.length)}) { return $.construct(C${index}, this, new.target, arguments, ${JSON.stringify(api.name)}); };
+  define(${JSON.stringify(api.name)}, F, P, S, C${index}, ${constants([...api.prototypeMembers])}, ${constants(api.staticMembers)}, ${JSON.stringify(api.tag ?? null)}, ${aliases});
+}`;
+}
+
+function findGetter(api: Interface, key: string): unknown {
+  const member = api.prototypeMembers.find((m) => m.kind === "accessor" && m.key === key);
+  return member && member.kind === "accessor" ? member.get : undefined;
+}
+
+/** The per-realm installer: defines each interface on the realm's global, in parent-first order. */
+const PROLOGUE = `(function (G, $, M) {
+"use strict";
+const defineProperty = Reflect.defineProperty, setPrototypeOf = Reflect.setPrototypeOf;
+const getOwnPropertyDescriptors = Object.getOwnPropertyDescriptors, ownKeys = Reflect.ownKeys;
+const symbols = { "Symbol.iterator": Symbol.iterator, "Symbol.asyncIterator": Symbol.asyncIterator };
+function define(name, F, P, S, outerCtor, protoConstants, staticConstants, tag, aliases) {
+  const outerPrototype = outerCtor.prototype;
+  setPrototypeOf(P, $.realmPrototypeOf(Reflect.getPrototypeOf(outerPrototype)));
+  setPrototypeOf(F, $.toRealm(Reflect.getPrototypeOf(outerCtor)));
+  defineProperty(F, "prototype", { value: P, writable: false, enumerable: false, configurable: false });
+  defineProperty(P, "constructor", { value: F, writable: true, enumerable: false, configurable: true });
+  for (const [key, from] of aliases) defineProperty(P, symbols[key], { value: P[from], writable: true, enumerable: false, configurable: true });
+  const statics = getOwnPropertyDescriptors(S);
+  for (const key of ownKeys(statics)) defineProperty(F, key, statics[key]);
+  for (const [key, value] of protoConstants) defineProperty(P, key, { value, writable: false, enumerable: true, configurable: false });
+  for (const [key, value] of staticConstants) defineProperty(F, key, { value, writable: false, enumerable: true, configurable: false });
+  if (tag !== null) defineProperty(P, Symbol.toStringTag, { value: tag, writable: false, enumerable: false, configurable: true });
+  $.mirrorAs(outerPrototype, P);
+  $.pair(F, outerCtor);
+  defineProperty(G, name, { value: F, writable: true, enumerable: false, configurable: true });
+}
+`;
+
+function functionSource(name: string, fn: unknown, table: unknown[]): string {
+  const index = table.push(fn) - 1;
+  const call = name === "structuredClone" ? `$.clone(M[${index}], arguments)` : `$.invoke(M[${index}], undefined, arguments)`;
+  return `defineProperty(G, ${JSON.stringify(name)}, { value: ({ ${name}(${params((fn as () => void).length)}) { return ${call}; } }).${name}, writable: true, enumerable: false, configurable: true });`;
+}
+
+export interface WebBindings {
+  /** Installs the realm's Web API globals; returns the realm's membrane. */
+  install(context: vm.Context): Membrane;
+}
+
+/**
+ * Describes the outer Web API classes named in `names` (and the global functions), and compiles
+ * the script that builds their realm counterparts. Call once, after hardening the outer realm.
+ */
+export function prepareWebBindings(names: readonly string[]): WebBindings {
+  const outer = globalThis as unknown as Record<string, unknown>;
+  const interfaces = describeInterfaces(names.filter((name) => typeof outer[name] === "function" && !FUNCTIONS.includes(name as (typeof FUNCTIONS)[number])));
+  const table: unknown[] = [];
+  const source = [
+    PROLOGUE,
+    ...interfaces.map((api, i) => interfaceSource(i, api, table)),
+    ...FUNCTIONS.filter((name) => typeof outer[name] === "function").map((name) => functionSource(name, outer[name], table)),
+    ...names.filter((name) => typeof outer[name] === "object" && outer[name] !== null).map(
+      (name) => `defineProperty(G, ${JSON.stringify(name)}, { value: $.toRealm(M[${table.push(outer[name]) - 1}]), writable: true, enumerable: false, configurable: true });`,
+    ),
+    "})",
+  ].join("\n");
+  const installer = new vm.Script(source, { filename: "paddock:web" });
+  const membraneScript = new vm.Script(`(${createMembrane.toString()})`, { filename: "paddock:membrane" });
+  const intrinsicsScript = new vm.Script(`(${intrinsicsOf.toString()})`, { filename: "paddock:intrinsics" });
+  Object.freeze(table);
+  const facts: OuterFacts = Object.freeze({
+    intrinsics: Object.freeze(intrinsicsOf(globalThis)),
+    objectPrototype: Object.prototype,
+    isProxy: (value: unknown) => types.isProxy(value),
+    isPromise: (value: unknown) => types.isPromise(value),
+    isNativeError: (value: unknown) => types.isNativeError(value),
+    isArrayBuffer: (value: unknown) => types.isAnyArrayBuffer(value),
+    isArrayBufferView: (value: unknown) => ArrayBuffer.isView(value),
+    isPassThrough: (value: unknown) =>
+      types.isPromise(value) || ArrayBuffer.isView(value) || types.isAnyArrayBuffer(value) || types.isNativeError(value) ||
+      types.isDate(value) || types.isRegExp(value) || types.isMap(value) || types.isSet(value) || types.isBoxedPrimitive(value) ||
+      types.isWeakMap(value) || types.isWeakSet(value),
+    viewKind: (view: unknown) => (types.isDataView(view) ? "DataView" : (typedArrayTag(view) ?? "Uint8Array")),
+    cloneKind: (value: unknown) =>
+      types.isDate(value) ? "Date" : types.isRegExp(value) ? "RegExp" : types.isMap(value) ? "Map" : types.isSet(value) ? "Set"
+        : types.isBooleanObject(value) ? "Boolean" : types.isNumberObject(value) ? "Number" : types.isStringObject(value) ? "String"
+          : types.isBigIntObject(value) ? "BigInt" : "",
+    then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => {
+      Reflect.apply(promiseThen, promise, [onValue, onError]);
+    },
+    stackOf: (value: unknown) => {
+      if (!(value instanceof DOMException)) return undefined;
+      const stack = Object.getOwnPropertyDescriptor(value, "stack")?.value;
+      return typeof stack === "string" ? stack : undefined;
+    },
+  });
+  return {
+    install(context) {
+      const global = vm.runInContext("globalThis", context) as typeof globalThis;
+      const realmIntrinsics = (intrinsicsScript.runInContext(context) as typeof intrinsicsOf)(global);
+      const membrane = (membraneScript.runInContext(context) as typeof createMembrane)(global, facts, realmIntrinsics);
+      (installer.runInContext(context) as (G: object, $: Membrane, M: readonly unknown[]) => void)(global, membrane, table);
+      return membrane;
+    },
+  };
+}
+
+const promiseThen = Promise.prototype.then;
+const typedArrayTagGetter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, Symbol.toStringTag)!.get!;
+
+function typedArrayTag(view: unknown): string | undefined {
+  return Reflect.apply(typedArrayTagGetter, view, []) as string | undefined;
+}

@@ -1,0 +1,534 @@
+/**
+ * The membrane between a realm and the carrier's outer realm, where Deno's Web APIs live.
+ *
+ * `createMembrane` is not run by the carrier: its source text is compiled into every realm and run
+ * there (see bindings.ts), so every object it makes — wrappers, copies, errors, promises,
+ * functions — is the realm's own. It must therefore be self-contained (no module-level names) and
+ * capture the realm's intrinsics before any user code runs.
+ *
+ * The rules:
+ * - Outer → realm (`toRealm`): results, thrown errors, promise values and callback arguments.
+ *   Platform objects (a URL, a ReadableStream, a DOMException) become realm wrappers whose
+ *   prototype is the realm's interface prototype; errors become the realm's TypeError/RangeError…;
+ *   promises become realm promises; ArrayBuffers move into the realm (transferred, no copy) and
+ *   views are rebuilt over them; arrays, plain objects, Maps… are copied. The same outer object
+ *   always gives the same realm object. Nothing outer ever reaches user code.
+ * - Realm → outer (`toOuter`): arguments. Wrappers give back their outer object; functions become
+ *   callbacks that re-home what outer code passes them; ordinary objects (dictionaries, arrays,
+ *   class instances) are seen through a read-only proxy that does the same to their members;
+ *   buffers, promises and errors pass as they are. The same realm object always gives the same
+ *   outer view, and an outer view always maps back to its realm object.
+ */
+
+/** Everything a membrane needs from the outer realm. Handed to realm setup code, never to user code. */
+export interface OuterFacts {
+  /** The outer realm's intrinsics, as `intrinsicsOf` lists them: each stands for the realm's own. */
+  readonly intrinsics: readonly object[];
+  readonly objectPrototype: object;
+  readonly isProxy: (value: unknown) => boolean;
+  readonly isPromise: (value: unknown) => boolean;
+  readonly isNativeError: (value: unknown) => boolean;
+  readonly isArrayBuffer: (value: unknown) => boolean;
+  readonly isArrayBufferView: (value: unknown) => boolean;
+  readonly isPassThrough: (value: unknown) => boolean;
+  /** The name of a typed array's constructor ("Uint8Array"…), or "DataView". */
+  readonly viewKind: (view: unknown) => string;
+  /** Copies of Date, RegExp, Map, Set and boxed primitives (what structuredClone makes) need their kind. */
+  readonly cloneKind: (value: unknown) => string;
+  readonly then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => void;
+  readonly stackOf: (error: unknown) => string | undefined;
+}
+
+/** One realm's membrane. Only the carrier and the realm's binding code hold it. */
+export interface Membrane {
+  toRealm(value: unknown): unknown;
+  toOuter(value: unknown): unknown;
+  /** The outer object a realm wrapper stands for, if it is one. */
+  outerOf(value: unknown): unknown;
+  /** Makes `realmObject` stand for `outerObject` (a wrapper made by a realm constructor, the realm's global). */
+  pair(realmObject: object, outerObject: object): void;
+  /** Registers a realm prototype as the mirror of an outer one (for the realm's interface objects). */
+  mirrorAs(outerPrototype: object, realmPrototype: object): void;
+  /** Calls an outer function on behalf of realm code: arguments to outer, result and errors to the realm. */
+  call(fn: unknown, self: unknown, args: ArrayLike<unknown>): unknown;
+  /**
+   * A realm function that hands its arguments to the carrier's `fn` as they are (the console
+   * formats user values itself); its result and errors still cross to the realm.
+   */
+  hostFunction(fn: (...args: unknown[]) => unknown): unknown;
+  /** Calls an outer method on the outer object a realm wrapper `self` stands for. */
+  method(fn: unknown, self: unknown, args: ArrayLike<unknown>): unknown;
+  /** Calls an outer function with an outer `this` (a static method's class). */
+  invoke(fn: unknown, outerSelf: unknown, args: ArrayLike<unknown>): unknown;
+  /** Calls structuredClone: wrappers inside the value become their outer objects, nothing else is touched. */
+  clone(fn: unknown, args: ArrayLike<unknown>): unknown;
+  /**
+   * A realm copy of an outer view that outer code keeps writing into (a BYOB request's view), and
+   * the step that copies what realm code wrote back before outer code reads it.
+   */
+  lend(getter: unknown, self: unknown): unknown;
+  giveBack(getter: unknown, self: unknown): void;
+  /** The realm prototype standing for an outer one. */
+  realmPrototypeOf(outerPrototype: object): object | null;
+  /** Constructs an outer object for a realm constructor call and pairs it with `self`. */
+  construct(ctor: unknown, self: object, newTarget: unknown, args: ArrayLike<unknown>, name: string): object;
+  /** The outer object behind `self`, or a realm TypeError ("Illegal invocation") if `self` is not a wrapper. */
+  outerThis(self: unknown): unknown;
+  /** Re-throws an outer error as the realm's. */
+  rethrow(error: unknown): never;
+}
+
+/**
+ * The intrinsics (prototypes and constructors) that both realms have, in a fixed order: run in the
+ * outer realm and in each realm, the two lists pair up. Self-contained, like createMembrane.
+ */
+export function intrinsicsOf(G: typeof globalThis): object[] {
+  "use strict";
+  const proto = Reflect.getPrototypeOf;
+  const found: object[] = [G.Object.prototype, G.Function.prototype, G.Array.prototype, G.Promise.prototype, G.Error.prototype,
+    proto(G.Uint8Array.prototype) as object, G.ArrayBuffer.prototype];
+  for (const name of ["TypeError", "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError"]) {
+    found.push((G as unknown as Record<string, { prototype: object }>)[name]!.prototype);
+  }
+  found.push(proto(proto([][Symbol.iterator]()) as object) as object);
+  found.push(proto(proto((async function* () {}).prototype as object) as object) as object);
+  found.push(proto([][Symbol.iterator]()) as object);
+  return found;
+}
+
+export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsics: readonly object[]): Membrane {
+  "use strict";
+  const { Reflect: R, Object: O, WeakMap: RealmWeakMap, Proxy: RealmProxy, Promise: RealmPromise, Array: RealmArray } = G;
+  const apply = R.apply;
+  const getPrototypeOf = R.getPrototypeOf;
+  const setPrototypeOf = R.setPrototypeOf;
+  const defineProperty = R.defineProperty;
+  const getOwnPropertyDescriptor = R.getOwnPropertyDescriptor;
+  const ownKeys = R.ownKeys;
+  const reflectGet = R.get;
+  const construct = R.construct;
+  const create = O.create;
+  const weakGet = G.WeakMap.prototype.get;
+  const weakSet = G.WeakMap.prototype.set;
+  const arrayPush = G.Array.prototype.push;
+  const transfer = G.ArrayBuffer.prototype.transfer;
+  const bufferSlice = G.ArrayBuffer.prototype.slice;
+  const captureStackTrace = G.Error.captureStackTrace;
+  const realmObjectPrototype = G.Object.prototype;
+  const outerObjectPrototype = facts.objectPrototype;
+  const { isProxy, isPromise, isNativeError, isArrayBuffer, isArrayBufferView, isPassThrough, viewKind, cloneKind, then, stackOf } = facts;
+
+  const errors: Record<string, ErrorConstructor> = {
+    Error: G.Error, TypeError: G.TypeError, RangeError: G.RangeError, SyntaxError: G.SyntaxError,
+    ReferenceError: G.ReferenceError, EvalError: G.EvalError, URIError: G.URIError,
+  };
+  const views: Record<string, new (buffer: ArrayBuffer, offset: number, length: number) => object> = {};
+  for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
+    "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array", "DataView"]) {
+    const ctor = (G as unknown as Record<string, unknown>)[name];
+    if (typeof ctor === "function") views[name] = ctor as (typeof views)[string];
+  }
+  const clones: Record<string, (value: { valueOf(): unknown }) => object> = {
+    Date: (value) => new G.Date(value as unknown as number),
+    RegExp: (value) => { const re = value as unknown as RegExp; return new G.RegExp(re.source, re.flags); },
+    Boolean: (value) => G.Object(value.valueOf()),
+    Number: (value) => G.Object(value.valueOf()),
+    String: (value) => G.Object(value.valueOf()),
+    BigInt: (value) => G.Object(value.valueOf()),
+  };
+
+  /** outer → realm and realm → outer, both directions of every pairing. */
+  const realmOf = new RealmWeakMap<object, unknown>();
+  const outerOfMap = new RealmWeakMap<object, unknown>();
+  /** outer prototype → realm prototype. */
+  const mirrors = new RealmWeakMap<object, object>();
+  /** The outer prototypes of the realm's interface objects: their objects always become wrappers. */
+  const interfacePrototypes = new G.WeakSet<object>();
+  const weakHas = G.WeakSet.prototype.has;
+  const weakAdd = G.WeakSet.prototype.add;
+
+  const isObject = (value: unknown): value is object => (typeof value === "object" && value !== null) || typeof value === "function";
+
+  function pair(realmObject: object, outerObject: object): void {
+    apply(weakSet, realmOf, [outerObject, realmObject]);
+    apply(weakSet, outerOfMap, [realmObject, outerObject]);
+  }
+
+  /**
+   * For copies (arrays, plain objects, errors, moved buffers…): the same outer object gives the
+   * same copy, but a copy passed back is seen as what it is now, not as its (stale or detached)
+   * original.
+   */
+  function remember(copy: object, outerObject: object): void {
+    apply(weakSet, realmOf, [outerObject, copy]);
+  }
+
+  /** The last object on `value`'s prototype chain: tells which realm made it. */
+  function rootOf(value: object): object {
+    let current = value;
+    for (;;) {
+      const next = getPrototypeOf(current) as object | null;
+      if (next === null) return current;
+      current = next;
+    }
+  }
+
+  // Wrappers of outer functions: realm functions that call them across the membrane.
+  function realmFunction(outer: (...args: unknown[]) => unknown): unknown {
+    const wrapper = function (this: unknown, ...args: unknown[]) {
+      return call(outer, this, args);
+    };
+    copyNameAndLength(wrapper, outer);
+    pair(wrapper, outer);
+    return wrapper;
+  }
+
+  function copyNameAndLength(target: object, source: object): void {
+    for (const key of ["length", "name"]) {
+      let value: unknown;
+      try {
+        value = reflectGet(source, key);
+      } catch {
+        continue;
+      }
+      if (typeof value === "number" || typeof value === "string") defineProperty(target, key, { value, configurable: true });
+    }
+  }
+
+  // Outer prototypes that no realm interface object names (iterators, internal classes) get a
+  // mirror of their own when one of their objects first crosses.
+  function mirrorOf(outerPrototype: object | null): object | null {
+    if (outerPrototype === null) return null;
+    const known = apply(weakGet, mirrors, [outerPrototype]) as object | undefined;
+    if (known) return known;
+    const mirror = create(mirrorOf(getPrototypeOf(outerPrototype) as object | null));
+    apply(weakSet, mirrors, [outerPrototype, mirror]);
+    for (const key of ownKeys(outerPrototype)) {
+      if (key === "constructor" || (typeof key === "symbol" && key !== G.Symbol.iterator && key !== G.Symbol.asyncIterator && key !== G.Symbol.toStringTag)) continue;
+      const descriptor = getOwnPropertyDescriptor(outerPrototype, key)!;
+      if ("value" in descriptor) descriptor.value = toRealm(descriptor.value);
+      else {
+        if (descriptor.get) descriptor.get = toRealm(descriptor.get) as () => unknown;
+        if (descriptor.set) descriptor.set = toRealm(descriptor.set) as (value: unknown) => void;
+      }
+      defineProperty(mirror, key, descriptor);
+    }
+    return mirror;
+  }
+
+  function realmError(outer: object): Error {
+    let name = "Error";
+    let message = "";
+    try {
+      name = String(reflectGet(outer, "name"));
+      message = String(reflectGet(outer, "message"));
+    } catch {
+      // An outer error is Deno's own; if reading it fails, a plain Error still says something.
+    }
+    const Ctor = errors[name] ?? G.Error;
+    const error = new Ctor(message);
+    if (Ctor === G.Error && name !== "Error") defineProperty(error, "name", { value: name, writable: true, configurable: true });
+    return error;
+  }
+
+  function adoptPromise(outer: unknown): Promise<unknown> {
+    return new RealmPromise((resolve, reject) => {
+      then(outer, (value) => resolve(toRealm(value)), (error) => reject(toRealm(error)));
+    });
+  }
+
+  function adoptBuffer(outer: ArrayBuffer): ArrayBuffer {
+    // Transfer moves the bytes into a new ArrayBuffer of this realm without copying them; a buffer
+    // that cannot be detached (Wasm memory, say) is copied instead.
+    try {
+      return apply(transfer, outer, []) as ArrayBuffer;
+    } catch {
+      try {
+        return apply(bufferSlice, outer, [0]) as ArrayBuffer;
+      } catch {
+        return new G.ArrayBuffer(0);
+      }
+    }
+  }
+
+  function toRealm(value: unknown): unknown {
+    if (!isObject(value)) return value;
+    const known = apply(weakGet, realmOf, [value]);
+    if (known !== undefined) return known;
+    if (isProxy(value)) return value;
+    const root = rootOf(value);
+    if (root !== outerObjectPrototype) return value;
+    let copy: unknown;
+    if (typeof value === "function") return realmFunction(value as (...args: unknown[]) => unknown);
+    const prototype = getPrototypeOf(value) as object;
+    // (Deno's DOMException is a native error too: an interface object first.)
+    if (apply(weakHas, interfacePrototypes, [prototype])) return wrap(value, prototype);
+    if (isPromise(value)) {
+      copy = adoptPromise(value);
+    } else if (isNativeError(value)) {
+      copy = realmError(value);
+    } else if (isArrayBuffer(value)) {
+      copy = adoptBuffer(value as ArrayBuffer);
+    } else if (isArrayBufferView(value)) {
+      const view = value as DataView;
+      const kind = viewKind(value);
+      const Ctor = views[kind] ?? views.Uint8Array!;
+      const length = kind === "DataView" ? view.byteLength : (value as Uint8Array).length;
+      copy = new Ctor(toRealm(view.buffer) as ArrayBuffer, view.byteOffset, length);
+    } else if (G.Array.isArray(value)) {
+      const array = new RealmArray();
+      remember(array, value);
+      const source = value as unknown[];
+      for (let i = 0; i < source.length; i++) apply(arrayPush, array, [toRealm(source[i])]);
+      return array;
+    } else {
+      const kind = cloneKind(value);
+      if (kind === "Map" || kind === "Set") {
+        const collection = kind === "Map" ? new G.Map() : new G.Set();
+        remember(collection, value);
+        for (const entry of value as Map<unknown, unknown> | Set<unknown>) {
+          if (kind === "Map") (collection as Map<unknown, unknown>).set(toRealm((entry as [unknown, unknown])[0]), toRealm((entry as [unknown, unknown])[1]));
+          else (collection as Set<unknown>).add(toRealm(entry));
+        }
+        return collection;
+      }
+      const clone = clones[kind];
+      if (clone) {
+        copy = clone(value as { valueOf(): unknown });
+      } else {
+        if (prototype === outerObjectPrototype) {
+          // A plain outer object (a read result, a JWK, an algorithm): copied, members re-homed.
+          const plain: Record<PropertyKey, unknown> = {};
+          remember(plain, value);
+          for (const key of ownKeys(value)) {
+            const descriptor = getOwnPropertyDescriptor(value, key);
+            if (descriptor && "value" in descriptor && descriptor.enumerable) plain[key as string] = toRealm(descriptor.value);
+          }
+          return plain;
+        }
+        return wrap(value, prototype);
+      }
+    }
+    remember(copy as object, value);
+    return copy;
+  }
+
+  function wrap(value: object, prototype: object): object {
+    const wrapper = create(mirrorOf(prototype));
+    pair(wrapper, value);
+    const stack = stackOf(value);
+    if (stack !== undefined) defineProperty(wrapper, "stack", { value: stack, writable: true, configurable: true });
+    return wrapper;
+  }
+
+  // What outer code sees of a realm object: reads re-homed for the outer side, writes refused (outer
+  // code never writes into user objects; refusing makes sure no outer object is left in one).
+  const readOnlyView: ProxyHandler<object> = {
+    get(target, key) {
+      const descriptor = getOwnPropertyDescriptor(target, key);
+      const value = reflectGet(target, key, target);
+      // A frozen data property must read as itself (a proxy invariant).
+      if (descriptor && "value" in descriptor && !descriptor.writable && !descriptor.configurable) return value;
+      return toOuter(value);
+    },
+    set: () => false,
+    defineProperty: () => false,
+    deleteProperty: () => false,
+    setPrototypeOf: () => false,
+  };
+
+  function toOuter(value: unknown): unknown {
+    if (!isObject(value)) return value;
+    const known = apply(weakGet, outerOfMap, [value]);
+    if (known !== undefined) return known;
+    if (isProxy(value)) return value;
+    let outer: object;
+    if (typeof value === "function") {
+      const callback = value as (...args: unknown[]) => unknown;
+      outer = function (this: unknown, ...args: unknown[]) {
+        const self = toRealm(this);
+        for (let i = 0; i < args.length; i++) args[i] = toRealm(args[i]);
+        return toOuter(apply(callback, self, args));
+      };
+      // Outer code may show it (the console does): it should look like the user's function.
+      copyNameAndLength(outer, callback);
+    } else if (isPassThrough(value)) {
+      return value;
+    } else {
+      outer = new RealmProxy(value, readOnlyView);
+    }
+    pair(value, outer);
+    return outer;
+  }
+
+  function toOuterArgs(args: ArrayLike<unknown>): unknown[] {
+    const outer: unknown[] = [];
+    for (let i = 0; i < args.length; i++) outer[i] = toOuter(args[i]);
+    return outer;
+  }
+
+  function rethrow(error: unknown): never {
+    throw toRealm(error);
+  }
+
+  function invoke(fn: unknown, outerSelf: unknown, args: ArrayLike<unknown>): unknown {
+    let result: unknown;
+    try {
+      result = apply(fn as (...a: unknown[]) => unknown, outerSelf, toOuterArgs(args));
+    } catch (error) {
+      rethrow(error);
+    }
+    return toRealm(result);
+  }
+
+  function call(fn: unknown, self: unknown, args: ArrayLike<unknown>): unknown {
+    return invoke(fn, toOuter(self), args);
+  }
+
+  function forClone(value: unknown, seen = new RealmWeakMap<object, unknown>()): unknown {
+    if (!isObject(value) || typeof value === "function" || isProxy(value)) return value;
+    const outer = apply(weakGet, outerOfMap, [value]);
+    if (outer !== undefined && typeof outer !== "function" && !isProxy(outer)) return outer;
+    const done = apply(weakGet, seen, [value]);
+    if (done !== undefined) return done;
+    apply(weakSet, seen, [value, value]);
+    const kind = cloneKind(value);
+    if (kind === "Map" || kind === "Set") {
+      const entries: unknown[][] = [];
+      let changed = false;
+      for (const entry of value as Map<unknown, unknown>) {
+        const pairOf = kind === "Map" ? (entry as unknown as unknown[]) : [entry];
+        const mapped = pairOf.map((item) => forClone(item, seen));
+        changed ||= mapped.some((item, i) => item !== pairOf[i]);
+        entries.push(mapped);
+      }
+      if (!changed) return value;
+      const copy = kind === "Map" ? new G.Map(entries as [unknown, unknown][]) : new G.Set(entries.map((e) => e[0]));
+      apply(weakSet, seen, [value, copy]);
+      return copy;
+    }
+    if (isPassThrough(value)) return value;
+    // Only own data properties are looked at (getters run once, by the serializer itself).
+    let copy: Record<PropertyKey, unknown> | undefined;
+    for (const key of ownKeys(value)) {
+      const descriptor = getOwnPropertyDescriptor(value, key);
+      if (!descriptor || !("value" in descriptor) || !descriptor.enumerable) continue;
+      const mapped = forClone(descriptor.value, seen);
+      if (mapped === descriptor.value) continue;
+      if (!copy) {
+        copy = G.Array.isArray(value) ? new RealmArray((value as unknown[]).length) as unknown as Record<PropertyKey, unknown> : {};
+        for (const each of ownKeys(value)) {
+          const d = getOwnPropertyDescriptor(value, each);
+          if (d && "value" in d && d.enumerable) copy[each as string] = d.value;
+        }
+        apply(weakSet, seen, [value, copy]);
+      }
+      copy[key as string] = mapped;
+    }
+    return copy ?? value;
+  }
+
+  const lent = new RealmWeakMap<object, Uint8Array>();
+  const uint8 = views.Uint8Array as unknown as new (...a: unknown[]) => Uint8Array;
+
+  function rawRead(getter: unknown, self: unknown): unknown {
+    try {
+      return apply(getter as () => unknown, outerThis(self), []);
+    } catch (error) {
+      rethrow(error);
+    }
+  }
+
+  function lend(getter: unknown, self: unknown): unknown {
+    const outerView = rawRead(getter, self);
+    if (!isObject(outerView)) return outerView;
+    const known = apply(weakGet, lent, [outerView]);
+    if (known) return known;
+    const view = outerView as Uint8Array;
+    const copy = new uint8(view.byteLength);
+    copy.set(new uint8(view.buffer, view.byteOffset, view.byteLength));
+    apply(weakSet, lent, [outerView, copy]);
+    apply(weakSet, outerOfMap, [copy, outerView]);
+    return copy;
+  }
+
+  function giveBack(getter: unknown, self: unknown): void {
+    const outerView = rawRead(getter, self);
+    const copy = isObject(outerView) ? apply(weakGet, lent, [outerView]) as Uint8Array | undefined : undefined;
+    if (!copy || copy.byteLength === 0) return;
+    const view = outerView as Uint8Array;
+    new uint8(view.buffer, view.byteOffset, view.byteLength).set(copy);
+  }
+
+  function outerThis(self: unknown): unknown {
+    // WebIDL: an operation called without a this value acts on the global object.
+    if (self === undefined || self === null) self = G;
+    const outer = isObject(self) ? apply(weakGet, outerOfMap, [self]) : undefined;
+    if (outer === undefined || typeof outer === "function") throw new G.TypeError("Illegal invocation");
+    return outer;
+  }
+
+  for (let i = 0; i < intrinsics.length; i++) {
+    const outer = facts.intrinsics[i];
+    const own = intrinsics[i];
+    if (outer === undefined || own === undefined) continue;
+    apply(weakSet, mirrors, [outer, own]);
+    pair(own, outer);
+  }
+
+  return {
+    toRealm,
+    toOuter,
+    outerOf(value) {
+      const outer = isObject(value) ? apply(weakGet, outerOfMap, [value]) : undefined;
+      return outer === undefined || typeof outer === "function" || isProxy(outer) ? undefined : outer;
+    },
+    pair,
+    mirrorAs(outerPrototype, realmPrototype) {
+      apply(weakSet, mirrors, [outerPrototype, realmPrototype]);
+      apply(weakAdd, interfacePrototypes, [outerPrototype]);
+    },
+    call,
+    method: (fn, self, args) => invoke(fn, outerThis(self), args),
+    hostFunction(fn) {
+      const wrapper = function (...args: unknown[]) {
+        let result: unknown;
+        try {
+          result = apply(fn, undefined, args);
+        } catch (error) {
+          rethrow(error);
+        }
+        return toRealm(result);
+      };
+      copyNameAndLength(wrapper, fn);
+      return wrapper;
+    },
+    invoke,
+    clone(fn, args) {
+      let result: unknown;
+      try {
+        result = apply(fn as (...a: unknown[]) => unknown, undefined, [forClone(args[0]), toOuter(args[1])]);
+      } catch (error) {
+        rethrow(error);
+      }
+      return toRealm(result);
+    },
+    lend,
+    giveBack,
+    realmPrototypeOf: (outerPrototype) => mirrorOf(outerPrototype),
+    construct(ctor, self, newTarget, args, name) {
+      if (newTarget === undefined) throw new G.TypeError(`Failed to construct '${name}': Please use the 'new' operator, this object constructor cannot be called as a function.`);
+      let outer: object;
+      try {
+        outer = construct(ctor as new (...a: unknown[]) => object, toOuterArgs(args));
+      } catch (error) {
+        rethrow(error);
+      }
+      pair(self, outer);
+      if (name === "DOMException") captureStackTrace(self, newTarget as (...a: unknown[]) => unknown);
+      return self;
+    },
+    outerThis,
+    rethrow,
+  };
+}
