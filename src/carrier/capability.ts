@@ -8,8 +8,14 @@ export interface RealmHelpers {
   adopt(value: unknown): unknown;
   /** A queueMicrotask for the realm's own queue; errors thrown by callbacks go to `report`. */
   makeQueueMicrotask(report: (error: unknown) => void): (callback: unknown) => void;
-  /** The realm's side of the membrane to the carrier's Web APIs (see web/membrane.ts). */
-  membrane: Membrane;
+  /** The realm's side of the membrane to the carrier's Web APIs (see web/membrane.ts), made on first use. */
+  readonly membrane: Membrane;
+  /** The outer object a realm wrapper stands for (undefined if none, or if no membrane was ever made). */
+  outerOf(value: unknown): unknown;
+  /** Defines the global `name`, made by `make` when code first reads it. */
+  lazyGlobal(name: string, make: () => unknown): void;
+  /** Runs `callback` with the realm's interface object `name` when it is made (to adjust it). */
+  onBuilt(name: string, callback: (value: unknown) => void): void;
 }
 
 /**
@@ -44,17 +50,17 @@ export function defineGlobal(global: object, name: string, value: unknown): void
  * Gives a realm one of the carrier's functions or objects as a global: through the membrane, so
  * that the realm sees a function of its own (named `name`), never the carrier's.
  */
-export function exposeGlobal(global: object, name: string, value: unknown, membrane: Membrane): void {
+export function exposeGlobal(realm: RealmHelpers, name: string, value: unknown): void {
   if (typeof value === "function") Object.defineProperty(value, "name", { value: name, configurable: true });
-  defineGlobal(global, name, membrane.toRealm(value));
+  realm.lazyGlobal(name, () => realm.membrane.toRealm(value));
 }
 
 /** Like exposeGlobal, for an object of functions that take user values as they are (see Membrane.hostFunction). */
-export function exposeNamespace(global: object, name: string, functions: Record<string, (...args: unknown[]) => unknown>, membrane: Membrane): void {
-  const namespace = membrane.toRealm({}) as Record<string, unknown>;
-  for (const [key, fn] of Object.entries(functions)) {
-    Object.defineProperty(fn, "name", { value: key, configurable: true });
-    namespace[key] = membrane.hostFunction(fn);
-  }
-  defineGlobal(global, name, namespace);
+export function exposeNamespace(realm: RealmHelpers, name: string, functions: Record<string, (...args: unknown[]) => unknown>): void {
+  for (const [key, fn] of Object.entries(functions)) Object.defineProperty(fn, "name", { value: key, configurable: true });
+  realm.lazyGlobal(name, () => {
+    const namespace = realm.membrane.toRealm({}) as Record<string, unknown>;
+    for (const [key, fn] of Object.entries(functions)) namespace[key] = realm.membrane.hostFunction(fn);
+    return namespace;
+  });
 }

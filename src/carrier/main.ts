@@ -172,7 +172,7 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined): Prom
     outcome = encodeValue(value, request.limits.maxResultBytes, scope);
   } catch (error) {
     // A DOMException (or other platform object) thrown by user code is described as Deno's own.
-    outcome = failureOf(realm?.helpers.membrane.outerOf(error) ?? error, scope, request.filename);
+    outcome = failureOf(realm?.helpers.outerOf(error) ?? error, scope, request.filename);
   }
   try {
     // Work the eval queued outside its realm (a stream's pull, an event listener) runs now, on

@@ -105,8 +105,27 @@ const HELPERS_SOURCE = `(() => {
     if (typeof callback !== "function") throw new G.TypeError("queueMicrotask: the callback must be a function");
     apply(then, resolved, [() => { try { callback(); } catch (error) { report(error); } }]);
   };
-  return { makeError, adopt, makeQueueMicrotask };
+  // Globals made on first use: an accessor that asks the carrier for the value (which then makes
+  // it a data property); assigning one first just makes it a data property.
+  const defineLazy = (names, resolve) => {
+    for (const name of names) {
+      defineProperty(G, name, {
+        get() { return resolve(name); },
+        set(value) { defineProperty(G, name, { value, writable: true, enumerable: false, configurable: true }); },
+        enumerable: false, configurable: true,
+      });
+    }
+  };
+  return { makeError, adopt, makeQueueMicrotask, defineLazy };
 })()`;
+
+/** What HELPERS_SOURCE gives the carrier. */
+interface RealmSide extends Pick<RealmHelpers, "makeError" | "adopt" | "makeQueueMicrotask"> {
+  defineLazy(names: readonly string[], resolve: (name: string) => unknown): void;
+}
+
+/** The EventTarget methods the global object inherits once it is an EventTarget. */
+const GLOBAL_EVENT_METHODS = ["addEventListener", "removeEventListener", "dispatchEvent"];
 
 export interface Realm {
   readonly context: vm.Context;
@@ -165,24 +184,54 @@ export class RealmFactory {
     // Its own microtask queue: see pump.ts.
     const context = vm.createContext(vm.constants.DONT_CONTEXTIFY, { codeGeneration: { strings: true, wasm: true }, microtaskMode: "afterEvaluate" });
     const global = context as Record<string, unknown>;
-    const membrane = this.bindings.install(context);
-    defineGlobal(global, "performance", membrane.toRealm(this.performanceApi));
+    const makers = new Map<string, () => unknown>();
+    const whenBuilt = new Map<string, (value: unknown) => void>();
+    const web = this.bindings.attach(context, (name, value) => {
+      if (name === "EventTarget") becomeEventTarget(global, value, web.membrane);
+      whenBuilt.get(name)?.(value);
+    });
+    for (const name of this.bindings.names) makers.set(name, () => web.resolve(name));
+    makers.set("performance", () => web.membrane.toRealm(this.performanceApi));
+    for (const name of GLOBAL_EVENT_METHODS) {
+      makers.set(name, () => {
+        web.resolve("EventTarget");
+        return global[name];
+      });
+    }
+    const realmSide = this.helpersScript.runInContext(context) as RealmSide;
+    const helpers: RealmHelpers = {
+      makeError: realmSide.makeError,
+      adopt: realmSide.adopt,
+      makeQueueMicrotask: realmSide.makeQueueMicrotask,
+      get membrane() {
+        return web.membrane;
+      },
+      outerOf: (value) => (web.hasMembrane ? web.membrane.outerOf(value) : undefined),
+      lazyGlobal: (name, make) => void makers.set(name, make),
+      onBuilt: (name, callback) => void whenBuilt.set(name, callback),
+    };
     defineGlobal(global, "self", global);
-    makeEventTarget(global, membrane);
-    const helpers = { ...(this.helpersScript.runInContext(context) as Omit<RealmHelpers, "membrane">), membrane };
     const slot: ScopeSlot = { scope: undefined };
     this.installCapabilities(global, slot, helpers);
+    realmSide.defineLazy([...makers.keys()], (name) => {
+      const value = makers.get(name)?.();
+      if (!GLOBAL_EVENT_METHODS.includes(name)) defineGlobal(global, name, value);
+      return value;
+    });
     return { context, global, helpers, slot };
   }
 }
 
 /**
- * The global object is an EventTarget, as in browsers, workers and Deno: its prototype becomes the
- * realm's EventTarget.prototype and it stands for an outer EventTarget of its own.
+ * The global object is an EventTarget, as in browsers, workers and Deno: once the realm's
+ * EventTarget exists, the global's prototype becomes EventTarget.prototype (whose methods then
+ * replace the global's lazy ones) and it stands for an outer EventTarget of its own.
  */
-function makeEventTarget(global: Record<string, unknown>, membrane: Membrane): void {
-  const realmEventTarget = global.EventTarget as { prototype: object } | undefined;
-  if (!realmEventTarget) return;
+function becomeEventTarget(global: Record<string, unknown>, realmEventTarget: unknown, membrane: Membrane): void {
+  if (typeof realmEventTarget !== "function") return;
   membrane.pair(global, new EventTarget());
-  Object.setPrototypeOf(global, realmEventTarget.prototype);
+  for (const name of GLOBAL_EVENT_METHODS) {
+    if (Object.getOwnPropertyDescriptor(global, name)?.get) delete global[name];
+  }
+  Object.setPrototypeOf(global, (realmEventTarget as { prototype: object }).prototype);
 }

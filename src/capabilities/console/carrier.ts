@@ -108,6 +108,6 @@ export const consoleCapability: CarrierCapability = {
       groupEnd: () => void (indent = indent.slice(2)),
       clear: () => {},
     };
-    exposeNamespace(global, "console", console, realm.membrane);
+    exposeNamespace(realm, "console", console);
   },
 };

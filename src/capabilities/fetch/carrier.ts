@@ -24,7 +24,7 @@ export const fetchCapability: CarrierCapability = {
     // A function of one declared parameter, as fetch is; the membrane makes it the realm's own,
     // returning the realm's Promise and Response.
     const fetch = (input: unknown, init: RequestInit | undefined = undefined): Promise<Response> => sandboxFetch(input, init);
-    exposeGlobal(global, "fetch", fetch, realm.membrane);
+    exposeGlobal(realm, "fetch", fetch);
     async function sandboxFetch(input: unknown, init: RequestInit | undefined): Promise<Response> {
       let request: Request;
       try {

@@ -55,22 +55,21 @@ export const timersCapability: CarrierCapability = {
     };
     const clear = (id: unknown) => active.get(Number(id))?.();
 
-    exposeGlobal(global, "setTimeout", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(false, callback, delay, args), realm.membrane);
-    exposeGlobal(global, "setInterval", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(true, callback, delay, args), realm.membrane);
-    exposeGlobal(global, "clearTimeout", clear, realm.membrane);
-    exposeGlobal(global, "clearInterval", clear, realm.membrane);
+    exposeGlobal(realm, "setTimeout", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(false, callback, delay, args));
+    exposeGlobal(realm, "setInterval", (callback: unknown, delay?: unknown, ...args: unknown[]) => schedule(true, callback, delay, args));
+    exposeGlobal(realm, "clearTimeout", (id: unknown) => clear(id));
+    exposeGlobal(realm, "clearInterval", (id: unknown) => clear(id));
     // AbortSignal.timeout() made on the carrier's own timers would outlive the eval and escape
     // maxTimers: this realm's AbortSignal makes it from the eval's timers instead.
-    const realmAbortSignal = (global as Record<string, unknown>).AbortSignal;
-    if (typeof realmAbortSignal === "function") {
-      const timeout = (ms: number): AbortSignal => {
-        const controller = new AbortController();
-        schedule(false, () => controller.abort(new DOMException("The signal timed out.", "TimeoutError")), ms, []);
-        return controller.signal;
-      };
-      Object.defineProperty(timeout, "name", { value: "timeout" });
+    const timeout = (ms: number): AbortSignal => {
+      const controller = new AbortController();
+      schedule(false, () => controller.abort(new DOMException("The signal timed out.", "TimeoutError")), ms, []);
+      return controller.signal;
+    };
+    Object.defineProperty(timeout, "name", { value: "timeout" });
+    realm.onBuilt("AbortSignal", (realmAbortSignal) => {
       Object.defineProperty(realmAbortSignal, "timeout", { value: realm.membrane.toRealm(timeout), writable: true, enumerable: true, configurable: true });
-    }
+    });
     defineGlobal(
       global,
       "queueMicrotask",

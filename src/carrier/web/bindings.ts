@@ -152,7 +152,8 @@ function interfaceSource(index: number, api: Interface, table: unknown[]): strin
     JSON.stringify(members.filter((m): m is Extract<Member, { kind: "constant" }> => m.kind === "constant").map((m) => [m.key, m.value]));
   const aliases = JSON.stringify(api.prototypeMembers.filter((m): m is Extract<Member, { kind: "alias" }> => m.kind === "alias").map((m) => [WELL_KNOWN.get(m.key), m.of]));
   const ctorSlot = slot(api.ctor);
-  return `{
+  return `${JSON.stringify(api.name)}: () => {
+  ${api.parent ? `need(${JSON.stringify(api.parent)});` : ""}
   const C${index} = M[${ctorSlot}];
   const P = {
     ${literal(api.prototypeMembers, false)}
@@ -161,8 +162,9 @@ function interfaceSource(index: number, api: Interface, table: unknown[]): strin
     ${literal(api.staticMembers, true)}
   };
   const F = function ${api.name}(${params(api.ctor.length)}) { return $.construct(C${index}, this, new.target, arguments, ${JSON.stringify(api.name)}); };
-  define(${JSON.stringify(api.name)}, F, P, S, C${index}, ${constants([...api.prototypeMembers])}, ${constants(api.staticMembers)}, ${JSON.stringify(api.tag ?? null)}, ${aliases});
-}`;
+  define(F, P, S, C${index}, ${constants([...api.prototypeMembers])}, ${constants(api.staticMembers)}, ${JSON.stringify(api.tag ?? null)}, ${aliases});
+  return F;
+},`;
 }
 
 function findGetter(api: Interface, key: string): unknown {
@@ -170,13 +172,16 @@ function findGetter(api: Interface, key: string): unknown {
   return member && member.kind === "accessor" ? member.get : undefined;
 }
 
-/** The per-realm installer: defines each interface on the realm's global, in parent-first order. */
-const PROLOGUE = `(function (G, $, M) {
+/**
+ * The per-realm builders, made the first time a realm needs one: each makes one interface (its
+ * parent first, through \`need\`) or global function and returns it.
+ */
+const PROLOGUE = `(function (G, $, M, need) {
 "use strict";
 const defineProperty = Reflect.defineProperty, setPrototypeOf = Reflect.setPrototypeOf;
 const getOwnPropertyDescriptors = Object.getOwnPropertyDescriptors, ownKeys = Reflect.ownKeys;
 const symbols = { "Symbol.iterator": Symbol.iterator, "Symbol.asyncIterator": Symbol.asyncIterator };
-function define(name, F, P, S, outerCtor, protoConstants, staticConstants, tag, aliases) {
+function define(F, P, S, outerCtor, protoConstants, staticConstants, tag, aliases) {
   const outerPrototype = outerCtor.prototype;
   setPrototypeOf(P, $.realmPrototypeOf(Reflect.getPrototypeOf(outerPrototype)));
   setPrototypeOf(F, $.toRealm(Reflect.getPrototypeOf(outerCtor)));
@@ -190,19 +195,34 @@ function define(name, F, P, S, outerCtor, protoConstants, staticConstants, tag, 
   if (tag !== null) defineProperty(P, Symbol.toStringTag, { value: tag, writable: false, enumerable: false, configurable: true });
   $.mirrorAs(outerPrototype, P);
   $.pair(F, outerCtor);
-  defineProperty(G, name, { value: F, writable: true, enumerable: false, configurable: true });
 }
+return {
 `;
 
 function functionSource(name: string, fn: unknown, table: unknown[]): string {
   const index = table.push(fn) - 1;
   const call = name === "structuredClone" ? `$.clone(M[${index}], arguments)` : `$.invoke(M[${index}], undefined, arguments)`;
-  return `defineProperty(G, ${JSON.stringify(name)}, { value: ({ ${name}(${params((fn as () => void).length)}) { return ${call}; } }).${name}, writable: true, enumerable: false, configurable: true });`;
+  return `${name}: () => ({ ${name}(${params((fn as () => void).length)}) { return ${call}; } }).${name},`;
+}
+
+/**
+ * One realm's Web APIs, made on demand: a realm that never touches a Web API never pays for one
+ * (most evals touch none, and a realm is made per eval).
+ */
+export interface RealmWeb {
+  /** The realm's membrane, made on first use. */
+  readonly membrane: Membrane;
+  /** Whether the membrane exists yet (an object it never saw cannot be one of its wrappers). */
+  readonly hasMembrane: boolean;
+  /** The realm's own counterpart of the Web API global `name`, made on first use. */
+  resolve(name: string): unknown;
 }
 
 export interface WebBindings {
-  /** Installs the realm's Web API globals; returns the realm's membrane. */
-  install(context: vm.Context): Membrane;
+  /** The globals a realm gets (interfaces, functions and objects such as `crypto`). */
+  readonly names: readonly string[];
+  /** Sets up a realm's Web APIs; `built` hears of each interface as it is made. */
+  attach(context: vm.Context, built: (name: string, value: unknown) => void): RealmWeb;
 }
 
 /**
@@ -213,15 +233,16 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
   const outer = globalThis as unknown as Record<string, unknown>;
   const interfaces = describeInterfaces(names.filter((name) => typeof outer[name] === "function" && !FUNCTIONS.includes(name as (typeof FUNCTIONS)[number])));
   const table: unknown[] = [];
+  const objects = names.filter((name) => typeof outer[name] === "object" && outer[name] !== null);
+  const functions = FUNCTIONS.filter((name) => typeof outer[name] === "function");
   const source = [
     PROLOGUE,
     ...interfaces.map((api, i) => interfaceSource(i, api, table)),
-    ...FUNCTIONS.filter((name) => typeof outer[name] === "function").map((name) => functionSource(name, outer[name], table)),
-    ...names.filter((name) => typeof outer[name] === "object" && outer[name] !== null).map(
-      (name) => `defineProperty(G, ${JSON.stringify(name)}, { value: $.toRealm(M[${table.push(outer[name]) - 1}]), writable: true, enumerable: false, configurable: true });`,
-    ),
-    "})",
+    ...functions.map((name) => functionSource(name, outer[name], table)),
+    ...objects.map((name) => `${JSON.stringify(name)}: () => $.toRealm(M[${table.push(outer[name]) - 1}]),`),
+    "};\n})",
   ].join("\n");
+  const interfaceOf = new Map<object, string>(interfaces.map((api) => [api.ctor.prototype, api.name]));
   const installer = new vm.Script(source, { filename: "paddock:web" });
   const membraneScript = new vm.Script(`(${createMembrane.toString()})`, { filename: "paddock:membrane" });
   const intrinsicsScript = new vm.Script(`(${intrinsicsOf.toString()})`, { filename: "paddock:intrinsics" });
@@ -246,6 +267,7 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
     then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => {
       Reflect.apply(promiseThen, promise, [onValue, onError]);
     },
+    interfaceOf: (prototype: unknown) => interfaceOf.get(prototype as object),
     stackOf: (value: unknown) => {
       if (!(value instanceof DOMException)) return undefined;
       const stack = Object.getOwnPropertyDescriptor(value, "stack")?.value;
@@ -253,12 +275,35 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
     },
   });
   return {
-    install(context) {
+    names: [...interfaces.map((api) => api.name), ...functions, ...objects],
+    attach(context, built) {
+      let membrane: Membrane | undefined;
+      let builders: Record<string, () => unknown> | undefined;
+      const made = new Map<string, unknown>();
       const global = vm.runInContext("globalThis", context) as typeof globalThis;
-      const realmIntrinsics = (intrinsicsScript.runInContext(context) as typeof intrinsicsOf)(global);
-      const membrane = (membraneScript.runInContext(context) as typeof createMembrane)(global, facts, realmIntrinsics);
-      (installer.runInContext(context) as (G: object, $: Membrane, M: readonly unknown[]) => void)(global, membrane, table);
-      return membrane;
+      const resolve = (name: string): unknown => {
+        if (made.has(name)) return made.get(name);
+        builders ??= (installer.runInContext(context) as (G: object, $: Membrane, M: readonly unknown[], need: (name: string) => unknown) => Record<string, () => unknown>)(
+          global, web.membrane, table, resolve);
+        const value = builders[name]?.();
+        made.set(name, value);
+        built(name, value);
+        return value;
+      };
+      const web: RealmWeb = {
+        get membrane() {
+          if (!membrane) {
+            const realmIntrinsics = (intrinsicsScript.runInContext(context) as typeof intrinsicsOf)(global);
+            membrane = (membraneScript.runInContext(context) as typeof createMembrane)(global, facts, realmIntrinsics, resolve);
+          }
+          return membrane;
+        },
+        get hasMembrane() {
+          return membrane !== undefined;
+        },
+        resolve,
+      };
+      return web;
     },
   };
 }

@@ -37,6 +37,8 @@ export interface OuterFacts {
   readonly cloneKind: (value: unknown) => string;
   readonly then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => void;
   readonly stackOf: (error: unknown) => string | undefined;
+  /** The name of the Web API interface whose prototype this is, if it is one. */
+  readonly interfaceOf: (prototype: unknown) => string | undefined;
 }
 
 /** One realm's membrane. Only the carrier and the realm's binding code hold it. */
@@ -96,7 +98,11 @@ export function intrinsicsOf(G: typeof globalThis): object[] {
   return found;
 }
 
-export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsics: readonly object[]): Membrane {
+/**
+ * `demand(name)` makes the realm's interface `name` (which registers its prototype through
+ * `mirrorAs`): interfaces are made when first needed, also when an object of one first crosses.
+ */
+export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsics: readonly object[], demand: (name: string) => unknown): Membrane {
   "use strict";
   const { Reflect: R, Object: O, WeakMap: RealmWeakMap, Proxy: RealmProxy, Promise: RealmPromise, Array: RealmArray } = G;
   const apply = R.apply;
@@ -116,7 +122,7 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
   const captureStackTrace = G.Error.captureStackTrace;
   const realmObjectPrototype = G.Object.prototype;
   const outerObjectPrototype = facts.objectPrototype;
-  const { isProxy, isPromise, isNativeError, isArrayBuffer, isArrayBufferView, isPassThrough, viewKind, cloneKind, then, stackOf } = facts;
+  const { isProxy, isPromise, isNativeError, isArrayBuffer, isArrayBufferView, isPassThrough, viewKind, cloneKind, then, stackOf, interfaceOf } = facts;
 
   const errors: Record<string, ErrorConstructor> = {
     Error: G.Error, TypeError: G.TypeError, RangeError: G.RangeError, SyntaxError: G.SyntaxError,
@@ -142,10 +148,6 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
   const outerOfMap = new RealmWeakMap<object, unknown>();
   /** outer prototype → realm prototype. */
   const mirrors = new RealmWeakMap<object, object>();
-  /** The outer prototypes of the realm's interface objects: their objects always become wrappers. */
-  const interfacePrototypes = new G.WeakSet<object>();
-  const weakHas = G.WeakSet.prototype.has;
-  const weakAdd = G.WeakSet.prototype.add;
 
   const isObject = (value: unknown): value is object => (typeof value === "object" && value !== null) || typeof value === "function";
 
@@ -201,6 +203,11 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
     if (outerPrototype === null) return null;
     const known = apply(weakGet, mirrors, [outerPrototype]) as object | undefined;
     if (known) return known;
+    const name = interfaceOf(outerPrototype);
+    if (name !== undefined) {
+      demand(name);
+      return apply(weakGet, mirrors, [outerPrototype]) as object;
+    }
     const mirror = create(mirrorOf(getPrototypeOf(outerPrototype) as object | null));
     apply(weakSet, mirrors, [outerPrototype, mirror]);
     for (const key of ownKeys(outerPrototype)) {
@@ -262,7 +269,7 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
     if (typeof value === "function") return realmFunction(value as (...args: unknown[]) => unknown);
     const prototype = getPrototypeOf(value) as object;
     // (Deno's DOMException is a native error too: an interface object first.)
-    if (apply(weakHas, interfacePrototypes, [prototype])) return wrap(value, prototype);
+    if (interfaceOf(prototype) !== undefined) return wrap(value, prototype);
     if (isPromise(value)) {
       copy = adoptPromise(value);
     } else if (isNativeError(value)) {
@@ -486,7 +493,6 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
     pair,
     mirrorAs(outerPrototype, realmPrototype) {
       apply(weakSet, mirrors, [outerPrototype, realmPrototype]);
-      apply(weakAdd, interfacePrototypes, [outerPrototype]);
     },
     call,
     method: (fn, self, args) => invoke(fn, outerThis(self), args),
