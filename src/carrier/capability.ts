@@ -16,6 +16,13 @@ export interface RealmHelpers {
   lazyGlobal(name: string, make: () => unknown): void;
   /** Runs `callback` with the realm's interface object `name` when it is made (to adjust it). */
   onBuilt(name: string, callback: (value: unknown) => void): void;
+  /**
+   * Reports an uncaught error of the realm's code (a timer callback, a listener): an `error` event
+   * on the realm's global, and unless a listener cancels it, the end of the eval with that error.
+   */
+  reportError(error: unknown): void;
+  /** Tells the realm's global of a promise of its own rejected with no handler (`unhandledrejection`). */
+  rejectionUnhandled(promise: unknown, reason: unknown): void;
 }
 
 /**

@@ -52,6 +52,10 @@ const realms = new RealmFactory(
   },
   SPARE_REALMS,
 );
+// Deno reports a realm's unhandled rejections and uncaught listener errors on the outer global:
+// each goes to the realm that made the promise or the error.
+globalThis.addEventListener("unhandledrejection", (event) => realms.owner(event.promise)?.helpers.rejectionUnhandled(event.promise, event.reason));
+globalThis.addEventListener("error", (event) => realms.owner(event.error)?.helpers.reportError(event.error));
 const scripts = new BoundedCache<vm.Script>(SCRIPT_CACHE_ENTRIES, SCRIPT_CACHE_CHARS);
 interface PendingCall extends CallHandle {
   scope: EvalScope;

@@ -5,7 +5,9 @@
  */
 import vm from "node:vm";
 import type { RealmHelpers, ScopeSlot } from "./capability.js";
-import { defineGlobal } from "./capability.js";
+import { defineGlobal, liveScope } from "./capability.js";
+import { describeThrown } from "./values.js";
+import { types } from "node:util";
 import type { WebBindings } from "./web/bindings.js";
 import type { Membrane } from "./web/membrane.js";
 
@@ -116,13 +118,17 @@ const HELPERS_SOURCE = `(() => {
       });
     }
   };
-  return { makeError, adopt, makeQueueMicrotask, defineLazy };
+  return { makeError, adopt, makeQueueMicrotask, defineLazy, objectPrototype: G.Object.prototype };
 })()`;
 
 /** What HELPERS_SOURCE gives the carrier. */
 interface RealmSide extends Pick<RealmHelpers, "makeError" | "adopt" | "makeQueueMicrotask"> {
   defineLazy(names: readonly string[], resolve: (name: string) => unknown): void;
+  objectPrototype: object;
 }
+
+const outerDispatchEvent = EventTarget.prototype.dispatchEvent;
+const outerDefaultPrevented = Object.getOwnPropertyDescriptor(Event.prototype, "defaultPrevented")!.get!;
 
 /** The EventTarget methods the global object inherits once it is an EventTarget. */
 const GLOBAL_EVENT_METHODS = ["addEventListener", "removeEventListener", "dispatchEvent"];
@@ -140,6 +146,8 @@ export type CapabilityInstaller = (global: object, slot: ScopeSlot, helpers: Rea
 
 export class RealmFactory {
   private readonly spares: Realm[] = [];
+  /** Each realm by its Object.prototype: what tells which realm made an object. */
+  private readonly byRoot = new WeakMap<object, Realm>();
   private readonly helpersScript = new vm.Script(HELPERS_SOURCE, { filename: "paddock:realm" });
   private refillScheduled = false;
 
@@ -149,6 +157,19 @@ export class RealmFactory {
     private readonly installCapabilities: CapabilityInstaller,
     private readonly spareTarget: number,
   ) {}
+
+  /** The realm that made `value` (an error or promise it reported), if one did. */
+  owner(value: unknown): Realm | undefined {
+    if ((typeof value !== "object" && typeof value !== "function") || value === null) return undefined;
+    let current: object = value;
+    for (let depth = 0; depth < 1000; depth++) {
+      if (types.isProxy(current)) return undefined;
+      const next = Object.getPrototypeOf(current) as object | null;
+      if (next === null) return this.byRoot.get(current);
+      current = next;
+    }
+    return undefined;
+  }
 
   /** Tops up the spares synchronously: the carrier is idle and about to block on its input. */
   fillNow(): void {
@@ -199,6 +220,17 @@ export class RealmFactory {
       });
     }
     const realmSide = this.helpersScript.runInContext(context) as RealmSide;
+    const slot: ScopeSlot = { scope: undefined };
+    let reporting = false;
+    /** Dispatches a cancelable event of the realm's own on its global; true if a listener cancelled it. */
+    const dispatch = (type: "error" | "unhandledrejection", init: Record<string, unknown>): boolean => {
+      const Ctor = web.resolve(type === "error" ? "ErrorEvent" : "PromiseRejectionEvent") as new (type: string, init: unknown) => object;
+      web.resolve("EventTarget");
+      const event = new Ctor(type, web.membrane.toRealm({ ...init, cancelable: true }));
+      const outerEvent = web.membrane.toOuter(event);
+      Reflect.apply(outerDispatchEvent, web.membrane.toOuter(global), [outerEvent]);
+      return Reflect.apply(outerDefaultPrevented, outerEvent, []) === true;
+    };
     const helpers: RealmHelpers = {
       makeError: realmSide.makeError,
       adopt: realmSide.adopt,
@@ -209,16 +241,43 @@ export class RealmFactory {
       outerOf: (value) => (web.hasMembrane ? web.membrane.outerOf(value) : undefined),
       lazyGlobal: (name, make) => void makers.set(name, make),
       onBuilt: (name, callback) => void whenBuilt.set(name, callback),
+      reportError(error) {
+        const scope = liveScope(slot);
+        if (!scope) return;
+        // An error listener that throws is not reported again: the error ends the eval.
+        if (!reporting) {
+          reporting = true;
+          try {
+            const message = types.isNativeError(error) ? String((error as Error).message) : "Uncaught";
+            if (dispatch("error", { error, message })) return;
+          } catch {
+            // The error event could not be made: the error itself ends the eval.
+          } finally {
+            reporting = false;
+          }
+        }
+        scope.fail(describeThrown(error, scope));
+      },
+      rejectionUnhandled(promise, reason) {
+        if (!liveScope(slot)) return;
+        try {
+          dispatch("unhandledrejection", { promise, reason });
+        } catch {
+          // Nothing to report to: the rejection stays unhandled, as before.
+        }
+      },
     };
+    lazyReportError(makers, helpers);
     defineGlobal(global, "self", global);
-    const slot: ScopeSlot = { scope: undefined };
     this.installCapabilities(global, slot, helpers);
     realmSide.defineLazy([...makers.keys()], (name) => {
       const value = makers.get(name)?.();
       if (!GLOBAL_EVENT_METHODS.includes(name)) defineGlobal(global, name, value);
       return value;
     });
-    return { context, global, helpers, slot };
+    const realm = { context, global, helpers, slot };
+    this.byRoot.set(realmSide.objectPrototype, realm);
+    return realm;
   }
 }
 
@@ -234,4 +293,11 @@ function becomeEventTarget(global: Record<string, unknown>, realmEventTarget: un
     if (Object.getOwnPropertyDescriptor(global, name)?.get) delete global[name];
   }
   Object.setPrototypeOf(global, (realmEventTarget as { prototype: object }).prototype);
+}
+
+/** `reportError(e)`: the standard global that reports an error as if it were uncaught. */
+function lazyReportError(makers: Map<string, () => unknown>, helpers: RealmHelpers): void {
+  const reportError = (error: unknown): void => helpers.reportError(error);
+  Object.defineProperty(reportError, "name", { value: "reportError" });
+  makers.set("reportError", () => helpers.membrane.hostFunction(reportError));
 }

@@ -31,7 +31,10 @@ function hasInspectHooks(values: unknown[]): boolean {
     if (types.isMap(value) || types.isSet(value)) {
       for (const entry of value as Map<unknown, unknown>) stack.push([entry, depth + 1]);
     }
-    for (const key of Reflect.ownKeys(value)) {
+    if (ArrayBuffer.isView(value)) continue;
+    // The formatter shows an array's first 100 entries; listing every key of a huge one would cost more than printing it.
+    const keys = Array.isArray(value) ? Array.from({ length: Math.min(value.length, 101) }, (_, i) => String(i)) : Reflect.ownKeys(value);
+    for (const key of keys) {
       const descriptor = Reflect.getOwnPropertyDescriptor(value, key);
       if (descriptor && "value" in descriptor) stack.push([descriptor.value, depth + 1]);
     }

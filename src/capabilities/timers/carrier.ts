@@ -5,7 +5,6 @@
 import type { CarrierCapability } from "../../carrier/capability.js";
 import { defineGlobal, exposeGlobal, liveScope } from "../../carrier/capability.js";
 import type { EvalScope } from "../../carrier/scope.js";
-import { describeThrown } from "../../carrier/values.js";
 import { wake } from "../../carrier/pump.js";
 
 type Callback = (...args: unknown[]) => unknown;
@@ -20,7 +19,7 @@ export const timersCapability: CarrierCapability = {
       try {
         if (typeof callback === "function") (callback as Callback)(...args);
       } catch (error) {
-        scope.fail(describeThrown(error, scope));
+        realm.reportError(error);
       }
       wake();
     };
@@ -73,7 +72,7 @@ export const timersCapability: CarrierCapability = {
     defineGlobal(
       global,
       "queueMicrotask",
-      realm.makeQueueMicrotask((error) => liveScope(slot)?.fail(describeThrown(error, liveScope(slot)))),
+      realm.makeQueueMicrotask((error) => realm.reportError(error)),
     );
   },
 };
