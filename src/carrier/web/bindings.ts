@@ -243,6 +243,7 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
     "};\n})",
   ].join("\n");
   const interfaceOf = new Map<object, string>(interfaces.map((api) => [api.ctor.prototype, api.name]));
+  const kinds = outerKinds(interfaces);
   const installer = new vm.Script(source, { filename: "paddock:web" });
   const membraneScript = new vm.Script(`(${createMembrane.toString()})`, { filename: "paddock:membrane" });
   const intrinsicsScript = new vm.Script(`(${intrinsicsOf.toString()})`, { filename: "paddock:intrinsics" });
@@ -251,15 +252,11 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
     intrinsics: Object.freeze(intrinsicsOf(globalThis)),
     objectPrototype: Object.prototype,
     isProxy: (value: unknown) => types.isProxy(value),
-    isPromise: (value: unknown) => types.isPromise(value),
-    isNativeError: (value: unknown) => types.isNativeError(value),
-    isArrayBuffer: (value: unknown) => types.isAnyArrayBuffer(value),
-    isArrayBufferView: (value: unknown) => ArrayBuffer.isView(value),
     isPassThrough: (value: unknown) =>
       types.isPromise(value) || ArrayBuffer.isView(value) || types.isAnyArrayBuffer(value) || types.isNativeError(value) ||
       types.isDate(value) || types.isRegExp(value) || types.isMap(value) || types.isSet(value) || types.isBoxedPrimitive(value) ||
       types.isWeakMap(value) || types.isWeakSet(value),
-    viewKind: (view: unknown) => (types.isDataView(view) ? "DataView" : (typedArrayTag(view) ?? "Uint8Array")),
+    kindOf: (prototype: object) => kinds.get(prototype),
     cloneKind: (value: unknown) =>
       types.isDate(value) ? "Date" : types.isRegExp(value) ? "RegExp" : types.isMap(value) ? "Map" : types.isSet(value) ? "Set"
         : types.isBooleanObject(value) ? "Boolean" : types.isNumberObject(value) ? "Number" : types.isStringObject(value) ? "String"
@@ -309,8 +306,20 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
 }
 
 const promiseThen = Promise.prototype.then;
-const typedArrayTagGetter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, Symbol.toStringTag)!.get!;
 
-function typedArrayTag(view: unknown): string | undefined {
-  return Reflect.apply(typedArrayTagGetter, view, []) as string | undefined;
+/** Outer prototypes by what their objects are (see OuterFacts.kindOf). */
+function outerKinds(interfaces: readonly Interface[]): Map<object, string> {
+  const outer = globalThis as unknown as Record<string, { prototype: object } | undefined>;
+  const kinds = new Map<object, string>([
+    [Object.prototype, "plain"], [Array.prototype, "array"], [Map.prototype, "Map"], [Set.prototype, "Set"],
+    [Promise.prototype, "promise"], [ArrayBuffer.prototype, "ArrayBuffer"], [DataView.prototype, "DataView"],
+  ]);
+  for (const name of ["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError"]) kinds.set(outer[name]!.prototype, "error");
+  for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
+    "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array", "Date", "RegExp", "Boolean", "Number", "String", "BigInt"]) {
+    const ctor = outer[name];
+    if (ctor) kinds.set(ctor.prototype, name);
+  }
+  for (const api of interfaces) kinds.set(api.ctor.prototype, "interface");
+  return kinds;
 }

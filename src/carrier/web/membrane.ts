@@ -26,13 +26,14 @@ export interface OuterFacts {
   readonly intrinsics: readonly object[];
   readonly objectPrototype: object;
   readonly isProxy: (value: unknown) => boolean;
-  readonly isPromise: (value: unknown) => boolean;
-  readonly isNativeError: (value: unknown) => boolean;
-  readonly isArrayBuffer: (value: unknown) => boolean;
-  readonly isArrayBufferView: (value: unknown) => boolean;
+  /** Realm values handed to outer code as they are (buffers, promises, errors…): outer code needs their internal slots. */
   readonly isPassThrough: (value: unknown) => boolean;
-  /** The name of a typed array's constructor ("Uint8Array"…), or "DataView". */
-  readonly viewKind: (view: unknown) => string;
+  /**
+   * What an outer object whose prototype is `prototype` is: "interface", "plain", "array", "Map",
+   * "Set", "promise", "error", "ArrayBuffer", "DataView", a typed array's or a boxed primitive's
+   * class name, "Date", "RegExp"; undefined for any other prototype (the realm's, say).
+   */
+  readonly kindOf: (prototype: object) => string | undefined;
   /** Copies of Date, RegExp, Map, Set and boxed primitives (what structuredClone makes) need their kind. */
   readonly cloneKind: (value: unknown) => string;
   readonly then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => void;
@@ -118,17 +119,19 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
   const weakSet = G.WeakMap.prototype.set;
   const arrayPush = G.Array.prototype.push;
   const transfer = G.ArrayBuffer.prototype.transfer;
-  const bufferSlice = G.ArrayBuffer.prototype.slice;
+  const uint8Slice = G.Uint8Array.prototype.slice;
   const captureStackTrace = G.Error.captureStackTrace;
+  /** Buffers up to this size are copied into the realm rather than moved. */
+  const COPY_LIMIT = 64 * 1024;
   const realmObjectPrototype = G.Object.prototype;
   const outerObjectPrototype = facts.objectPrototype;
-  const { isProxy, isPromise, isNativeError, isArrayBuffer, isArrayBufferView, isPassThrough, viewKind, cloneKind, then, stackOf, interfaceOf } = facts;
+  const { isProxy, isPassThrough, cloneKind, kindOf, then, stackOf, interfaceOf } = facts;
 
   const errors: Record<string, ErrorConstructor> = {
     Error: G.Error, TypeError: G.TypeError, RangeError: G.RangeError, SyntaxError: G.SyntaxError,
     ReferenceError: G.ReferenceError, EvalError: G.EvalError, URIError: G.URIError,
   };
-  const views: Record<string, new (buffer: ArrayBuffer, offset: number, length: number) => object> = {};
+  const views: Record<string, new (...args: unknown[]) => object> = {};
   for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
     "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array", "DataView"]) {
     const ctor = (G as unknown as Record<string, unknown>)[name];
@@ -244,14 +247,20 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
     });
   }
 
+  /** A copy made by the realm's own Uint8Array (an outer buffer's slice() would make an outer one). */
+  function copyBuffer(outer: ArrayBuffer): ArrayBuffer {
+    return (apply(uint8Slice, new uint8(outer), []) as Uint8Array).buffer as ArrayBuffer;
+  }
+
   function adoptBuffer(outer: ArrayBuffer): ArrayBuffer {
     // Transfer moves the bytes into a new ArrayBuffer of this realm without copying them; a buffer
-    // that cannot be detached (Wasm memory, say) is copied instead.
+    // that cannot be detached (Wasm memory, say) is copied instead, as is a small one.
     try {
+      if (outer.byteLength <= COPY_LIMIT) return copyBuffer(outer);
       return apply(transfer, outer, []) as ArrayBuffer;
     } catch {
       try {
-        return apply(bufferSlice, outer, [0]) as ArrayBuffer;
+        return copyBuffer(outer);
       } catch {
         return new G.ArrayBuffer(0);
       }
@@ -263,34 +272,38 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
     const known = apply(weakGet, realmOf, [value]);
     if (known !== undefined) return known;
     if (isProxy(value)) return value;
-    const root = rootOf(value);
-    if (root !== outerObjectPrototype) return value;
-    let copy: unknown;
-    if (typeof value === "function") return realmFunction(value as (...args: unknown[]) => unknown);
-    const prototype = getPrototypeOf(value) as object;
-    // (Deno's DOMException is a native error too: an interface object first.)
-    if (interfaceOf(prototype) !== undefined) return wrap(value, prototype);
-    if (isPromise(value)) {
-      copy = adoptPromise(value);
-    } else if (isNativeError(value)) {
-      copy = realmError(value);
-    } else if (isArrayBuffer(value)) {
-      copy = adoptBuffer(value as ArrayBuffer);
-    } else if (isArrayBufferView(value)) {
-      const view = value as DataView;
-      const kind = viewKind(value);
-      const Ctor = views[kind] ?? views.Uint8Array!;
-      const length = kind === "DataView" ? view.byteLength : (value as Uint8Array).length;
-      copy = new Ctor(toRealm(view.buffer) as ArrayBuffer, view.byteOffset, length);
-    } else if (G.Array.isArray(value)) {
-      const array = new RealmArray();
-      remember(array, value);
-      const source = value as unknown[];
-      for (let i = 0; i < source.length; i++) apply(arrayPush, array, [toRealm(source[i])]);
-      return array;
-    } else {
-      const kind = cloneKind(value);
-      if (kind === "Map" || kind === "Set") {
+    if (typeof value === "function") return rootOf(value) === outerObjectPrototype ? realmFunction(value as (...args: unknown[]) => unknown) : value;
+    const prototype = getPrototypeOf(value) as object | null;
+    // Outer objects are recognized by their prototype (outer code never changes one): one lookup.
+    const kind = prototype === null ? undefined : kindOf(prototype);
+    if (kind === undefined) {
+      // The realm's own value (or one of no realm): it stays as it is. Else an object of a class
+      // the carrier does not name (an iterator, say): a wrapper with a mirrored prototype.
+      return prototype === null || rootOf(prototype) !== outerObjectPrototype ? value : wrap(value, prototype);
+    }
+    let copy: object;
+    switch (kind) {
+      case "interface":
+        return wrap(value, prototype!);
+      case "plain": {
+        // A plain outer object (a read result, a JWK, an algorithm): copied, members re-homed.
+        const plain: Record<PropertyKey, unknown> = {};
+        remember(plain, value);
+        for (const key of ownKeys(value)) {
+          const descriptor = getOwnPropertyDescriptor(value, key);
+          if (descriptor && "value" in descriptor && descriptor.enumerable) plain[key as string] = toRealm(descriptor.value);
+        }
+        return plain;
+      }
+      case "array": {
+        const array = new RealmArray();
+        remember(array, value);
+        const source = value as unknown[];
+        for (let i = 0; i < source.length; i++) apply(arrayPush, array, [toRealm(source[i])]);
+        return array;
+      }
+      case "Map":
+      case "Set": {
         const collection = kind === "Map" ? new G.Map() : new G.Set();
         remember(collection, value);
         for (const entry of value as Map<unknown, unknown> | Set<unknown>) {
@@ -299,24 +312,35 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
         }
         return collection;
       }
-      const clone = clones[kind];
-      if (clone) {
-        copy = clone(value as { valueOf(): unknown });
-      } else {
-        if (prototype === outerObjectPrototype) {
-          // A plain outer object (a read result, a JWK, an algorithm): copied, members re-homed.
-          const plain: Record<PropertyKey, unknown> = {};
-          remember(plain, value);
-          for (const key of ownKeys(value)) {
-            const descriptor = getOwnPropertyDescriptor(value, key);
-            if (descriptor && "value" in descriptor && descriptor.enumerable) plain[key as string] = toRealm(descriptor.value);
-          }
-          return plain;
+      case "promise":
+        copy = adoptPromise(value);
+        break;
+      case "error":
+        copy = realmError(value);
+        break;
+      case "ArrayBuffer":
+        copy = adoptBuffer(value as ArrayBuffer);
+        break;
+      case "DataView": {
+        const view = value as DataView;
+        return new views.DataView!(toRealm(view.buffer) as ArrayBuffer, view.byteOffset, view.byteLength);
+      }
+      default: {
+        const clone = clones[kind];
+        if (clone) {
+          copy = clone(value as { valueOf(): unknown });
+          break;
         }
-        return wrap(value, prototype);
+        const Ctor = views[kind];
+        if (!Ctor) return wrap(value, prototype!);
+        const view = value as Uint8Array;
+        // A small view is copied (cheaper than moving its buffer, and outer code keeps its own);
+        // a large one has its buffer moved.
+        if (view.byteLength <= COPY_LIMIT) return new Ctor(view);
+        return new Ctor(toRealm(view.buffer) as ArrayBuffer, view.byteOffset, view.length);
       }
     }
-    remember(copy as object, value);
+    remember(copy, value);
     return copy;
   }
 
