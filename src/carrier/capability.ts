@@ -21,6 +21,8 @@ export interface RealmHelpers {
    * on the realm's global, and unless a listener cancels it, the end of the eval with that error.
    */
   reportError(error: unknown): void;
+  /** Runs the realm's queued microtasks (after a task the carrier ran for it, such as a timer's callback). */
+  runMicrotasks(): void;
   /** Tells the realm's global of a promise of its own rejected with no handler (`unhandledrejection`). */
   rejectionUnhandled(promise: unknown, reason: unknown): void;
 }

@@ -19,6 +19,11 @@ const BACKOFF_MS = 1;
 let scheduled: "immediate" | ReturnType<typeof setTimeout> | undefined;
 let eagerUntil = 0;
 
+/** Runs what is queued on a realm's microtask queue now (after a task, as HTML's event loop does). */
+export function runMicrotasks(context: vm.Context): void {
+  drain.runInContext(context);
+}
+
 export function pumpWhileRunning(context: vm.Context): () => void {
   live.add(context);
   wake();

@@ -8,7 +8,9 @@ import type { RealmHelpers, ScopeSlot } from "./capability.js";
 import { defineGlobal, liveScope } from "./capability.js";
 import { describeThrown } from "./values.js";
 import { types } from "node:util";
-import type { WebBindings } from "./web/bindings.js";
+import { installRealmExtras } from "./web/extras.js";
+import { runMicrotasks } from "./pump.js";
+import type { RealmWeb, WebBindings } from "./web/bindings.js";
 import type { Membrane } from "./web/membrane.js";
 
 /**
@@ -23,7 +25,8 @@ export const SHARED_WEB_APIS = [
   "ReadableStreamDefaultController", "ReadableByteStreamController", "WritableStream", "WritableStreamDefaultWriter",
   "WritableStreamDefaultController", "TransformStream", "TransformStreamDefaultController", "ByteLengthQueuingStrategy",
   "CountQueuingStrategy", "CompressionStream", "DecompressionStream", "Headers", "Request", "Response",
-  "crypto", "Crypto", "SubtleCrypto", "CryptoKey", "structuredClone",
+  "crypto", "Crypto", "SubtleCrypto", "CryptoKey", "structuredClone", "FileReader", "QuotaExceededError",
+  "DOMMatrix", "DOMMatrixReadOnly", "DOMPoint", "DOMPointReadOnly", "DOMQuad", "DOMRect", "DOMRectReadOnly", "ImageData",
 ] as const;
 
 /**
@@ -109,26 +112,74 @@ const HELPERS_SOURCE = `(() => {
   };
   // Globals made on first use: an accessor that asks the carrier for the value (which then makes
   // it a data property); assigning one first just makes it a data property.
+  // Looking at one's descriptor makes it first, so that it reads as the data property it becomes.
   const defineLazy = (names, resolve) => {
+    const getters = { __proto__: null };
     for (const name of names) {
+      const get = () => resolve(name);
+      getters[name] = get;
       defineProperty(G, name, {
-        get() { return resolve(name); },
+        get,
         set(value) { defineProperty(G, name, { value, writable: true, enumerable: false, configurable: true }); },
         enumerable: false, configurable: true,
       });
     }
+    const getOwn = Reflect.getOwnPropertyDescriptor;
+    const made = (target, key) => {
+      if (target !== G || typeof key !== "string") return;
+      const own = getOwn(G, key);
+      if (own !== undefined && own.get !== undefined && own.get === getters[key]) own.get();
+    };
+    const ownDescriptors = Object.getOwnPropertyDescriptors;
+    const replace = (holder, key, fn) => defineProperty(holder, key, { value: fn, writable: true, enumerable: false, configurable: true });
+    replace(Object, "getOwnPropertyDescriptor", { getOwnPropertyDescriptor(target, key) { made(target, key); return getOwn(target, key); } }.getOwnPropertyDescriptor);
+    replace(Reflect, "getOwnPropertyDescriptor", { getOwnPropertyDescriptor(target, key) { made(target, key); return getOwn(target, key); } }.getOwnPropertyDescriptor);
+    replace(Object, "getOwnPropertyDescriptors", { getOwnPropertyDescriptors(target) {
+      if (target === G) for (const name in getters) made(G, name);
+      return ownDescriptors(target);
+    } }.getOwnPropertyDescriptors);
   };
-  return { makeError, adopt, makeQueueMicrotask, defineLazy, objectPrototype: G.Object.prototype };
+  // The global's interface, as in Deno: Window, an EventTarget that no code can construct.
+  const makeWindow = (EventTarget) => {
+    const Window = function Window() { throw new G.TypeError("Illegal constructor"); };
+    const prototype = Object.create(EventTarget.prototype);
+    defineProperty(prototype, "constructor", { value: Window, writable: true, configurable: true, enumerable: false });
+    defineProperty(prototype, G.Symbol.toStringTag, { value: "Window", configurable: true });
+    defineProperty(Window, "prototype", { value: prototype, writable: false });
+    Reflect.setPrototypeOf(Window, EventTarget);
+    return Window;
+  };
+  return { makeError, adopt, makeQueueMicrotask, defineLazy, makeWindow, objectPrototype: G.Object.prototype };
 })()`;
 
 /** What HELPERS_SOURCE gives the carrier. */
 interface RealmSide extends Pick<RealmHelpers, "makeError" | "adopt" | "makeQueueMicrotask"> {
   defineLazy(names: readonly string[], resolve: (name: string) => unknown): void;
+  makeWindow(eventTarget: unknown): { prototype: object };
   objectPrototype: object;
 }
 
 const outerDispatchEvent = EventTarget.prototype.dispatchEvent;
 const outerDefaultPrevented = Object.getOwnPropertyDescriptor(Event.prototype, "defaultPrevented")!.get!;
+
+const CHANNEL_APIS = ["MessageChannel", "MessagePort"];
+
+/**
+ * MessageChannel and MessagePort, made when first used from the realm's own (pristine) Web API
+ * classes; messages are delivered as timer tasks of the eval, so they end with it.
+ */
+function makeChannels(
+  global: object,
+  web: RealmWeb,
+  install: typeof installRealmExtras,
+  makeSetTimeout: (() => unknown) | undefined,
+): Record<string, unknown> {
+  const scope = Object.create(global) as Record<string, unknown>;
+  for (const name of ["EventTarget", "Event", "MessageEvent", "DOMException", "structuredClone"]) scope[name] = web.resolve(name);
+  const setTimeout = makeSetTimeout?.() as ((task: () => void, ms: number) => unknown) | undefined;
+  install(scope, (task) => void setTimeout?.(task, 0));
+  return scope;
+}
 
 /** The EventTarget methods the global object inherits once it is an EventTarget. */
 const GLOBAL_EVENT_METHODS = ["addEventListener", "removeEventListener", "dispatchEvent"];
@@ -148,7 +199,7 @@ export class RealmFactory {
   private readonly spares: Realm[] = [];
   /** Each realm by its Object.prototype: what tells which realm made an object. */
   private readonly byRoot = new WeakMap<object, Realm>();
-  private readonly helpersScript = new vm.Script(HELPERS_SOURCE, { filename: "paddock:realm" });
+  private readonly helpersScript = new vm.Script(`[${HELPERS_SOURCE}, (${installRealmExtras.toString()})]`, { filename: "paddock:realm" });
   private refillScheduled = false;
 
   constructor(
@@ -207,19 +258,31 @@ export class RealmFactory {
     const global = context as Record<string, unknown>;
     const makers = new Map<string, () => unknown>();
     const whenBuilt = new Map<string, (value: unknown) => void>();
+    let window: { prototype: object } | undefined;
     const web = this.bindings.attach(context, (name, value) => {
-      if (name === "EventTarget") becomeEventTarget(global, value, web.membrane);
+      if (name === "EventTarget") window = becomeEventTarget(global, realmSide.makeWindow(value), web.membrane);
       whenBuilt.get(name)?.(value);
     });
     for (const name of this.bindings.names) makers.set(name, () => web.resolve(name));
     makers.set("performance", () => web.membrane.toRealm(this.performanceApi));
+    makers.set("Window", () => {
+      web.resolve("EventTarget");
+      return window;
+    });
     for (const name of GLOBAL_EVENT_METHODS) {
       makers.set(name, () => {
         web.resolve("EventTarget");
         return global[name];
       });
     }
-    const realmSide = this.helpersScript.runInContext(context) as RealmSide;
+    const [realmSide, installChannels] = this.helpersScript.runInContext(context) as [RealmSide, typeof installRealmExtras];
+    let channels: Record<string, unknown> | undefined;
+    for (const name of CHANNEL_APIS) {
+      makers.set(name, () => {
+        channels ??= makeChannels(global, web, installChannels, makers.get("setTimeout"));
+        return channels[name];
+      });
+    }
     const slot: ScopeSlot = { scope: undefined };
     let reporting = false;
     /** Dispatches a cancelable event of the realm's own on its global; true if a listener cancelled it. */
@@ -241,6 +304,7 @@ export class RealmFactory {
       outerOf: (value) => (web.hasMembrane ? web.membrane.outerOf(value) : undefined),
       lazyGlobal: (name, make) => void makers.set(name, make),
       onBuilt: (name, callback) => void whenBuilt.set(name, callback),
+      runMicrotasks: () => runMicrotasks(context),
       reportError(error) {
         const scope = liveScope(slot);
         if (!scope) return;
@@ -283,16 +347,17 @@ export class RealmFactory {
 
 /**
  * The global object is an EventTarget, as in browsers, workers and Deno: once the realm's
- * EventTarget exists, the global's prototype becomes EventTarget.prototype (whose methods then
- * replace the global's lazy ones) and it stands for an outer EventTarget of its own.
+ * EventTarget exists, the global's prototype becomes Window.prototype (whose inherited
+ * EventTarget methods then replace the global's lazy ones) and it stands for an outer EventTarget
+ * of its own.
  */
-function becomeEventTarget(global: Record<string, unknown>, realmEventTarget: unknown, membrane: Membrane): void {
-  if (typeof realmEventTarget !== "function") return;
+function becomeEventTarget(global: Record<string, unknown>, window: { prototype: object }, membrane: Membrane): { prototype: object } {
   membrane.pair(global, new EventTarget());
   for (const name of GLOBAL_EVENT_METHODS) {
     if (Object.getOwnPropertyDescriptor(global, name)?.get) delete global[name];
   }
-  Object.setPrototypeOf(global, (realmEventTarget as { prototype: object }).prototype);
+  Object.setPrototypeOf(global, window.prototype);
+  return window;
 }
 
 /** `reportError(e)`: the standard global that reports an error as if it were uncaught. */

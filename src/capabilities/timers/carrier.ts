@@ -21,6 +21,9 @@ export const timersCapability: CarrierCapability = {
       } catch (error) {
         realm.reportError(error);
       }
+      // A microtask checkpoint after each task, as HTML's event loop does: two timers due together
+      // see each other's microtasks in order.
+      if (scope.isAlive) realm.runMicrotasks();
       wake();
     };
 

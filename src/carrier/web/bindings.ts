@@ -244,9 +244,9 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
   ].join("\n");
   const interfaceOf = new Map<object, string>(interfaces.map((api) => [api.ctor.prototype, api.name]));
   const kinds = outerKinds(interfaces);
-  const installer = new vm.Script(source, { filename: "paddock:web" });
-  const membraneScript = new vm.Script(`(${createMembrane.toString()})`, { filename: "paddock:membrane" });
-  const intrinsicsScript = new vm.Script(`(${intrinsicsOf.toString()})`, { filename: "paddock:intrinsics" });
+  // One script per realm, run when the realm is made: running a script in a realm later, while its
+  // code runs, would also run the realm's pending microtasks then (node:vm's "afterEvaluate").
+  const setup = new vm.Script(`[(${createMembrane.toString()}), (${intrinsicsOf.toString()}), ${source}]`, { filename: "paddock:web" });
   Object.freeze(table);
   const facts: OuterFacts = Object.freeze({
     intrinsics: Object.freeze(intrinsicsOf(globalThis)),
@@ -265,11 +265,6 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
       Reflect.apply(promiseThen, promise, [onValue, onError]);
     },
     interfaceOf: (prototype: unknown) => interfaceOf.get(prototype as object),
-    stackOf: (value: unknown) => {
-      if (!(value instanceof DOMException)) return undefined;
-      const stack = Object.getOwnPropertyDescriptor(value, "stack")?.value;
-      return typeof stack === "string" ? stack : undefined;
-    },
   });
   return {
     names: [...interfaces.map((api) => api.name), ...functions, ...objects],
@@ -277,11 +272,15 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
       let membrane: Membrane | undefined;
       let builders: Record<string, () => unknown> | undefined;
       const made = new Map<string, unknown>();
-      const global = vm.runInContext("globalThis", context) as typeof globalThis;
+      const global = context as typeof globalThis;
+      const [makeMembrane, realmIntrinsicsOf, makeBuilders] = setup.runInContext(context) as [
+        typeof createMembrane,
+        typeof intrinsicsOf,
+        (G: object, $: Membrane, M: readonly unknown[], need: (name: string) => unknown) => Record<string, () => unknown>,
+      ];
       const resolve = (name: string): unknown => {
         if (made.has(name)) return made.get(name);
-        builders ??= (installer.runInContext(context) as (G: object, $: Membrane, M: readonly unknown[], need: (name: string) => unknown) => Record<string, () => unknown>)(
-          global, web.membrane, table, resolve);
+        builders ??= makeBuilders(global, web.membrane, table, resolve);
         const value = builders[name]?.();
         made.set(name, value);
         built(name, value);
@@ -289,10 +288,7 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
       };
       const web: RealmWeb = {
         get membrane() {
-          if (!membrane) {
-            const realmIntrinsics = (intrinsicsScript.runInContext(context) as typeof intrinsicsOf)(global);
-            membrane = (membraneScript.runInContext(context) as typeof createMembrane)(global, facts, realmIntrinsics, resolve);
-          }
+          membrane ??= makeMembrane(global, facts, realmIntrinsicsOf(global), resolve);
           return membrane;
         },
         get hasMembrane() {

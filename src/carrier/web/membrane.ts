@@ -37,7 +37,6 @@ export interface OuterFacts {
   /** Copies of Date, RegExp, Map, Set and boxed primitives (what structuredClone makes) need their kind. */
   readonly cloneKind: (value: unknown) => string;
   readonly then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => void;
-  readonly stackOf: (error: unknown) => string | undefined;
   /** The name of the Web API interface whose prototype this is, if it is one. */
   readonly interfaceOf: (prototype: unknown) => string | undefined;
 }
@@ -112,6 +111,7 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
   const defineProperty = R.defineProperty;
   const getOwnPropertyDescriptor = R.getOwnPropertyDescriptor;
   const ownKeys = R.ownKeys;
+  const getOwnPropertyNames = O.getOwnPropertyNames;
   const reflectGet = R.get;
   const construct = R.construct;
   const create = O.create;
@@ -120,12 +120,11 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
   const arrayPush = G.Array.prototype.push;
   const transfer = G.ArrayBuffer.prototype.transfer;
   const uint8Slice = G.Uint8Array.prototype.slice;
-  const captureStackTrace = G.Error.captureStackTrace;
   /** Buffers up to this size are copied into the realm rather than moved. */
   const COPY_LIMIT = 64 * 1024;
   const realmObjectPrototype = G.Object.prototype;
   const outerObjectPrototype = facts.objectPrototype;
-  const { isProxy, isPassThrough, cloneKind, kindOf, then, stackOf, interfaceOf } = facts;
+  const { isProxy, isPassThrough, cloneKind, kindOf, then, interfaceOf } = facts;
 
   const errors: Record<string, ErrorConstructor> = {
     Error: G.Error, TypeError: G.TypeError, RangeError: G.RangeError, SyntaxError: G.SyntaxError,
@@ -180,9 +179,12 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
 
   // Wrappers of outer functions: realm functions that call them across the membrane.
   function realmFunction(outer: (...args: unknown[]) => unknown): unknown {
-    const wrapper = function (this: unknown, ...args: unknown[]) {
-      return call(outer, this, args);
-    };
+    // A method, like the functions Web APIs hand out: no `prototype`, not a constructor.
+    const wrapper = {
+      wrapper(this: unknown, ...args: unknown[]) {
+        return call(outer, this, args);
+      },
+    }.wrapper;
     copyNameAndLength(wrapper, outer);
     pair(wrapper, outer);
     return wrapper;
@@ -347,9 +349,30 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
   function wrap(value: object, prototype: object): object {
     const wrapper = create(mirrorOf(prototype));
     pair(wrapper, value);
-    const stack = stackOf(value);
-    if (stack !== undefined) defineProperty(wrapper, "stack", { value: stack, writable: true, configurable: true });
+    adoptOwnProperties(wrapper, value);
     return wrapper;
+  }
+
+  /**
+   * A few platform objects carry standard attributes as own properties (a MessageEvent's `data`, a
+   * ProgressEvent's `loaded`, a DOMException's `stack`): the wrapper gets them too, re-homed.
+   */
+  function adoptOwnProperties(wrapper: object, outer: object): void {
+    for (const key of getOwnPropertyNames(outer)) {
+      const descriptor = getOwnPropertyDescriptor(outer, key)!;
+      let value: unknown;
+      try {
+        value = "value" in descriptor ? descriptor.value : reflectGet(outer, key);
+      } catch {
+        continue;
+      }
+      defineProperty(wrapper, key, {
+        value: toRealm(value),
+        writable: "value" in descriptor ? descriptor.writable : true,
+        enumerable: descriptor.enumerable,
+        configurable: true,
+      });
+    }
   }
 
   // What outer code sees of a realm object: reads re-homed for the outer side, writes refused (outer
@@ -555,7 +578,7 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
         rethrow(error);
       }
       pair(self, outer);
-      if (name === "DOMException") captureStackTrace(self, newTarget as (...a: unknown[]) => unknown);
+      adoptOwnProperties(self, outer);
       return self;
     },
     outerThis,
