@@ -74,7 +74,7 @@ export interface Membrane {
   realmPrototypeOf(outerPrototype: object): object | null;
   /** Constructs an outer object for a realm constructor call and pairs it with `self`. */
   construct(ctor: unknown, self: object, newTarget: unknown, args: ArrayLike<unknown>, name: string): object;
-  /** The outer object behind `self`, or a realm TypeError ("Illegal invocation") if `self` is not a wrapper. */
+  /** What an outer method gets as `this` for the realm value `self` (see the function: wrappers give their outer object). */
   outerThis(self: unknown): unknown;
   /** Re-throws an outer error as the realm's. */
   rethrow(error: unknown): never;
@@ -117,7 +117,6 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
   const create = O.create;
   const weakGet = G.WeakMap.prototype.get;
   const weakSet = G.WeakMap.prototype.set;
-  const arrayPush = G.Array.prototype.push;
   const transfer = G.ArrayBuffer.prototype.transfer;
   const uint8Slice = G.Uint8Array.prototype.slice;
   /** Buffers up to this size are copied into the realm rather than moved. */
@@ -145,6 +144,7 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
     BigInt: (value) => G.Object(value.valueOf()),
   };
 
+  const notPlatformObject = O.freeze(create(null));
   /** outer → realm and realm → outer, both directions of every pairing. */
   const realmOf = new RealmWeakMap<object, unknown>();
   const outerOfMap = new RealmWeakMap<object, unknown>();
@@ -218,7 +218,12 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
     for (const key of ownKeys(outerPrototype)) {
       if (key === "constructor" || (typeof key === "symbol" && key !== G.Symbol.iterator && key !== G.Symbol.asyncIterator && key !== G.Symbol.toStringTag)) continue;
       const descriptor = getOwnPropertyDescriptor(outerPrototype, key)!;
-      if ("value" in descriptor) descriptor.value = toRealm(descriptor.value);
+      // The outer prototype is frozen; its mirror is the realm's to patch, as any prototype is.
+      descriptor.configurable = true;
+      if ("value" in descriptor) {
+        descriptor.value = toRealm(descriptor.value);
+        descriptor.writable = true;
+      }
       else {
         if (descriptor.get) descriptor.get = toRealm(descriptor.get) as () => unknown;
         if (descriptor.set) descriptor.set = toRealm(descriptor.set) as (value: unknown) => void;
@@ -230,15 +235,16 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
 
   function realmError(outer: object): Error {
     let name = "Error";
-    let message = "";
+    let message: string | undefined;
     try {
       name = String(reflectGet(outer, "name"));
-      message = String(reflectGet(outer, "message"));
+      // (An error made without a message has no own `message`: neither has its copy.)
+      if (getOwnPropertyDescriptor(outer, "message")) message = String(reflectGet(outer, "message"));
     } catch {
       // An outer error is Deno's own; if reading it fails, a plain Error still says something.
     }
     const Ctor = errors[name] ?? G.Error;
-    const error = new Ctor(message);
+    const error = message === undefined ? new Ctor() : new Ctor(message);
     if (Ctor === G.Error && name !== "Error") defineProperty(error, "name", { value: name, writable: true, configurable: true });
     return error;
   }
@@ -251,7 +257,10 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
 
   /** A copy made by the realm's own Uint8Array (an outer buffer's slice() would make an outer one). */
   function copyBuffer(outer: ArrayBuffer): ArrayBuffer {
-    return (apply(uint8Slice, new uint8(outer), []) as Uint8Array).buffer as ArrayBuffer;
+    if (!outer.resizable) return (apply(uint8Slice, new uint8(outer), []) as Uint8Array).buffer as ArrayBuffer;
+    const copy = new G.ArrayBuffer(outer.byteLength, { maxByteLength: outer.maxByteLength });
+    new uint8(copy).set(new uint8(outer));
+    return copy;
   }
 
   function adoptBuffer(outer: ArrayBuffer): ArrayBuffer {
@@ -298,10 +307,13 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
         return plain;
       }
       case "array": {
-        const array = new RealmArray();
+        const array = new RealmArray((value as unknown[]).length);
         remember(array, value);
-        const source = value as unknown[];
-        for (let i = 0; i < source.length; i++) apply(arrayPush, array, [toRealm(source[i])]);
+        // Every own enumerable property, not only the elements (structuredClone keeps them all).
+        for (const key of ownKeys(value)) {
+          const descriptor = getOwnPropertyDescriptor(value, key)!;
+          if ("value" in descriptor && descriptor.enumerable) (array as unknown as Record<PropertyKey, unknown>)[key] = toRealm(descriptor.value);
+        }
         return array;
       }
       case "Map":
@@ -336,9 +348,6 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
         const Ctor = views[kind];
         if (!Ctor) return wrap(value, prototype!);
         const view = value as Uint8Array;
-        // A small view is copied (cheaper than moving its buffer, and outer code keeps its own);
-        // a large one has its buffer moved.
-        if (view.byteLength <= COPY_LIMIT) return new Ctor(view);
         return new Ctor(toRealm(view.buffer) as ArrayBuffer, view.byteOffset, view.length);
       }
     }
@@ -514,12 +523,18 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
     new uint8(view.buffer, view.byteOffset, view.byteLength).set(copy);
   }
 
+  /**
+   * What Deno's method gets as `this`: the platform object behind a wrapper. Anything else is left
+   * to Deno's own brand check (a TypeError, or a rejected promise for a promise-returning method,
+   * as WebIDL says) on a stand-in that carries nothing: no realm object is handed over to be
+   * written into.
+   */
   function outerThis(self: unknown): unknown {
     // WebIDL: an operation called without a this value acts on the global object.
     if (self === undefined || self === null) self = G;
-    const outer = isObject(self) ? apply(weakGet, outerOfMap, [self]) : undefined;
-    if (outer === undefined || typeof outer === "function") throw new G.TypeError("Illegal invocation");
-    return outer;
+    if (!isObject(self)) return self;
+    const outer = apply(weakGet, outerOfMap, [self]);
+    return outer === undefined || typeof outer === "function" || isProxy(outer) ? notPlatformObject : outer;
   }
 
   for (let i = 0; i < intrinsics.length; i++) {
