@@ -19,7 +19,7 @@ import { encodeValue, describeThrown, setDescriber, capabilityError, type Encode
 import { CARRIER_CAPABILITIES } from "./capabilities.js";
 import { defineGlobal } from "./capability.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
-import { pumpWhileRunning, wake } from "./pump.js";
+import { pumpWhileRunning, runMicrotasks, wake } from "./pump.js";
 
 type EvalRequest = Extract<HostMessage, { t: "eval" }>;
 type Reply = Extract<HostMessage, { t: "reply" }>;
@@ -54,7 +54,23 @@ const realms = new RealmFactory(
 );
 // Deno reports a realm's unhandled rejections and uncaught listener errors on the outer global:
 // each goes to the realm that made the promise or the error.
-globalThis.addEventListener("unhandledrejection", (event) => realms.owner(event.promise)?.helpers.rejectionUnhandled(event.promise, event.reason));
+// A realm's handlers run on its own queue, later than Deno looks: a rejection Deno reports is first
+// given the realm's pending microtasks, then time for Deno to say it was handled after all (Deno
+// tells "rejectionhandled" on a later turn of its event loop; the grace only needs to come after).
+const REJECTION_GRACE_MS = 20;
+const suspectRejections = new Map<Promise<unknown>, { realm: Realm; reason: unknown }>();
+globalThis.addEventListener("unhandledrejection", (event) => {
+  const realm = realms.owner(event.promise);
+  if (!realm?.slot.scope?.isAlive) return;
+  suspectRejections.set(event.promise, { realm, reason: event.reason });
+  runMicrotasks(realm.context);
+  setTimeout(() => {
+    const suspect = suspectRejections.get(event.promise);
+    suspectRejections.delete(event.promise);
+    suspect?.realm.helpers.rejectionUnhandled(event.promise, suspect.reason);
+  }, REJECTION_GRACE_MS);
+});
+globalThis.addEventListener("rejectionhandled", (event) => suspectRejections.delete(event.promise));
 globalThis.addEventListener("error", (event) => realms.owner(event.error)?.helpers.reportError(event.error));
 const scripts = new BoundedCache<vm.Script>(SCRIPT_CACHE_ENTRIES, SCRIPT_CACHE_CHARS);
 interface PendingCall extends CallHandle {
@@ -163,7 +179,7 @@ let running = 0;
 /** Runs one eval and always answers it, whatever the code did. */
 async function runEval(request: EvalRequest, body: Uint8Array | undefined): Promise<void> {
   running++;
-  const scope = new EvalScope(request.id, request.limits, host);
+  const scope = new EvalScope(request.id, request.limits, host, request.filename);
   const cpuStart = hooks.cpuMs();
   let realm: Realm | undefined;
   let overrides: Record<string, unknown> | undefined;

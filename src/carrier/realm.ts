@@ -312,15 +312,14 @@ export class RealmFactory {
         if (!reporting) {
           reporting = true;
           try {
-            const message = types.isNativeError(error) ? String((error as Error).message) : "Uncaught";
-            if (dispatch("error", { error, message })) return;
+            if (dispatch("error", { error, message: uncaughtMessage(error, helpers.outerOf(error)) })) return;
           } catch {
             // The error event could not be made: the error itself ends the eval.
           } finally {
             reporting = false;
           }
         }
-        scope.fail(describeThrown(error, scope));
+        scope.fail(describeThrown(helpers.outerOf(error) ?? error, scope, scope.filename));
       },
       rejectionUnhandled(promise, reason) {
         if (!liveScope(slot)) return;
@@ -365,4 +364,14 @@ function lazyReportError(makers: Map<string, () => unknown>, helpers: RealmHelpe
   const reportError = (error: unknown): void => helpers.reportError(error);
   Object.defineProperty(reportError, "name", { value: "reportError" });
   makers.set("reportError", () => helpers.membrane.hostFunction(reportError));
+}
+
+/** An error event's message, as Deno words it: "Uncaught TypeError: …". */
+function uncaughtMessage(error: unknown, outer: unknown): string {
+  const shown = outer ?? error;
+  try {
+    return types.isNativeError(shown) || shown instanceof DOMException ? `Uncaught ${String(shown)}` : "Uncaught";
+  } catch {
+    return "Uncaught";
+  }
 }

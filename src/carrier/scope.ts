@@ -77,6 +77,8 @@ export class EvalScope {
     readonly id: number,
     readonly limits: EvalLimits,
     private readonly host: HostCaller,
+    /** The eval's file name, as its stacks show it. */
+    readonly filename = "",
   ) {
     this.aborted.catch(() => {});
   }
