@@ -259,10 +259,25 @@ export class RealmFactory {
     const makers = new Map<string, () => unknown>();
     const whenBuilt = new Map<string, (value: unknown) => void>();
     let window: { prototype: object } | undefined;
-    const web = this.bindings.attach(context, (name, value) => {
-      if (name === "EventTarget") window = becomeEventTarget(global, realmSide.makeWindow(value), web.membrane);
-      whenBuilt.get(name)?.(value);
-    });
+    const slot: ScopeSlot = { scope: undefined };
+    let checkpointQueued = false;
+    const web = this.bindings.attach(
+      context,
+      (name, value) => {
+        if (name === "EventTarget") window = becomeEventTarget(global, realmSide.makeWindow(value), web.membrane);
+        whenBuilt.get(name)?.(value);
+      },
+      // The realm's microtasks run as a microtask of the carrier's own queue: after what Deno queued
+      // before, before what it queues after. Never for an eval that has ended.
+      () => {
+        if (checkpointQueued) return;
+        checkpointQueued = true;
+        queueMicrotask(() => {
+          checkpointQueued = false;
+          if (liveScope(slot)) runMicrotasks(context);
+        });
+      },
+    );
     for (const name of this.bindings.names) makers.set(name, () => web.resolve(name));
     makers.set("performance", () => web.membrane.toRealm(this.performanceApi));
     makers.set("Window", () => {
@@ -283,7 +298,6 @@ export class RealmFactory {
         return channels[name];
       });
     }
-    const slot: ScopeSlot = { scope: undefined };
     let reporting = false;
     /** Dispatches a cancelable event of the realm's own on its global; true if a listener cancelled it. */
     const dispatch = (type: "error" | "unhandledrejection", init: Record<string, unknown>): boolean => {

@@ -222,7 +222,7 @@ export interface WebBindings {
   /** The globals a realm gets (interfaces, functions and objects such as `crypto`). */
   readonly names: readonly string[];
   /** Sets up a realm's Web APIs; `built` hears of each interface as it is made. */
-  attach(context: vm.Context, built: (name: string, value: unknown) => void): RealmWeb;
+  attach(context: vm.Context, built: (name: string, value: unknown) => void, checkpoint: () => void): RealmWeb;
 }
 
 /**
@@ -262,13 +262,13 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
         : types.isBooleanObject(value) ? "Boolean" : types.isNumberObject(value) ? "Number" : types.isStringObject(value) ? "String"
           : types.isBigIntObject(value) ? "BigInt" : "",
     then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => {
-      Reflect.apply(promiseThen, promise, [onValue, onError]);
+      Reflect.apply(promiseThen, promise, [(value: unknown) => onValue(value), (error: unknown) => onError(error)]);
     },
     interfaceOf: (prototype: unknown) => interfaceOf.get(prototype as object),
   });
   return {
     names: [...interfaces.map((api) => api.name), ...functions, ...objects],
-    attach(context, built) {
+    attach(context, built, checkpoint) {
       let membrane: Membrane | undefined;
       let builders: Record<string, () => unknown> | undefined;
       const made = new Map<string, unknown>();
@@ -288,7 +288,7 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
       };
       const web: RealmWeb = {
         get membrane() {
-          membrane ??= makeMembrane(global, facts, realmIntrinsicsOf(global), resolve);
+          membrane ??= makeMembrane(global, facts, realmIntrinsicsOf(global), resolve, checkpoint);
           return membrane;
         },
         get hasMembrane() {

@@ -36,6 +36,7 @@ export interface OuterFacts {
   readonly kindOf: (prototype: object) => string | undefined;
   /** Copies of Date, RegExp, Map, Set and boxed primitives (what structuredClone makes) need their kind. */
   readonly cloneKind: (value: unknown) => string;
+  /** Outer `promise.then`, its reactions running on the carrier's own queue (in order with Deno's). */
   readonly then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => void;
   /** The name of the Web API interface whose prototype this is, if it is one. */
   readonly interfaceOf: (prototype: unknown) => string | undefined;
@@ -101,8 +102,17 @@ export function intrinsicsOf(G: typeof globalThis): object[] {
 /**
  * `demand(name)` makes the realm's interface `name` (which registers its prototype through
  * `mirrorAs`): interfaces are made when first needed, also when an object of one first crosses.
+ * `checkpoint()` has the realm's microtasks run soon, in order with the carrier's: called when
+ * outer code called into the realm (a callback) or settled one of its promises, as HTML's event
+ * loop runs microtasks after each callback.
  */
-export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsics: readonly object[], demand: (name: string) => unknown): Membrane {
+export function createMembrane(
+  G: typeof globalThis,
+  facts: OuterFacts,
+  intrinsics: readonly object[],
+  demand: (name: string) => unknown,
+  checkpoint: () => void,
+): Membrane {
   "use strict";
   const { Reflect: R, Object: O, WeakMap: RealmWeakMap, Proxy: RealmProxy, Promise: RealmPromise, Array: RealmArray } = G;
   const apply = R.apply;
@@ -251,7 +261,17 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
 
   function adoptPromise(outer: unknown): Promise<unknown> {
     return new RealmPromise((resolve, reject) => {
-      then(outer, (value) => resolve(toRealm(value)), (error) => reject(toRealm(error)));
+      then(
+        outer,
+        (value) => {
+          resolve(toRealm(value));
+          checkpoint();
+        },
+        (error) => {
+          reject(toRealm(error));
+          checkpoint();
+        },
+      );
     });
   }
 
@@ -411,7 +431,11 @@ export function createMembrane(G: typeof globalThis, facts: OuterFacts, intrinsi
       outer = function (this: unknown, ...args: unknown[]) {
         const self = toRealm(this);
         for (let i = 0; i < args.length; i++) args[i] = toRealm(args[i]);
-        return toOuter(apply(callback, self, args));
+        try {
+          return toOuter(apply(callback, self, args));
+        } finally {
+          checkpoint();
+        }
       };
       // Outer code may show it (the console does): it should look like the user's function.
       copyNameAndLength(outer, callback);
