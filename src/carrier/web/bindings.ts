@@ -131,7 +131,7 @@ function interfaceSource(index: number, api: Interface, table: unknown[]): strin
           const call = isStatic
             ? `$.invoke(M[${slot(member.fn)}], ${target}, arguments)`
             : GIVE_BACK.has(path)
-              ? `($.giveBack(M[${slot(findGetter(api, "view"))}], this), $.method(M[${slot(member.fn)}], this, arguments))`
+              ? `$.giveBack(M[${slot(findGetter(api, "view"))}], M[${slot(member.fn)}], this, arguments)`
               : `$.method(M[${slot(member.fn)}], this, arguments)`;
           return `${keySource(member.key)}(${params(member.length)}) { return ${call}; }`;
         }

@@ -70,7 +70,7 @@ export interface Membrane {
    * the step that copies what realm code wrote back before outer code reads it.
    */
   lend(getter: unknown, self: unknown): unknown;
-  giveBack(getter: unknown, self: unknown): void;
+  giveBack(getter: unknown, respond: unknown, self: unknown, args: ArrayLike<unknown>): unknown;
   /** The realm prototype standing for an outer one. */
   realmPrototypeOf(outerPrototype: object): object | null;
   /** Constructs an outer object for a realm constructor call and pairs it with `self`. */
@@ -532,19 +532,24 @@ export function createMembrane(
     const known = apply(weakGet, lent, [outerView]);
     if (known) return known;
     const view = outerView as Uint8Array;
-    const copy = new uint8(view.byteLength);
-    copy.set(new uint8(view.buffer, view.byteOffset, view.byteLength));
+    // The whole buffer, so that offsets and the buffer's length read as Deno's do.
+    const copy = new uint8(copyBuffer(view.buffer as ArrayBuffer), view.byteOffset, view.byteLength);
     apply(weakSet, lent, [outerView, copy]);
     apply(weakSet, outerOfMap, [copy, outerView]);
     return copy;
   }
 
-  function giveBack(getter: unknown, self: unknown): void {
+  function giveBack(getter: unknown, respond: unknown, self: unknown, args: ArrayLike<unknown>): unknown {
     const outerView = rawRead(getter, self);
-    const copy = isObject(outerView) ? apply(weakGet, lent, [outerView]) as Uint8Array | undefined : undefined;
-    if (!copy || copy.byteLength === 0) return;
-    const view = outerView as Uint8Array;
-    new uint8(view.buffer, view.byteOffset, view.byteLength).set(copy);
+    const copy = isObject(outerView) ? (apply(weakGet, lent, [outerView]) as Uint8Array | undefined) : undefined;
+    if (copy && copy.byteLength > 0) {
+      const view = outerView as Uint8Array;
+      new uint8(view.buffer, view.byteOffset, view.byteLength).set(copy);
+    }
+    const result = invoke(respond, outerThis(self), args);
+    // Responding hands the buffer over, as Deno's own view is: the copy is detached too.
+    if (copy && !(copy.buffer as ArrayBuffer).detached) apply(transfer, copy.buffer, []);
+    return result;
   }
 
   /**
