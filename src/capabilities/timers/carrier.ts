@@ -64,8 +64,13 @@ export const timersCapability: CarrierCapability = {
     // AbortSignal.timeout() made on the carrier's own timers would outlive the eval and escape
     // maxTimers: this realm's AbortSignal makes it from the eval's timers instead.
     const timeout = (ms: number): AbortSignal => {
+      // WebIDL [EnforceRange] unsigned long long, as Deno's own AbortSignal.timeout checks it.
+      const milliseconds = Number(ms);
+      if (!Number.isFinite(milliseconds) || Math.trunc(milliseconds) < 0 || Math.trunc(milliseconds) > Number.MAX_SAFE_INTEGER) {
+        throw new TypeError(`Failed to execute 'AbortSignal.timeout': ${String(milliseconds)} is outside the accepted range of 0 to ${Number.MAX_SAFE_INTEGER}, inclusive.`);
+      }
       const controller = new AbortController();
-      schedule(false, () => controller.abort(new DOMException("The signal timed out.", "TimeoutError")), ms, []);
+      schedule(false, () => controller.abort(new DOMException("The signal timed out.", "TimeoutError")), Math.trunc(milliseconds), []);
       return controller.signal;
     };
     Object.defineProperty(timeout, "name", { value: "timeout" });

@@ -252,19 +252,16 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
     intrinsics: Object.freeze(intrinsicsOf(globalThis)),
     objectPrototype: Object.prototype,
     isProxy: (value: unknown) => types.isProxy(value),
-    isPassThrough: (value: unknown) =>
-      types.isPromise(value) || ArrayBuffer.isView(value) || types.isAnyArrayBuffer(value) || types.isNativeError(value) ||
-      types.isDate(value) || types.isRegExp(value) || types.isMap(value) || types.isSet(value) || types.isBoxedPrimitive(value) ||
-      types.isWeakMap(value) || types.isWeakSet(value),
+    isPassThrough,
     kindOf: (prototype: object) => kinds.get(prototype),
-    cloneKind: (value: unknown) =>
-      types.isDate(value) ? "Date" : types.isRegExp(value) ? "RegExp" : types.isMap(value) ? "Map" : types.isSet(value) ? "Set"
-        : types.isBooleanObject(value) ? "Boolean" : types.isNumberObject(value) ? "Number" : types.isStringObject(value) ? "String"
-          : types.isBigIntObject(value) ? "BigInt" : "",
     then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => {
       Reflect.apply(promiseThen, promise, [(value: unknown) => onValue(value), (error: unknown) => onError(error)]);
     },
     interfaceOf: (prototype: unknown) => interfaceOf.get(prototype as object),
+    copyBytes: (target: ArrayBuffer, targetOffset: number, source: ArrayBuffer, sourceOffset: number, length: number) => {
+      new Uint8Array(target, targetOffset, length).set(new Uint8Array(source, sourceOffset, length));
+    },
+    forClone,
   });
   return {
     names: [...interfaces.map((api) => api.name), ...functions, ...objects],
@@ -302,6 +299,86 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
 }
 
 const promiseThen = Promise.prototype.then;
+const mapEntries = Map.prototype.entries;
+const setValues = Set.prototype.values;
+
+/**
+ * Realm values the outer side passes to Deno as they are (Deno's code needs their internal slots,
+ * and they hold no outer object).
+ */
+function isPassThrough(value: unknown): boolean {
+  return types.isPromise(value) || ArrayBuffer.isView(value) || types.isAnyArrayBuffer(value) || types.isNativeError(value) ||
+    types.isDate(value) || types.isRegExp(value) || types.isMap(value) || types.isSet(value) || types.isBoxedPrimitive(value) ||
+    types.isWeakMap(value) || types.isWeakSet(value);
+}
+
+type OuterOf = (value: unknown) => unknown;
+const isObjectLike = (value: unknown): value is object => typeof value === "object" && value !== null;
+
+/**
+ * structuredClone's value for the outer serializer (see OuterFacts.forClone). Runs on the outer
+ * side, reading realm objects through their descriptors and the outer realm's own collection
+ * methods, so no realm object ever holds an outer one and no user code runs but getters (which the
+ * serializer would run anyway).
+ */
+function forClone(value: unknown, outerOf: OuterOf): unknown {
+  return holdsPlatformObject(value, outerOf, new Set()) ? cloneCopy(value, outerOf, new Map()) : value;
+}
+
+/** Whether a platform object may be inside (an accessor may return one: it counts as a yes). */
+function holdsPlatformObject(value: unknown, outerOf: OuterOf, seen: Set<object>): boolean {
+  if (!isObjectLike(value) || seen.has(value)) return false;
+  if (outerOf(value) !== undefined) return true;
+  if (types.isProxy(value)) return false;
+  seen.add(value);
+  if (types.isMap(value)) {
+    for (const [key, entry] of Reflect.apply(mapEntries, value, []) as Iterable<[unknown, unknown]>) {
+      if (holdsPlatformObject(key, outerOf, seen) || holdsPlatformObject(entry, outerOf, seen)) return true;
+    }
+    return false;
+  }
+  if (types.isSet(value)) {
+    for (const entry of Reflect.apply(setValues, value, []) as Iterable<unknown>) if (holdsPlatformObject(entry, outerOf, seen)) return true;
+    return false;
+  }
+  if (isPassThrough(value)) return false;
+  for (const key of Reflect.ownKeys(value)) {
+    const descriptor = Reflect.getOwnPropertyDescriptor(value, key);
+    if (!descriptor?.enumerable) continue;
+    if (!("value" in descriptor) || holdsPlatformObject(descriptor.value, outerOf, seen)) return true;
+  }
+  return false;
+}
+
+function cloneCopy(value: unknown, outerOf: OuterOf, copies: Map<object, unknown>): unknown {
+  if (!isObjectLike(value)) return value;
+  const outer = outerOf(value);
+  if (outer !== undefined) return outer;
+  if (copies.has(value)) return copies.get(value);
+  if (types.isProxy(value)) return value;
+  if (types.isMap(value)) {
+    const map = new Map<unknown, unknown>();
+    copies.set(value, map);
+    for (const [key, entry] of Reflect.apply(mapEntries, value, []) as Iterable<[unknown, unknown]>) map.set(cloneCopy(key, outerOf, copies), cloneCopy(entry, outerOf, copies));
+    return map;
+  }
+  if (types.isSet(value)) {
+    const set = new Set<unknown>();
+    copies.set(value, set);
+    for (const entry of Reflect.apply(setValues, value, []) as Iterable<unknown>) set.add(cloneCopy(entry, outerOf, copies));
+    return set;
+  }
+  if (isPassThrough(value)) return value;
+  const copy: object = Array.isArray(value) ? new Array<unknown>((value as unknown[]).length) : {};
+  copies.set(value, copy);
+  for (const key of Reflect.ownKeys(value)) {
+    const descriptor = Reflect.getOwnPropertyDescriptor(value, key);
+    if (!descriptor?.enumerable || typeof key === "symbol") continue;
+    const member = "value" in descriptor ? descriptor.value : Reflect.get(value, key);
+    Object.defineProperty(copy, key, { value: cloneCopy(member, outerOf, copies), writable: true, enumerable: true, configurable: true });
+  }
+  return copy;
+}
 
 /** Outer prototypes by what their objects are (see OuterFacts.kindOf). */
 function outerKinds(interfaces: readonly Interface[]): Map<object, string> {

@@ -34,12 +34,17 @@ export interface OuterFacts {
    * class name, "Date", "RegExp"; undefined for any other prototype (the realm's, say).
    */
   readonly kindOf: (prototype: object) => string | undefined;
-  /** Copies of Date, RegExp, Map, Set and boxed primitives (what structuredClone makes) need their kind. */
-  readonly cloneKind: (value: unknown) => string;
   /** Outer `promise.then`, its reactions running on the carrier's own queue (in order with Deno's). */
   readonly then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => void;
   /** The name of the Web API interface whose prototype this is, if it is one. */
   readonly interfaceOf: (prototype: unknown) => string | undefined;
+  /** Copies bytes between buffers of either realm, on the outer side (a realm view never holds an outer buffer). */
+  readonly copyBytes: (target: ArrayBuffer, targetOffset: number, source: ArrayBuffer, sourceOffset: number, length: number) => void;
+  /**
+   * structuredClone's value as the outer serializer must see it: the same value if it holds no
+   * platform object of the realm, else a copy (made on the outer side) with each one's outer object.
+   */
+  readonly forClone: (value: unknown, outerOf: (value: unknown) => unknown) => unknown;
 }
 
 /** One realm's membrane. Only the carrier and the realm's binding code hold it. */
@@ -119,7 +124,13 @@ export function createMembrane(
   const getPrototypeOf = R.getPrototypeOf;
   const setPrototypeOf = R.setPrototypeOf;
   const defineProperty = R.defineProperty;
-  const getOwnPropertyDescriptor = R.getOwnPropertyDescriptor;
+  const reflectDescriptor = R.getOwnPropertyDescriptor;
+  /** A descriptor with no prototype: reading `value` or `get` from it never reaches user code on Object.prototype. */
+  const getOwnPropertyDescriptor = (target: object, key: PropertyKey): PropertyDescriptor | undefined => {
+    const descriptor = reflectDescriptor(target, key);
+    if (descriptor !== undefined) setPrototypeOf(descriptor, null);
+    return descriptor;
+  };
   const ownKeys = R.ownKeys;
   const getOwnPropertyNames = O.getOwnPropertyNames;
   const reflectGet = R.get;
@@ -128,12 +139,11 @@ export function createMembrane(
   const weakGet = G.WeakMap.prototype.get;
   const weakSet = G.WeakMap.prototype.set;
   const transfer = G.ArrayBuffer.prototype.transfer;
-  const uint8Slice = G.Uint8Array.prototype.slice;
   /** Buffers up to this size are copied into the realm rather than moved. */
   const COPY_LIMIT = 64 * 1024;
   const realmObjectPrototype = G.Object.prototype;
   const outerObjectPrototype = facts.objectPrototype;
-  const { isProxy, isPassThrough, cloneKind, kindOf, then, interfaceOf } = facts;
+  const { isProxy, isPassThrough, kindOf, then, interfaceOf, copyBytes, forClone } = facts;
 
   const errors: Record<string, ErrorConstructor> = {
     Error: G.Error, TypeError: G.TypeError, RangeError: G.RangeError, SyntaxError: G.SyntaxError,
@@ -145,13 +155,21 @@ export function createMembrane(
     const ctor = (G as unknown as Record<string, unknown>)[name];
     if (typeof ctor === "function") views[name] = ctor as (typeof views)[string];
   }
+  const { Date: RealmDate, RegExp: RealmRegExp, Object: toObject, Map: RealmMap, Set: RealmSet, ArrayBuffer: RealmArrayBuffer } = G;
+  const mapSet = G.Map.prototype.set;
+  const setAdd = G.Set.prototype.add;
+  // (Outer values are read only through the outer realm's own, frozen, methods.)
   const clones: Record<string, (value: { valueOf(): unknown }) => object> = {
-    Date: (value) => new G.Date(value as unknown as number),
-    RegExp: (value) => { const re = value as unknown as RegExp; return new G.RegExp(re.source, re.flags); },
-    Boolean: (value) => G.Object(value.valueOf()),
-    Number: (value) => G.Object(value.valueOf()),
-    String: (value) => G.Object(value.valueOf()),
-    BigInt: (value) => G.Object(value.valueOf()),
+    Date: (value) => new RealmDate(value as unknown as number),
+    RegExp: (value) => { const re = value as unknown as RegExp; return new RealmRegExp(re.source, re.flags); },
+    Boolean: (value) => toObject(value.valueOf()),
+    Number: (value) => toObject(value.valueOf()),
+    String: (value) => toObject(value.valueOf()),
+    BigInt: (value) => toObject(value.valueOf()),
+  };
+  /** Defines own data properties: no setter or prototype of the realm (user code's) takes part. */
+  const put = (target: object, key: PropertyKey, value: unknown): void => {
+    defineProperty(target, key, { __proto__: null, value, writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
   };
 
   const notPlatformObject = O.freeze(create(null));
@@ -208,7 +226,7 @@ export function createMembrane(
       } catch {
         continue;
       }
-      if (typeof value === "number" || typeof value === "string") defineProperty(target, key, { value, configurable: true });
+      if (typeof value === "number" || typeof value === "string") defineProperty(target, key, { __proto__: null, value, configurable: true } as PropertyDescriptor);
     }
   }
 
@@ -255,7 +273,7 @@ export function createMembrane(
     }
     const Ctor = errors[name] ?? G.Error;
     const error = message === undefined ? new Ctor() : new Ctor(message);
-    if (Ctor === G.Error && name !== "Error") defineProperty(error, "name", { value: name, writable: true, configurable: true });
+    if (Ctor === G.Error && name !== "Error") defineProperty(error, "name", { __proto__: null, value: name, writable: true, configurable: true } as PropertyDescriptor);
     return error;
   }
 
@@ -264,30 +282,37 @@ export function createMembrane(
       then(
         outer,
         (value) => {
-          resolve(toRealm(value));
+          try {
+            resolve(toRealmResult(value));
+          } catch (error) {
+            reject(realmFailure(error));
+          }
           checkpoint();
         },
         (error) => {
-          reject(toRealm(error));
+          reject(realmFailure(error));
           checkpoint();
         },
       );
     });
   }
 
-  /** A copy made by the realm's own Uint8Array (an outer buffer's slice() would make an outer one). */
+  /** A realm copy of an outer buffer; the bytes are copied by the outer side (no realm view of an outer buffer ever exists). */
   function copyBuffer(outer: ArrayBuffer): ArrayBuffer {
-    if (!outer.resizable) return (apply(uint8Slice, new uint8(outer), []) as Uint8Array).buffer as ArrayBuffer;
-    const copy = new G.ArrayBuffer(outer.byteLength, { maxByteLength: outer.maxByteLength });
-    new uint8(copy).set(new uint8(outer));
+    const length = outer.byteLength;
+    const copy = outer.resizable ? new RealmArrayBuffer(length, { __proto__: null, maxByteLength: outer.maxByteLength } as { maxByteLength: number }) : new RealmArrayBuffer(length);
+    copyBytes(copy, 0, outer, 0, length);
     return copy;
   }
 
-  function adoptBuffer(outer: ArrayBuffer): ArrayBuffer {
-    // Transfer moves the bytes into a new ArrayBuffer of this realm without copying them; a buffer
-    // that cannot be detached (Wasm memory, say) is copied instead, as is a small one.
+  /**
+   * A buffer is copied into the realm. One that is a Web API's whole result (`arrayBuffer()`, a
+   * digest) is Deno's no longer and, if large, is moved without a copy instead; a buffer inside a
+   * result may be shared with views there (a moved buffer leaves them detached, offsets unreadable).
+   */
+  function adoptBuffer(outer: ArrayBuffer, mayMove: boolean): ArrayBuffer {
     try {
-      if (outer.byteLength <= COPY_LIMIT) return copyBuffer(outer);
+      if (!mayMove || outer.byteLength <= COPY_LIMIT) return copyBuffer(outer);
       return apply(transfer, outer, []) as ArrayBuffer;
     } catch {
       try {
@@ -296,6 +321,15 @@ export function createMembrane(
         return new G.ArrayBuffer(0);
       }
     }
+  }
+
+  /** toRealm for a Web API's whole result (see adoptBuffer). */
+  function toRealmResult(value: unknown): unknown {
+    if (!isObject(value) || typeof value === "function" || isProxy(value) || apply(weakGet, realmOf, [value]) !== undefined) return toRealm(value);
+    if (kindOf(getPrototypeOf(value) as object) !== "ArrayBuffer") return toRealm(value);
+    const buffer = adoptBuffer(value as ArrayBuffer, true);
+    remember(buffer, value);
+    return buffer;
   }
 
   function toRealm(value: unknown): unknown {
@@ -308,9 +342,17 @@ export function createMembrane(
     // Outer objects are recognized by their prototype (outer code never changes one): one lookup.
     const kind = prototype === null ? undefined : kindOf(prototype);
     if (kind === undefined) {
-      // The realm's own value (or one of no realm): it stays as it is. Else an object of a class
-      // the carrier does not name (an iterator, say): a wrapper with a mirrored prototype.
-      return prototype === null || rootOf(prototype) !== outerObjectPrototype ? value : wrap(value, prototype);
+      // The realm's own values come back through the pairings or have the realm's Object.prototype
+      // at the root; anything else is outer: an object of a class the carrier does not name (an
+      // iterator, say) gets a wrapper with a mirrored prototype, one without a prototype a copy.
+      if (prototype !== null) return rootOf(prototype) === realmObjectPrototype ? value : wrap(value, prototype);
+      const bare = create(null) as object;
+      remember(bare, value);
+      for (const key of ownKeys(value)) {
+        const descriptor = getOwnPropertyDescriptor(value, key);
+        if (descriptor && "value" in descriptor && descriptor.enumerable) put(bare, key, toRealm(descriptor.value));
+      }
+      return bare;
     }
     let copy: object;
     switch (kind) {
@@ -322,7 +364,7 @@ export function createMembrane(
         remember(plain, value);
         for (const key of ownKeys(value)) {
           const descriptor = getOwnPropertyDescriptor(value, key);
-          if (descriptor && "value" in descriptor && descriptor.enumerable) plain[key as string] = toRealm(descriptor.value);
+          if (descriptor && "value" in descriptor && descriptor.enumerable) put(plain, key, toRealm(descriptor.value));
         }
         return plain;
       }
@@ -332,17 +374,17 @@ export function createMembrane(
         // Every own enumerable property, not only the elements (structuredClone keeps them all).
         for (const key of ownKeys(value)) {
           const descriptor = getOwnPropertyDescriptor(value, key)!;
-          if ("value" in descriptor && descriptor.enumerable) (array as unknown as Record<PropertyKey, unknown>)[key] = toRealm(descriptor.value);
+          if ("value" in descriptor && descriptor.enumerable) put(array, key, toRealm(descriptor.value));
         }
         return array;
       }
       case "Map":
       case "Set": {
-        const collection = kind === "Map" ? new G.Map() : new G.Set();
+        const collection = kind === "Map" ? new RealmMap() : new RealmSet();
         remember(collection, value);
         for (const entry of value as Map<unknown, unknown> | Set<unknown>) {
-          if (kind === "Map") (collection as Map<unknown, unknown>).set(toRealm((entry as [unknown, unknown])[0]), toRealm((entry as [unknown, unknown])[1]));
-          else (collection as Set<unknown>).add(toRealm(entry));
+          if (kind === "Map") apply(mapSet, collection, [toRealm((entry as [unknown, unknown])[0]), toRealm((entry as [unknown, unknown])[1])]);
+          else apply(setAdd, collection, [toRealm(entry)]);
         }
         return collection;
       }
@@ -353,11 +395,12 @@ export function createMembrane(
         copy = realmError(value);
         break;
       case "ArrayBuffer":
-        copy = adoptBuffer(value as ArrayBuffer);
+        copy = adoptBuffer(value as ArrayBuffer, false);
         break;
       case "DataView": {
         const view = value as DataView;
-        return new views.DataView!(toRealm(view.buffer) as ArrayBuffer, view.byteOffset, view.byteLength);
+        const { byteOffset, byteLength } = view;
+        return new views.DataView!(toRealm(view.buffer) as ArrayBuffer, byteOffset, byteLength);
       }
       default: {
         const clone = clones[kind];
@@ -368,7 +411,8 @@ export function createMembrane(
         const Ctor = views[kind];
         if (!Ctor) return wrap(value, prototype!);
         const view = value as Uint8Array;
-        return new Ctor(toRealm(view.buffer) as ArrayBuffer, view.byteOffset, view.length);
+        const { byteOffset, length } = view;
+        return new Ctor(toRealm(view.buffer) as ArrayBuffer, byteOffset, length);
       }
     }
     remember(copy, value);
@@ -396,123 +440,113 @@ export function createMembrane(
         continue;
       }
       defineProperty(wrapper, key, {
+        __proto__: null,
         value: toRealm(value),
         writable: "value" in descriptor ? descriptor.writable : true,
         enumerable: descriptor.enumerable,
         configurable: true,
-      });
+      } as PropertyDescriptor);
     }
   }
 
-  // What outer code sees of a realm object: reads re-homed for the outer side, writes refused (outer
-  // code never writes into user objects; refusing makes sure no outer object is left in one).
-  const readOnlyView: ProxyHandler<object> = {
-    get(target, key) {
-      const descriptor = getOwnPropertyDescriptor(target, key);
-      const value = reflectGet(target, key, target);
-      // A frozen data property must read as itself (a proxy invariant).
-      if (descriptor && "value" in descriptor && !descriptor.writable && !descriptor.configurable) return value;
-      return toOuter(value);
+  /**
+   * What outer code sees of a realm object or function: a stand-in, a Proxy over a shadow (an
+   * empty object, array or arrow function), so that no invariant of the user's own object (a frozen
+   * property, say) binds what it answers. Reads are re-homed for the outer side (a member that is
+   * a function becomes a stand-in too), a call re-homes its `this` and arguments for the realm,
+   * and writes are refused: Deno's code never writes into user objects, and no outer object is
+   * ever left in one.
+   */
+  const targets = new RealmWeakMap<object, object>();
+  const targetOf = (shadow: object): object => apply(weakGet, targets, [shadow]) as object;
+  const standIn: ProxyHandler<object> = {
+    __proto__: null,
+    get(shadow, key) {
+      const target = targetOf(shadow);
+      return toOuter(reflectGet(target, key, target));
+    },
+    has: (shadow, key) => R.has(targetOf(shadow), key),
+    ownKeys: (shadow) => ownKeys(targetOf(shadow)),
+    getOwnPropertyDescriptor(shadow, key) {
+      const descriptor = getOwnPropertyDescriptor(targetOf(shadow), key);
+      if (!descriptor) return undefined;
+      if ("value" in descriptor) descriptor.value = toOuter(descriptor.value);
+      else {
+        descriptor.get = toOuter(descriptor.get) as () => unknown;
+        descriptor.set = toOuter(descriptor.set) as (value: unknown) => void;
+      }
+      // Only what the shadow itself holds fixed (an array's length) may be reported as fixed.
+      const own = getOwnPropertyDescriptor(shadow, key);
+      descriptor.configurable = own === undefined || own.configurable === true;
+      return descriptor;
+    },
+    getPrototypeOf: (shadow) => getPrototypeOf(targetOf(shadow)),
+    apply(shadow, self, args) {
+      const callback = targetOf(shadow) as (...a: unknown[]) => unknown;
+      const realmArgs = new RealmArray(args.length);
+      for (let i = 0; i < args.length; i++) put(realmArgs, i, toRealm(args[i]));
+      try {
+        return toOuter(apply(callback, toRealm(self), realmArgs));
+      } finally {
+        checkpoint();
+      }
     },
     set: () => false,
     defineProperty: () => false,
     deleteProperty: () => false,
     setPrototypeOf: () => false,
-  };
+    preventExtensions: () => false,
+  } as ProxyHandler<object>;
 
   function toOuter(value: unknown): unknown {
     if (!isObject(value)) return value;
     const known = apply(weakGet, outerOfMap, [value]);
     if (known !== undefined) return known;
-    if (isProxy(value)) return value;
-    let outer: object;
-    if (typeof value === "function") {
-      const callback = value as (...args: unknown[]) => unknown;
-      outer = function (this: unknown, ...args: unknown[]) {
-        const self = toRealm(this);
-        for (let i = 0; i < args.length; i++) args[i] = toRealm(args[i]);
-        try {
-          return toOuter(apply(callback, self, args));
-        } finally {
-          checkpoint();
-        }
-      };
-      // Outer code may show it (the console does): it should look like the user's function.
-      copyNameAndLength(outer, callback);
-    } else if (isPassThrough(value)) {
-      return value;
-    } else {
-      outer = new RealmProxy(value, readOnlyView);
-    }
+    // Buffers, promises, errors, dates and collections of the realm pass as they are: Deno's code
+    // needs their internal slots, and they hold no outer object.
+    if (typeof value !== "function" && !isProxy(value) && isPassThrough(value)) return value;
+    const shadow = typeof value === "function" ? () => {} : G.Array.isArray(value) ? [] : create(null);
+    apply(weakSet, targets, [shadow, value]);
+    const outer = new RealmProxy(shadow, standIn);
     pair(value, outer);
     return outer;
   }
 
   function toOuterArgs(args: ArrayLike<unknown>): unknown[] {
-    const outer: unknown[] = [];
-    for (let i = 0; i < args.length; i++) outer[i] = toOuter(args[i]);
+    const outer = new RealmArray(args.length);
+    for (let i = 0; i < args.length; i++) put(outer, i, toOuter(args[i]));
     return outer;
   }
 
+  /** The platform object a realm wrapper stands for (not a stand-in of a realm object). */
+  function outerOfWrapper(value: unknown): unknown {
+    const outer = isObject(value) ? apply(weakGet, outerOfMap, [value]) : undefined;
+    return outer === undefined || typeof outer === "function" || isProxy(outer) ? undefined : outer;
+  }
+
+  /** The realm's error for anything thrown across the membrane, even if re-homing it fails. */
+  function realmFailure(error: unknown): unknown {
+    try {
+      return toRealm(error);
+    } catch {
+      return new G.TypeError("a Web API failed in a way that cannot be shown to this realm");
+    }
+  }
+
   function rethrow(error: unknown): never {
-    throw toRealm(error);
+    throw realmFailure(error);
   }
 
   function invoke(fn: unknown, outerSelf: unknown, args: ArrayLike<unknown>): unknown {
-    let result: unknown;
     try {
-      result = apply(fn as (...a: unknown[]) => unknown, outerSelf, toOuterArgs(args));
+      return toRealmResult(apply(fn as (...a: unknown[]) => unknown, outerSelf, toOuterArgs(args)));
     } catch (error) {
       rethrow(error);
     }
-    return toRealm(result);
   }
 
   function call(fn: unknown, self: unknown, args: ArrayLike<unknown>): unknown {
     return invoke(fn, toOuter(self), args);
-  }
-
-  function forClone(value: unknown, seen = new RealmWeakMap<object, unknown>()): unknown {
-    if (!isObject(value) || typeof value === "function" || isProxy(value)) return value;
-    const outer = apply(weakGet, outerOfMap, [value]);
-    if (outer !== undefined && typeof outer !== "function" && !isProxy(outer)) return outer;
-    const done = apply(weakGet, seen, [value]);
-    if (done !== undefined) return done;
-    apply(weakSet, seen, [value, value]);
-    const kind = cloneKind(value);
-    if (kind === "Map" || kind === "Set") {
-      const entries: unknown[][] = [];
-      let changed = false;
-      for (const entry of value as Map<unknown, unknown>) {
-        const pairOf = kind === "Map" ? (entry as unknown as unknown[]) : [entry];
-        const mapped = pairOf.map((item) => forClone(item, seen));
-        changed ||= mapped.some((item, i) => item !== pairOf[i]);
-        entries.push(mapped);
-      }
-      if (!changed) return value;
-      const copy = kind === "Map" ? new G.Map(entries as [unknown, unknown][]) : new G.Set(entries.map((e) => e[0]));
-      apply(weakSet, seen, [value, copy]);
-      return copy;
-    }
-    if (isPassThrough(value)) return value;
-    // Only own data properties are looked at (getters run once, by the serializer itself).
-    let copy: Record<PropertyKey, unknown> | undefined;
-    for (const key of ownKeys(value)) {
-      const descriptor = getOwnPropertyDescriptor(value, key);
-      if (!descriptor || !("value" in descriptor) || !descriptor.enumerable) continue;
-      const mapped = forClone(descriptor.value, seen);
-      if (mapped === descriptor.value) continue;
-      if (!copy) {
-        copy = G.Array.isArray(value) ? new RealmArray((value as unknown[]).length) as unknown as Record<PropertyKey, unknown> : {};
-        for (const each of ownKeys(value)) {
-          const d = getOwnPropertyDescriptor(value, each);
-          if (d && "value" in d && d.enumerable) copy[each as string] = d.value;
-        }
-        apply(weakSet, seen, [value, copy]);
-      }
-      copy[key as string] = mapped;
-    }
-    return copy ?? value;
   }
 
   const lent = new RealmWeakMap<object, Uint8Array>();
@@ -531,9 +565,9 @@ export function createMembrane(
     if (!isObject(outerView)) return outerView;
     const known = apply(weakGet, lent, [outerView]);
     if (known) return known;
-    const view = outerView as Uint8Array;
+    const { byteOffset, byteLength } = outerView as Uint8Array;
     // The whole buffer, so that offsets and the buffer's length read as Deno's do.
-    const copy = new uint8(copyBuffer(view.buffer as ArrayBuffer), view.byteOffset, view.byteLength);
+    const copy = new uint8(copyBuffer((outerView as Uint8Array).buffer as ArrayBuffer), byteOffset, byteLength);
     apply(weakSet, lent, [outerView, copy]);
     apply(weakSet, outerOfMap, [copy, outerView]);
     return copy;
@@ -542,9 +576,9 @@ export function createMembrane(
   function giveBack(getter: unknown, respond: unknown, self: unknown, args: ArrayLike<unknown>): unknown {
     const outerView = rawRead(getter, self);
     const copy = isObject(outerView) ? (apply(weakGet, lent, [outerView]) as Uint8Array | undefined) : undefined;
-    if (copy && copy.byteLength > 0) {
+    if (copy && !(copy.buffer as ArrayBuffer).detached) {
       const view = outerView as Uint8Array;
-      new uint8(view.buffer, view.byteOffset, view.byteLength).set(copy);
+      copyBytes(view.buffer as ArrayBuffer, view.byteOffset, copy.buffer as ArrayBuffer, copy.byteOffset, view.byteLength);
     }
     const result = invoke(respond, outerThis(self), args);
     // Responding hands the buffer over, as Deno's own view is: the copy is detached too.
@@ -577,10 +611,7 @@ export function createMembrane(
   return {
     toRealm,
     toOuter,
-    outerOf(value) {
-      const outer = isObject(value) ? apply(weakGet, outerOfMap, [value]) : undefined;
-      return outer === undefined || typeof outer === "function" || isProxy(outer) ? undefined : outer;
-    },
+    outerOf: outerOfWrapper,
     pair,
     mirrorAs(outerPrototype, realmPrototype) {
       apply(weakSet, mirrors, [outerPrototype, realmPrototype]);
@@ -602,13 +633,13 @@ export function createMembrane(
     },
     invoke,
     clone(fn, args) {
-      let result: unknown;
       try {
-        result = apply(fn as (...a: unknown[]) => unknown, undefined, [forClone(args[0]), toOuter(args[1])]);
+        // (With no argument at all, Deno's own check says so.)
+        const outerArgs = args.length === 0 ? [] : [forClone(args[0], outerOfWrapper), toOuter(args[1])];
+        return toRealm(apply(fn as (...a: unknown[]) => unknown, undefined, outerArgs));
       } catch (error) {
         rethrow(error);
       }
-      return toRealm(result);
     },
     lend,
     giveBack,
