@@ -149,13 +149,23 @@ const HELPERS_SOURCE = `(() => {
     Reflect.setPrototypeOf(Window, EventTarget);
     return Window;
   };
-  return { makeError, adopt, makeQueueMicrotask, defineLazy, makeWindow, objectPrototype: G.Object.prototype };
+  // What MessageChannel's code is made from (see makeChannels): the realm's own intrinsics, taken
+  // now, before user code could replace them, plus the realm's pristine Web API classes.
+  const pristine = { Reflect: G.Reflect, Object: G.Object, Symbol: G.Symbol, TypeError: G.TypeError, WeakMap: G.WeakMap };
+  const channelScope = (apis) => {
+    const scope = { __proto__: null };
+    for (const key of keys(pristine)) defineProperty(scope, key, { __proto__: null, value: pristine[key], enumerable: true, writable: true });
+    for (const key of keys(apis)) defineProperty(scope, key, { __proto__: null, value: apis[key], enumerable: true, writable: true });
+    return scope;
+  };
+  return { makeError, adopt, makeQueueMicrotask, defineLazy, makeWindow, channelScope, objectPrototype: G.Object.prototype };
 })()`;
 
 /** What HELPERS_SOURCE gives the carrier. */
 interface RealmSide extends Pick<RealmHelpers, "makeError" | "adopt" | "makeQueueMicrotask"> {
   defineLazy(names: readonly string[], resolve: (name: string) => unknown): void;
   makeWindow(eventTarget: unknown): { prototype: object };
+  channelScope(apis: Record<string, unknown>): Record<string, unknown>;
   objectPrototype: object;
 }
 
@@ -169,15 +179,17 @@ const CHANNEL_APIS = ["MessageChannel", "MessagePort"];
  * classes; messages are delivered as timer tasks of the eval, so they end with it.
  */
 function makeChannels(
-  global: object,
+  realmSide: RealmSide,
   web: RealmWeb,
   install: typeof installRealmExtras,
   makeSetTimeout: (() => unknown) | undefined,
 ): Record<string, unknown> {
-  const scope = Object.create(global) as Record<string, unknown>;
-  for (const name of ["EventTarget", "Event", "MessageEvent", "DOMException", "structuredClone"]) scope[name] = web.resolve(name);
+  const apis: Record<string, unknown> = {};
+  for (const name of ["EventTarget", "Event", "MessageEvent", "DOMException", "structuredClone"]) apis[name] = web.resolve(name);
+  const scope = realmSide.channelScope(apis);
   const setTimeout = makeSetTimeout?.() as ((task: () => void, ms: number) => unknown) | undefined;
-  install(scope, (task) => void setTimeout?.(task, 0));
+  // (A function of the realm's own, like everything the channel's code holds.)
+  install(scope, web.membrane.hostFunction((task) => void setTimeout?.(task as () => void, 0)) as (task: () => void) => void);
   return scope;
 }
 
@@ -294,7 +306,7 @@ export class RealmFactory {
     let channels: Record<string, unknown> | undefined;
     for (const name of CHANNEL_APIS) {
       makers.set(name, () => {
-        channels ??= makeChannels(global, web, installChannels, makers.get("setTimeout"));
+        channels ??= makeChannels(realmSide, web, installChannels, makers.get("setTimeout"));
         return channels[name];
       });
     }
