@@ -152,7 +152,7 @@ function interfaceSource(index: number, api: Interface, table: unknown[]): strin
     JSON.stringify(members.filter((m): m is Extract<Member, { kind: "constant" }> => m.kind === "constant").map((m) => [m.key, m.value]));
   const aliases = JSON.stringify(api.prototypeMembers.filter((m): m is Extract<Member, { kind: "alias" }> => m.kind === "alias").map((m) => [WELL_KNOWN.get(m.key), m.of]));
   const ctorSlot = slot(api.ctor);
-  return `${JSON.stringify(api.name)}: () => {
+  return `case ${JSON.stringify(api.name)}: {
   ${api.parent ? `need(${JSON.stringify(api.parent)});` : ""}
   const C${index} = M[${ctorSlot}];
   const P = {
@@ -164,7 +164,7 @@ function interfaceSource(index: number, api: Interface, table: unknown[]): strin
   const F = function ${api.name}(${params(api.ctor.length)}) { return $.construct(C${index}, this, new.target, arguments, ${JSON.stringify(api.name)}); };
   define(F, P, S, C${index}, ${constants([...api.prototypeMembers])}, ${constants(api.staticMembers)}, ${JSON.stringify(api.tag ?? null)}, ${aliases});
   return F;
-},`;
+}`;
 }
 
 function findGetter(api: Interface, key: string): unknown {
@@ -173,8 +173,8 @@ function findGetter(api: Interface, key: string): unknown {
 }
 
 /**
- * The per-realm builders, made the first time a realm needs one: each makes one interface (its
- * parent first, through \`need\`) or global function and returns it.
+ * The per-realm builder, made the first time a realm needs one: build(name) makes one interface
+ * (its parent first, through need) or global function and returns it.
  */
 const PROLOGUE = `(function (G, $, M, need) {
 "use strict";
@@ -196,13 +196,14 @@ function define(F, P, S, outerCtor, protoConstants, staticConstants, tag, aliase
   $.mirrorAs(outerPrototype, P);
   $.pair(F, outerCtor);
 }
-return {
+return function build(name) {
+switch (name) {
 `;
 
 function functionSource(name: string, fn: unknown, table: unknown[]): string {
   const index = table.push(fn) - 1;
   const call = name === "structuredClone" ? `$.clone(M[${index}], arguments)` : `$.invoke(M[${index}], undefined, arguments)`;
-  return `${name}: () => ({ ${name}(${params((fn as () => void).length)}) { return ${call}; } }).${name},`;
+  return `case ${JSON.stringify(name)}: return ({ ${name}(${params((fn as () => void).length)}) { return ${call}; } }).${name};`;
 }
 
 /**
@@ -239,8 +240,8 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
     PROLOGUE,
     ...interfaces.map((api, i) => interfaceSource(i, api, table)),
     ...functions.map((name) => functionSource(name, outer[name], table)),
-    ...objects.map((name) => `${JSON.stringify(name)}: () => $.toRealm(M[${table.push(outer[name]) - 1}]),`),
-    "};\n})",
+    ...objects.map((name) => `case ${JSON.stringify(name)}: return $.toRealm(M[${table.push(outer[name]) - 1}]);`),
+    "}\n};\n})",
   ].join("\n");
   const interfaceOf = new Map<object, string>(interfaces.map((api) => [api.ctor.prototype, api.name]));
   const kinds = outerKinds(interfaces);
@@ -267,18 +268,18 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
     names: [...interfaces.map((api) => api.name), ...functions, ...objects],
     attach(context, built, checkpoint) {
       let membrane: Membrane | undefined;
-      let builders: Record<string, () => unknown> | undefined;
+      let build: ((name: string) => unknown) | undefined;
       const made = new Map<string, unknown>();
       const global = context as typeof globalThis;
       const [makeMembrane, realmIntrinsicsOf, makeBuilders] = setup.runInContext(context) as [
         typeof createMembrane,
         typeof intrinsicsOf,
-        (G: object, $: Membrane, M: readonly unknown[], need: (name: string) => unknown) => Record<string, () => unknown>,
+        (G: object, $: Membrane, M: readonly unknown[], need: (name: string) => unknown) => (name: string) => unknown,
       ];
       const resolve = (name: string): unknown => {
         if (made.has(name)) return made.get(name);
-        builders ??= makeBuilders(global, web.membrane, table, resolve);
-        const value = builders[name]?.();
+        build ??= makeBuilders(global, web.membrane, table, resolve);
+        const value = build(name);
         made.set(name, value);
         built(name, value);
         return value;
