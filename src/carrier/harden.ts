@@ -1,10 +1,11 @@
 /**
  * Hardening of the carrier's own (outer) realm, done once at start.
  *
- * Realms see outer objects (Web API classes, crypto, ...), so everything reachable from them is
- * deep-frozen: one eval cannot poison what the next one sees. Code generation from strings is off
- * in the outer realm (V8 flag), so a constructor chain that reaches the outer Function cannot
- * compile code there. Globals that reveal the host or persist state are deleted.
+ * Realms reach Deno's Web APIs only through their membrane (web/membrane.ts), which hands them no
+ * outer object. Behind it, as a second wall: everything the Web APIs are made of is deep-frozen, so
+ * nothing one eval did through them can change what the next one sees; code generation from
+ * strings is off in the outer realm (V8 flag), so even a constructor chain that reached the outer
+ * Function could not compile code there; globals that reveal the host or persist state are deleted.
  */
 
 /** Outer globals no realm may see and the carrier itself no longer needs after start. */
