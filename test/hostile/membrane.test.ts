@@ -984,3 +984,36 @@ describe("a realm that replaces built-ins before it uses Web APIs", () => {
     });
   }
 });
+
+describe("the membrane is made on first use, after user code ran", () => {
+  // Nothing here touches a Web API before the replacements: the membrane, the interface objects and
+  // the builders are all made afterwards, and must use only what the realm had when it was made.
+  test("intrinsics replaced before any Web API is touched never see an outer value", async () => {
+    const result = await shared.run(String.raw`
+      const pristine = { getPrototypeOf: Object.getPrototypeOf, ObjectPrototype: Object.prototype, push: Array.prototype.push };
+      const seen = [];
+      const record = (label, values) => { for (const v of values) if ((typeof v === "object" && v !== null) || typeof v === "function") pristine.push.call(seen, [label, v]); };
+      const replace = (holder, key, label) => { const original = holder[key]; holder[key] = function (...args) { record(label, [this, ...args]); return Reflect.apply === replaced ? original.apply(this, args) : original.apply(this, args); }; };
+      let replaced;
+      for (const key of ["get", "set", "has"]) replace(WeakMap.prototype, key, "WeakMap.prototype." + key);
+      for (const key of ["apply", "get", "getPrototypeOf", "construct", "defineProperty", "ownKeys", "getOwnPropertyDescriptor", "setPrototypeOf"]) replace(Reflect, key, "Reflect." + key);
+      replaced = Reflect.apply;
+      for (const key of ["create", "freeze", "getOwnPropertyNames", "keys"]) replace(Object, key, "Object." + key);
+      replace(Array, "isArray", "Array.isArray");
+      replace(Map.prototype, "set", "Map.prototype.set");
+      const href = new URL("http://a/b").href;
+      const bytes = new TextEncoder().encode("abc");
+      const digest = await crypto.subtle.digest("SHA-256", bytes);
+      const text = await new Response(new Blob(["x"])).text();
+      const clone = structuredClone(new Map([[1, new Blob(["y"])]]));
+      const isRealm = (v) => { let p = v; for (let i = 0; i < 64 && p !== null && p !== undefined; i++) { if (p === pristine.ObjectPrototype) return true; p = pristine.getPrototypeOf(p); } return false; };
+      const outer = seen.filter(([, v]) => !isRealm(v)).map(([label]) => label);
+      ({ outer, works: [href, bytes.length, digest.byteLength, text, clone.get(1) instanceof Blob], recorded: seen.length });
+    `);
+    assert.ok(result.ok, describeResult(result));
+    const report = result.value as { outer: string[]; works: unknown[]; recorded: number };
+    assert.deepEqual(report.outer, [], "an intrinsic replaced by user code was called with an object of the carrier's outer realm");
+    assert.deepEqual(report.works, ["http://a/b", 3, 32, "x", true]);
+    await assertAnswers(shared, "intrinsics replaced before first use");
+  });
+});

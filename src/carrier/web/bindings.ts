@@ -176,23 +176,32 @@ function findGetter(api: Interface, key: string): unknown {
  * The per-realm builder, made the first time a realm needs one: build(name) makes one interface
  * (its parent first, through need) or global function and returns it.
  */
-const PROLOGUE = `(function (G, $, M, need) {
+const PROLOGUE = `(function () {
 "use strict";
-const defineProperty = Reflect.defineProperty, setPrototypeOf = Reflect.setPrototypeOf;
+// Taken when the realm is made, before user code could replace any of it.
+const defineProperty = Reflect.defineProperty, setPrototypeOf = Reflect.setPrototypeOf, getPrototypeOf = Reflect.getPrototypeOf;
 const getOwnPropertyDescriptors = Object.getOwnPropertyDescriptors, ownKeys = Reflect.ownKeys;
-const symbols = { "Symbol.iterator": Symbol.iterator, "Symbol.asyncIterator": Symbol.asyncIterator };
+const symbols = { __proto__: null, "Symbol.iterator": Symbol.iterator, "Symbol.asyncIterator": Symbol.asyncIterator };
+const toStringTag = Symbol.toStringTag;
+const data = (value, writable, enumerable, configurable) => ({ __proto__: null, value, writable, enumerable, configurable });
+return function (G, $, M, need) {
 function define(F, P, S, outerCtor, protoConstants, staticConstants, tag, aliases) {
   const outerPrototype = outerCtor.prototype;
-  setPrototypeOf(P, $.realmPrototypeOf(Reflect.getPrototypeOf(outerPrototype)));
-  setPrototypeOf(F, $.toRealm(Reflect.getPrototypeOf(outerCtor)));
-  defineProperty(F, "prototype", { value: P, writable: false, enumerable: false, configurable: false });
-  defineProperty(P, "constructor", { value: F, writable: true, enumerable: false, configurable: true });
-  for (const [key, from] of aliases) defineProperty(P, symbols[key], { value: P[from], writable: true, enumerable: false, configurable: true });
+  setPrototypeOf(P, $.realmPrototypeOf(getPrototypeOf(outerPrototype)));
+  setPrototypeOf(F, $.toRealm(getPrototypeOf(outerCtor)));
+  defineProperty(F, "prototype", data(P, false, false, false));
+  defineProperty(P, "constructor", data(F, true, false, true));
+  for (let i = 0; i < aliases.length; i++) defineProperty(P, symbols[aliases[i][0]], data(P[aliases[i][1]], true, false, true));
   const statics = getOwnPropertyDescriptors(S);
-  for (const key of ownKeys(statics)) defineProperty(F, key, statics[key]);
-  for (const [key, value] of protoConstants) defineProperty(P, key, { value, writable: false, enumerable: true, configurable: false });
-  for (const [key, value] of staticConstants) defineProperty(F, key, { value, writable: false, enumerable: true, configurable: false });
-  if (tag !== null) defineProperty(P, Symbol.toStringTag, { value: tag, writable: false, enumerable: false, configurable: true });
+  const keys = ownKeys(statics);
+  for (let i = 0; i < keys.length; i++) {
+    const descriptor = statics[keys[i]];
+    setPrototypeOf(descriptor, null);
+    defineProperty(F, keys[i], descriptor);
+  }
+  for (let i = 0; i < protoConstants.length; i++) defineProperty(P, protoConstants[i][0], data(protoConstants[i][1], false, true, false));
+  for (let i = 0; i < staticConstants.length; i++) defineProperty(F, staticConstants[i][0], data(staticConstants[i][1], false, true, false));
+  if (tag !== null) defineProperty(P, toStringTag, data(tag, false, false, true));
   $.mirrorAs(outerPrototype, P);
   $.pair(F, outerCtor);
 }
@@ -241,7 +250,7 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
     ...interfaces.map((api, i) => interfaceSource(i, api, table)),
     ...functions.map((name) => functionSource(name, outer[name], table)),
     ...objects.map((name) => `case ${JSON.stringify(name)}: return $.toRealm(M[${table.push(outer[name]) - 1}]);`),
-    "}\n};\n})",
+    "}\n};\n};\n})",
   ].join("\n");
   const interfaceOf = new Map<object, string>(interfaces.map((api) => [api.ctor.prototype, api.name]));
   const kinds = outerKinds(interfaces);
@@ -271,11 +280,15 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
       let build: ((name: string) => unknown) | undefined;
       const made = new Map<string, unknown>();
       const global = context as typeof globalThis;
-      const [makeMembrane, realmIntrinsicsOf, makeBuilders] = setup.runInContext(context) as [
+      const [membraneOf, realmIntrinsicsOf, buildersOf] = setup.runInContext(context) as [
         typeof createMembrane,
         typeof intrinsicsOf,
-        (G: object, $: Membrane, M: readonly unknown[], need: (name: string) => unknown) => (name: string) => unknown,
+        () => (G: object, $: Membrane, M: readonly unknown[], need: (name: string) => unknown) => (name: string) => unknown,
       ];
+      // Stage one of each, now, while the realm is pristine (see createMembrane).
+      const makeMembrane = membraneOf(global);
+      const realmIntrinsics = realmIntrinsicsOf(global);
+      const makeBuilders = buildersOf();
       const resolve = (name: string): unknown => {
         if (made.has(name)) return made.get(name);
         build ??= makeBuilders(global, web.membrane, table, resolve);
@@ -286,7 +299,7 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
       };
       const web: RealmWeb = {
         get membrane() {
-          membrane ??= makeMembrane(global, facts, realmIntrinsicsOf(global), resolve, checkpoint);
+          membrane ??= makeMembrane(facts, realmIntrinsics, resolve, checkpoint);
           return membrane;
         },
         get hasMembrane() {

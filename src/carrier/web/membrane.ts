@@ -111,14 +111,11 @@ export function intrinsicsOf(G: typeof globalThis): object[] {
  * outer code called into the realm (a callback) or settled one of its promises, as HTML's event
  * loop runs microtasks after each callback.
  */
-export function createMembrane(
-  G: typeof globalThis,
-  facts: OuterFacts,
-  intrinsics: readonly object[],
-  demand: (name: string) => unknown,
-  checkpoint: () => void,
-): Membrane {
+export function createMembrane(G: typeof globalThis): MembraneFactory {
   "use strict";
+  // Stage one, run when the realm is made, before any user code: everything the membrane uses of
+  // the realm is taken now. (User code may replace Reflect, WeakMap.prototype.get or
+  // Array.isArray before the membrane is first needed; it must never get to see what crosses.)
   const { Reflect: R, Object: O, WeakMap: RealmWeakMap, Proxy: RealmProxy, Promise: RealmPromise, Array: RealmArray } = G;
   const apply = R.apply;
   const getPrototypeOf = R.getPrototypeOf;
@@ -142,8 +139,10 @@ export function createMembrane(
   /** Buffers up to this size are copied into the realm rather than moved. */
   const COPY_LIMIT = 64 * 1024;
   const realmObjectPrototype = G.Object.prototype;
-  const outerObjectPrototype = facts.objectPrototype;
-  const { isProxy, isPassThrough, kindOf, then, interfaceOf, copyBytes, forClone } = facts;
+  const freeze = O.freeze;
+  const isArray = G.Array.isArray;
+  const { iterator: iteratorSymbol, asyncIterator: asyncIteratorSymbol, toStringTag: toStringTagSymbol } = G.Symbol;
+  const { Error: RealmError, TypeError: RealmTypeError } = G;
 
   const errors: Record<string, ErrorConstructor> = {
     Error: G.Error, TypeError: G.TypeError, RangeError: G.RangeError, SyntaxError: G.SyntaxError,
@@ -172,7 +171,11 @@ export function createMembrane(
     defineProperty(target, key, { __proto__: null, value, writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
   };
 
-  const notPlatformObject = O.freeze(create(null));
+  // Stage two, when the realm first needs its membrane.
+  return (facts, intrinsics, demand, checkpoint) => {
+  const outerObjectPrototype = facts.objectPrototype;
+  const { isProxy, isPassThrough, kindOf, then, interfaceOf, copyBytes, forClone } = facts;
+  const notPlatformObject = freeze(create(null));
   /** outer → realm and realm → outer, both directions of every pairing. */
   const realmOf = new RealmWeakMap<object, unknown>();
   const outerOfMap = new RealmWeakMap<object, unknown>();
@@ -244,7 +247,7 @@ export function createMembrane(
     const mirror = create(mirrorOf(getPrototypeOf(outerPrototype) as object | null));
     apply(weakSet, mirrors, [outerPrototype, mirror]);
     for (const key of ownKeys(outerPrototype)) {
-      if (key === "constructor" || (typeof key === "symbol" && key !== G.Symbol.iterator && key !== G.Symbol.asyncIterator && key !== G.Symbol.toStringTag)) continue;
+      if (key === "constructor" || (typeof key === "symbol" && key !== iteratorSymbol && key !== asyncIteratorSymbol && key !== toStringTagSymbol)) continue;
       const descriptor = getOwnPropertyDescriptor(outerPrototype, key)!;
       // The outer prototype is frozen; its mirror is the realm's to patch, as any prototype is.
       descriptor.configurable = true;
@@ -271,9 +274,9 @@ export function createMembrane(
     } catch {
       // An outer error is Deno's own; if reading it fails, a plain Error still says something.
     }
-    const Ctor = errors[name] ?? G.Error;
+    const Ctor = errors[name] ?? RealmError;
     const error = message === undefined ? new Ctor() : new Ctor(message);
-    if (Ctor === G.Error && name !== "Error") defineProperty(error, "name", { __proto__: null, value: name, writable: true, configurable: true } as PropertyDescriptor);
+    if (Ctor === RealmError && name !== "Error") defineProperty(error, "name", { __proto__: null, value: name, writable: true, configurable: true } as PropertyDescriptor);
     return error;
   }
 
@@ -318,7 +321,7 @@ export function createMembrane(
       try {
         return copyBuffer(outer);
       } catch {
-        return new G.ArrayBuffer(0);
+        return new RealmArrayBuffer(0);
       }
     }
   }
@@ -505,7 +508,7 @@ export function createMembrane(
     // Buffers, promises, errors, dates and collections of the realm pass as they are: Deno's code
     // needs their internal slots, and they hold no outer object.
     if (typeof value !== "function" && !isProxy(value) && isPassThrough(value)) return value;
-    const shadow = typeof value === "function" ? () => {} : G.Array.isArray(value) ? [] : create(null);
+    const shadow = typeof value === "function" ? () => {} : isArray(value) ? [] : create(null);
     apply(weakSet, targets, [shadow, value]);
     const outer = new RealmProxy(shadow, standIn);
     pair(value, outer);
@@ -529,7 +532,7 @@ export function createMembrane(
     try {
       return toRealm(error);
     } catch {
-      return new G.TypeError("a Web API failed in a way that cannot be shown to this realm");
+      return new RealmTypeError("a Web API failed in a way that cannot be shown to this realm");
     }
   }
 
@@ -645,7 +648,7 @@ export function createMembrane(
     giveBack,
     realmPrototypeOf: (outerPrototype) => mirrorOf(outerPrototype),
     construct(ctor, self, newTarget, args, name) {
-      if (newTarget === undefined) throw new G.TypeError(`Failed to construct '${name}': Please use the 'new' operator, this object constructor cannot be called as a function.`);
+      if (newTarget === undefined) throw new RealmTypeError(`Failed to construct '${name}': Please use the 'new' operator, this object constructor cannot be called as a function.`);
       let outer: object;
       try {
         outer = construct(ctor as new (...a: unknown[]) => object, toOuterArgs(args));
@@ -659,4 +662,13 @@ export function createMembrane(
     outerThis,
     rethrow,
   };
+  };
 }
+
+/** Stage two of createMembrane: the membrane itself, made when the realm first needs it. */
+export type MembraneFactory = (
+  facts: OuterFacts,
+  intrinsics: readonly object[],
+  demand: (name: string) => unknown,
+  checkpoint: () => void,
+) => Membrane;
