@@ -569,8 +569,13 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
     const known = apply(weakGet, lent, [outerView]);
     if (known) return known;
     const { byteOffset, byteLength } = outerView as Uint8Array;
-    // The whole buffer, so that offsets and the buffer's length read as Deno's do.
-    const copy = new uint8(copyBuffer((outerView as Uint8Array).buffer as ArrayBuffer), byteOffset, byteLength);
+    let copy: Uint8Array;
+    try {
+      // The whole buffer, so that offsets and the buffer's length read as Deno's do.
+      copy = new uint8(copyBuffer((outerView as Uint8Array).buffer as ArrayBuffer), byteOffset, byteLength);
+    } catch (error) {
+      rethrow(error);
+    }
     apply(weakSet, lent, [outerView, copy]);
     apply(weakSet, outerOfMap, [copy, outerView]);
     return copy;
@@ -579,9 +584,14 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
   function giveBack(getter: unknown, respond: unknown, self: unknown, args: ArrayLike<unknown>): unknown {
     const outerView = rawRead(getter, self);
     const copy = isObject(outerView) ? (apply(weakGet, lent, [outerView]) as Uint8Array | undefined) : undefined;
-    if (copy && !(copy.buffer as ArrayBuffer).detached) {
-      const view = outerView as Uint8Array;
-      copyBytes(view.buffer as ArrayBuffer, view.byteOffset, copy.buffer as ArrayBuffer, copy.byteOffset, view.byteLength);
+    const view = outerView as Uint8Array;
+    // (A detached buffer on either side has nothing to give back: Deno's own respond() says what is wrong.)
+    if (copy && !(copy.buffer as ArrayBuffer).detached && !(view.buffer as ArrayBuffer).detached) {
+      try {
+        copyBytes(view.buffer as ArrayBuffer, view.byteOffset, copy.buffer as ArrayBuffer, copy.byteOffset, view.byteLength);
+      } catch (error) {
+        rethrow(error);
+      }
     }
     const result = invoke(respond, outerThis(self), args);
     // Responding hands the buffer over, as Deno's own view is: the copy is detached too.
