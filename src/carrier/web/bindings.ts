@@ -268,6 +268,7 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
       Reflect.apply(promiseThen, promise, [(value: unknown) => onValue(value), (error: unknown) => onError(error)]);
     },
     interfaceOf: (prototype: unknown) => interfaceOf.get(prototype as object),
+    describe: (target: object, key: PropertyKey) => Reflect.getOwnPropertyDescriptor(target, key),
     copyBytes: (target: ArrayBuffer, targetOffset: number, source: ArrayBuffer, sourceOffset: number, length: number) => {
       new Uint8Array(target, targetOffset, length).set(new Uint8Array(source, sourceOffset, length));
     },

@@ -38,6 +38,8 @@ export interface OuterFacts {
   readonly then: (promise: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => void;
   /** The name of the Web API interface whose prototype this is, if it is one. */
   readonly interfaceOf: (prototype: unknown) => string | undefined;
+  /** The outer realm's Reflect.getOwnPropertyDescriptor. */
+  readonly describe: (target: object, key: PropertyKey) => PropertyDescriptor | undefined;
   /** Copies bytes between buffers of either realm, on the outer side (a realm view never holds an outer buffer). */
   readonly copyBytes: (target: ArrayBuffer, targetOffset: number, source: ArrayBuffer, sourceOffset: number, length: number) => void;
   /**
@@ -121,13 +123,6 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
   const getPrototypeOf = R.getPrototypeOf;
   const setPrototypeOf = R.setPrototypeOf;
   const defineProperty = R.defineProperty;
-  const reflectDescriptor = R.getOwnPropertyDescriptor;
-  /** A descriptor with no prototype: reading `value` or `get` from it never reaches user code on Object.prototype. */
-  const getOwnPropertyDescriptor = (target: object, key: PropertyKey): PropertyDescriptor | undefined => {
-    const descriptor = reflectDescriptor(target, key);
-    if (descriptor !== undefined) setPrototypeOf(descriptor, null);
-    return descriptor;
-  };
   const ownKeys = R.ownKeys;
   const getOwnPropertyNames = O.getOwnPropertyNames;
   const reflectGet = R.get;
@@ -174,6 +169,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
   // Stage two, when the realm first needs its membrane.
   return (facts, intrinsics, demand, checkpoint) => {
   const outerObjectPrototype = facts.objectPrototype;
+  // Descriptors are made by the outer realm: reading `value` or `get` from one never reaches user
+  // code on the realm's Object.prototype (and needs no prototype surgery to be sure).
+  const getOwnPropertyDescriptor = facts.describe;
   const { isProxy, isPassThrough, kindOf, then, interfaceOf, copyBytes, forClone } = facts;
   const notPlatformObject = freeze(create(null));
   /** outer → realm and realm → outer, both directions of every pairing. */
