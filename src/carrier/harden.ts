@@ -29,9 +29,14 @@ export function isInternalFrame(site: NodeJS.CallSite): boolean {
 }
 
 export interface OuterHooks {
-  /** Formats console arguments; `userHooks` false skips custom-inspect methods (see console/carrier.ts). */
-  inspectArgs: (args: unknown[], userHooks?: boolean) => string;
+  /**
+   * Format user values: custom-inspect methods are never called (Deno's formatter would hand them
+   * its own inspect function and options, objects of the carrier's realm).
+   */
+  inspectArgs: (args: unknown[]) => string;
   inspect: (value: unknown) => string;
+  /** Formats one of Deno's own platform objects that holds no user value, as Deno prints it. */
+  inspectPlatform: (value: unknown) => string;
   cpuMs: () => number;
 }
 
@@ -42,12 +47,12 @@ export function hardenOuterRealm(): OuterHooks {
   const denoInspectArgs = internals?.inspectArgs;
   const cpuUsage = Deno.cpuUsage;
   const inspectOptions = { colors: false, depth: 4, iterableLimit: 100, strAbbreviateSize: 10_000 };
+  const userOptions = { ...inspectOptions, customInspect: false };
   const hooks: OuterHooks = {
-    inspect: (value) => inspect(value, inspectOptions),
-    inspectArgs: (args, userHooks = true) => {
-      const options = userHooks ? inspectOptions : { ...inspectOptions, customInspect: false };
-      return denoInspectArgs ? denoInspectArgs(args, options) : args.map((a) => (typeof a === "string" ? a : inspect(a, options))).join(" ");
-    },
+    inspect: (value) => inspect(value, userOptions),
+    inspectPlatform: (value) => inspect(value, inspectOptions),
+    inspectArgs: (args) =>
+      denoInspectArgs ? denoInspectArgs(args, userOptions) : args.map((a) => (typeof a === "string" ? a : inspect(a, userOptions))).join(" "),
     cpuMs: () => {
       const usage = cpuUsage();
       return (usage.user + usage.system) / 1000;

@@ -151,7 +151,17 @@ const HELPERS_SOURCE = `(() => {
   };
   // What MessageChannel's code is made from (see makeChannels): the realm's own intrinsics, taken
   // now, before user code could replace them, plus the realm's pristine Web API classes.
-  const pristine = { Reflect: G.Reflect, Object: G.Object, Symbol: G.Symbol, TypeError: G.TypeError, WeakMap: G.WeakMap };
+  // (Methods, not just their holders: user code may replace WeakMap.prototype.get before the channel is first used.)
+  const RealWeakMap = G.WeakMap;
+  const PristineWeakMap = function () { return new RealWeakMap(); };
+  PristineWeakMap.prototype = { __proto__: null, get: G.WeakMap.prototype.get, set: G.WeakMap.prototype.set };
+  const pristine = {
+    Reflect: { __proto__: null, apply: G.Reflect.apply, construct: G.Reflect.construct },
+    Object: { __proto__: null, defineProperty: G.Object.defineProperty, setPrototypeOf: G.Object.setPrototypeOf },
+    Symbol: { __proto__: null, iterator: G.Symbol.iterator, toStringTag: G.Symbol.toStringTag },
+    TypeError: G.TypeError,
+    WeakMap: PristineWeakMap,
+  };
   const channelScope = (apis) => {
     const scope = { __proto__: null };
     for (const key of keys(pristine)) defineProperty(scope, key, { __proto__: null, value: pristine[key], enumerable: true, writable: true });

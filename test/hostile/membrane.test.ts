@@ -1017,3 +1017,34 @@ describe("the membrane is made on first use, after user code ran", () => {
     await assertAnswers(shared, "intrinsics replaced before first use");
   });
 });
+
+describe("the carrier's formatter never calls user code", () => {
+  // A custom-inspect method is called by Deno's formatter with Deno's own inspect function and
+  // options object: objects of the carrier's realm. The formatter formats user values without them.
+  test("custom-inspect hooks in thrown values, reportError and every console path are never called", async () => {
+    const persistent = await Sandbox.create({ timeoutMs: LONG_TIMEOUT_MS, persistent: true });
+    try {
+      await persistent.run(String.raw`
+        globalThis.calls = [];
+        globalThis.hooked = () => ({ [Symbol.for("Deno.customInspect")](i, o) { calls.push([i, o]); return "x"; }, [Symbol.for("nodejs.util.inspect.custom")](d, o, i) { calls.push([o, i]); return "x"; } });
+      `);
+      const attempts = [
+        "throw hooked()",
+        "reportError(hooked()); 1",
+        "reportError(new CustomEvent('x', { detail: new Map([[1, hooked()]]) })); 1",
+        "console.log(Promise.resolve(hooked())); 1",
+        "const a = [1]; a.foo = hooked(); console.log(a); 1",
+        "const b = []; b[200] = hooked(); console.log(b); 1",
+        "console.log(new Map([[1, hooked()]]).entries()); 1",
+        "console.log(new CustomEvent('x', { detail: new Map([[1, hooked()]]) })); 1",
+        "console.log(new ErrorEvent('x', { error: Object.assign(new Error('e'), { h: hooked() }) })); 1",
+      ];
+      for (const code of attempts) await persistent.run(code);
+      const result = await persistent.run("calls.length");
+      assert.ok(result.ok, describeResult(result));
+      assert.equal(result.value, 0, "a custom-inspect hook of user code was called by the carrier's formatter");
+    } finally {
+      await persistent.close();
+    }
+  });
+});

@@ -3,44 +3,14 @@ import type { CarrierCapability } from "../../carrier/capability.js";
 import { exposeNamespace, liveScope } from "../../carrier/capability.js";
 import type { LogLevel } from "./messages.js";
 import { logCost } from "./log-cost.js";
-import { types } from "node:util";
-
-const INSPECT_HOOKS = [Symbol.for("Deno.customInspect"), Symbol.for("nodejs.util.inspect.custom")];
-/** As deep and as wide as the formatter looks (depth 4, 100 entries), and a little more. */
-const HOOK_SEARCH_DEPTH = 6;
-const HOOK_SEARCH_NODES = 5_000;
 
 /**
- * Whether formatting `values` could call into user code: a custom-inspect method anywhere on what
- * the formatter would visit (own or inherited), or a Proxy (the formatter looks through proxies).
- * Reads descriptors only, so no getter of user code runs; a search too large to finish says yes.
+ * Deno's classes whose objects hold no user value: printed as Deno prints them (their own
+ * custom inspect runs, on Deno's side). Any other value is formatted without custom inspect.
  */
-function hasInspectHooks(values: unknown[]): boolean {
-  const seen = new Set<object>();
-  const stack: Array<[unknown, number]> = values.map((value) => [value, 0]);
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop()!;
-    if ((typeof value !== "object" && typeof value !== "function") || value === null || seen.has(value)) continue;
-    if (types.isProxy(value) || seen.size >= HOOK_SEARCH_NODES) return true;
-    seen.add(value);
-    for (let proto: object | null = value; proto !== null; proto = Reflect.getPrototypeOf(proto)) {
-      if (types.isProxy(proto)) return true;
-      for (const hook of INSPECT_HOOKS) if (Reflect.getOwnPropertyDescriptor(proto, hook)) return true;
-    }
-    if (depth >= HOOK_SEARCH_DEPTH) continue;
-    if (types.isMap(value) || types.isSet(value)) {
-      for (const entry of value as Map<unknown, unknown>) stack.push([entry, depth + 1]);
-    }
-    if (ArrayBuffer.isView(value)) continue;
-    // The formatter shows an array's first 100 entries; listing every key of a huge one would cost more than printing it.
-    const keys = Array.isArray(value) ? Array.from({ length: Math.min(value.length, 101) }, (_, i) => String(i)) : Reflect.ownKeys(value);
-    for (const key of keys) {
-      const descriptor = Reflect.getOwnPropertyDescriptor(value, key);
-      if (descriptor && "value" in descriptor) stack.push([descriptor.value, depth + 1]);
-    }
-  }
-  return false;
-}
+const SELF_CONTAINED = ["URL", "URLSearchParams", "URLPattern", "Headers", "Blob", "DOMException", "TextEncoder", "TextDecoder", "CryptoKey"]
+  .map((name) => (globalThis as Record<string, unknown>)[name])
+  .filter((ctor): ctor is abstract new (...args: never[]) => object => typeof ctor === "function");
 
 export const consoleCapability: CarrierCapability = {
   install(global, slot, { hooks, realm }) {
@@ -52,10 +22,13 @@ export const consoleCapability: CarrierCapability = {
       const scope = liveScope(slot);
       if (!scope) return;
       if (scope.recordedFailure?.kind === "output") throw scope.breach("output", "OutputLimitError", "console output limit exceeded");
-      // Platform objects print as Deno prints them; a custom-inspect method of user code would be
-      // called by the formatter with the carrier's own inspect function and options, so none runs.
-      const shown = args.map((arg) => realm.membrane.outerOf(arg) ?? arg);
-      let message = hooks.inspectArgs(shown, !hasInspectHooks(args)) + suffix;
+      // A few platform objects print as Deno prints them; for everything else, a custom-inspect
+      // method of user code would get the carrier's own inspect function and options: none runs.
+      const shown = args.map((arg) => {
+        const outer = realm.outerOf(arg);
+        return outer !== undefined && SELF_CONTAINED.some((ctor) => outer instanceof ctor) ? hooks.inspectPlatform(outer) : arg;
+      });
+      let message = hooks.inspectArgs(shown) + suffix;
       if (indent) message = indent + message.replaceAll("\n", "\n" + indent);
       const cost = logCost({ message });
       if (scope.logBytes + cost > scope.limits.maxLogBytes) {

@@ -220,7 +220,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
   }
 
   function copyNameAndLength(target: object, source: object): void {
-    for (const key of ["length", "name"]) {
+    const list1 = ["length", "name"];
+    for (let i1 = 0; i1 < list1.length; i1++) {
+      const key = list1[i1]!;
       let value: unknown;
       try {
         value = reflectGet(source, key);
@@ -244,7 +246,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
     }
     const mirror = create(mirrorOf(getPrototypeOf(outerPrototype) as object | null));
     apply(weakSet, mirrors, [outerPrototype, mirror]);
-    for (const key of ownKeys(outerPrototype)) {
+    const list2 = ownKeys(outerPrototype);
+    for (let i2 = 0; i2 < list2.length; i2++) {
+      const key = list2[i2]!;
       if (key === "constructor" || (typeof key === "symbol" && key !== iteratorSymbol && key !== asyncIteratorSymbol && key !== toStringTagSymbol)) continue;
       const descriptor = getOwnPropertyDescriptor(outerPrototype, key)!;
       // The outer prototype is frozen; its mirror is the realm's to patch, as any prototype is.
@@ -349,7 +353,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
       if (prototype !== null) return rootOf(prototype) === realmObjectPrototype ? value : wrap(value, prototype);
       const bare = create(null) as object;
       remember(bare, value);
-      for (const key of ownKeys(value)) {
+      const list3 = ownKeys(value);
+      for (let i3 = 0; i3 < list3.length; i3++) {
+        const key = list3[i3]!;
         const descriptor = getOwnPropertyDescriptor(value, key);
         if (descriptor && "value" in descriptor && descriptor.enumerable) put(bare, key, toRealm(descriptor.value));
       }
@@ -363,7 +369,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
         // A plain outer object (a read result, a JWK, an algorithm): copied, members re-homed.
         const plain: Record<PropertyKey, unknown> = {};
         remember(plain, value);
-        for (const key of ownKeys(value)) {
+        const list4 = ownKeys(value);
+        for (let i4 = 0; i4 < list4.length; i4++) {
+          const key = list4[i4]!;
           const descriptor = getOwnPropertyDescriptor(value, key);
           if (descriptor && "value" in descriptor && descriptor.enumerable) put(plain, key, toRealm(descriptor.value));
         }
@@ -373,7 +381,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
         const array = new RealmArray((value as unknown[]).length);
         remember(array, value);
         // Every own enumerable property, not only the elements (structuredClone keeps them all).
-        for (const key of ownKeys(value)) {
+        const list5 = ownKeys(value);
+        for (let i5 = 0; i5 < list5.length; i5++) {
+          const key = list5[i5]!;
           const descriptor = getOwnPropertyDescriptor(value, key)!;
           if ("value" in descriptor && descriptor.enumerable) put(array, key, toRealm(descriptor.value));
         }
@@ -432,7 +442,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
    * ProgressEvent's `loaded`, a DOMException's `stack`): the wrapper gets them too, re-homed.
    */
   function adoptOwnProperties(wrapper: object, outer: object): void {
-    for (const key of getOwnPropertyNames(outer)) {
+    const list6 = getOwnPropertyNames(outer);
+    for (let i6 = 0; i6 < list6.length; i6++) {
+      const key = list6[i6]!;
       const descriptor = getOwnPropertyDescriptor(outer, key)!;
       let value: unknown;
       try {
