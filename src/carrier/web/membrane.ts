@@ -220,9 +220,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
   }
 
   function copyNameAndLength(target: object, source: object): void {
-    const list1 = ["length", "name"];
-    for (let i1 = 0; i1 < list1.length; i1++) {
-      const key = list1[i1]!;
+    const keys = ["length", "name"];
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
       let value: unknown;
       try {
         value = reflectGet(source, key);
@@ -246,9 +246,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
     }
     const mirror = create(mirrorOf(getPrototypeOf(outerPrototype) as object | null));
     apply(weakSet, mirrors, [outerPrototype, mirror]);
-    const list2 = ownKeys(outerPrototype);
-    for (let i2 = 0; i2 < list2.length; i2++) {
-      const key = list2[i2]!;
+    const keys = ownKeys(outerPrototype);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
       if (key === "constructor" || (typeof key === "symbol" && key !== iteratorSymbol && key !== asyncIteratorSymbol && key !== toStringTagSymbol)) continue;
       const descriptor = getOwnPropertyDescriptor(outerPrototype, key)!;
       // The outer prototype is frozen; its mirror is the realm's to patch, as any prototype is.
@@ -351,15 +351,7 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
       // at the root; anything else is outer: an object of a class the carrier does not name (an
       // iterator, say) gets a wrapper with a mirrored prototype, one without a prototype a copy.
       if (prototype !== null) return rootOf(prototype) === realmObjectPrototype ? value : wrap(value, prototype);
-      const bare = create(null) as object;
-      remember(bare, value);
-      const list3 = ownKeys(value);
-      for (let i3 = 0; i3 < list3.length; i3++) {
-        const key = list3[i3]!;
-        const descriptor = getOwnPropertyDescriptor(value, key);
-        if (descriptor && "value" in descriptor && descriptor.enumerable) put(bare, key, toRealm(descriptor.value));
-      }
-      return bare;
+      return copyInto(create(null) as object, value);
     }
     let copy: object;
     switch (kind) {
@@ -367,27 +359,11 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
         return wrap(value, prototype!);
       case "plain": {
         // A plain outer object (a read result, a JWK, an algorithm): copied, members re-homed.
-        const plain: Record<PropertyKey, unknown> = {};
-        remember(plain, value);
-        const list4 = ownKeys(value);
-        for (let i4 = 0; i4 < list4.length; i4++) {
-          const key = list4[i4]!;
-          const descriptor = getOwnPropertyDescriptor(value, key);
-          if (descriptor && "value" in descriptor && descriptor.enumerable) put(plain, key, toRealm(descriptor.value));
-        }
-        return plain;
+        return copyInto({}, value);
       }
       case "array": {
-        const array = new RealmArray((value as unknown[]).length);
-        remember(array, value);
         // Every own enumerable property, not only the elements (structuredClone keeps them all).
-        const list5 = ownKeys(value);
-        for (let i5 = 0; i5 < list5.length; i5++) {
-          const key = list5[i5]!;
-          const descriptor = getOwnPropertyDescriptor(value, key)!;
-          if ("value" in descriptor && descriptor.enumerable) put(array, key, toRealm(descriptor.value));
-        }
-        return array;
+        return copyInto(new RealmArray((value as unknown[]).length), value);
       }
       case "Map":
       case "Set": {
@@ -430,6 +406,17 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
     return copy;
   }
 
+  /** Fills `copy` with `outer`'s own enumerable data properties, re-homed; the same outer object gives it again. */
+  function copyInto(copy: object, outer: object): object {
+    remember(copy, outer);
+    const keys = ownKeys(outer);
+    for (let i = 0; i < keys.length; i++) {
+      const descriptor = getOwnPropertyDescriptor(outer, keys[i]!);
+      if (descriptor && "value" in descriptor && descriptor.enumerable) put(copy, keys[i]!, toRealm(descriptor.value));
+    }
+    return copy;
+  }
+
   function wrap(value: object, prototype: object): object {
     const wrapper = create(mirrorOf(prototype));
     pair(wrapper, value);
@@ -442,9 +429,9 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
    * ProgressEvent's `loaded`, a DOMException's `stack`): the wrapper gets them too, re-homed.
    */
   function adoptOwnProperties(wrapper: object, outer: object): void {
-    const list6 = getOwnPropertyNames(outer);
-    for (let i6 = 0; i6 < list6.length; i6++) {
-      const key = list6[i6]!;
+    const keys = getOwnPropertyNames(outer);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
       const descriptor = getOwnPropertyDescriptor(outer, key)!;
       let value: unknown;
       try {
