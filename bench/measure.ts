@@ -36,9 +36,13 @@ export interface ParallelPlan {
   pauseMs: number;
 }
 
-/** Rounds of `width` evals submitted together; each eval's latency runs from the common submit. */
-export async function measureParallel(engine: Engine, scenario: EvalScenario, plan: ParallelPlan): Promise<Summary> {
+/**
+ * Rounds of `width` evals submitted together; each eval's latency runs from the common submit, and
+ * a round's (the batch's) until its last eval resolved.
+ */
+export async function measureParallel(engine: Engine, scenario: EvalScenario, plan: ParallelPlan): Promise<{ perEval: Summary; batch: Summary }> {
   const samples: number[] = [];
+  const batches: number[] = [];
   for (let round = 0; round < plan.warmupRounds + plan.rounds; round++) {
     const start = performance.now();
     const latencies = await Promise.all(
@@ -49,10 +53,13 @@ export async function measureParallel(engine: Engine, scenario: EvalScenario, pl
         return us;
       }),
     );
-    if (round >= plan.warmupRounds) samples.push(...latencies);
+    if (round >= plan.warmupRounds) {
+      samples.push(...latencies);
+      batches.push(elapsedUs(start));
+    }
     if (plan.pauseMs > 0) await sleep(plan.pauseMs);
   }
-  return summarize(samples);
+  return { perEval: summarize(samples), batch: summarize(batches) };
 }
 
 export interface ThroughputPlan {

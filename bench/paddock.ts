@@ -17,10 +17,11 @@ export const POOL_SETTLE_MS = 30;
  * A sandbox to measure, created once the pool has refilled behind it: the carriers the pool starts
  * after a create would otherwise share the CPU with the first measurements.
  */
-export async function createPaddock(options?: SandboxOptions): Promise<Engine> {
+export async function createPaddock(options?: SandboxOptions): Promise<Engine & { sandbox: Sandbox }> {
   const sandbox = await Sandbox.create(options);
   await settlePool();
   return {
+    sandbox,
     eval: (code) => sandbox.eval(code),
     idleRssBytes: () => carrierPids(sandbox).reduce((sum, pid) => sum + vmRssBytes(pid), 0),
     close: () => sandbox.close(),
@@ -66,6 +67,27 @@ export async function measureCreate(kind: "warm" | "cold", samples: number, warm
     configurePool({ size: DEFAULT_POOL_SIZE });
   }
   return { create: summarize(create), createClose: summarize(createClose) };
+}
+
+/**
+ * Sandboxes made one after another with the default pool, as a host starting many sandboxes does:
+ * each create plus its first eval is timed (closing it is not), so the pool refills only as fast as
+ * carriers start.
+ */
+export async function measureCreateFirstEval(samples: number, warmup: number): Promise<Summary> {
+  configurePool({ size: DEFAULT_POOL_SIZE });
+  await settlePool();
+  const times: number[] = [];
+  for (let i = 0; i < warmup + samples; i++) {
+    const start = performance.now();
+    const sandbox = await Sandbox.create();
+    const value = await sandbox.eval("1 + 1");
+    const us = elapsedUs(start);
+    await sandbox.close();
+    if (value !== 2) throw new Error(`a new sandbox's first eval gave ${String(value)}`);
+    if (i >= warmup) times.push(us);
+  }
+  return summarize(times);
 }
 
 /** Fills the pool and waits until its new carriers are ready and done with their start-up work. */

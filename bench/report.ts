@@ -1,6 +1,9 @@
 /** The results of a run, and their Markdown rendering: one table, its notes, and the targets. */
 import type { Throughput } from "./measure.js";
 import type { MediationResults } from "./fetch.js";
+import type { Floor } from "./floor.js";
+import type { Startup } from "./startup.js";
+import { PHASE_TITLES, type Breakdown } from "./breakdown.js";
 import { formatInteger, formatMegabytes, formatPercentiles, type Percentiles } from "./stats.js";
 
 export interface LatencyCell {
@@ -59,6 +62,10 @@ export interface Results {
   notes: string[];
   targets: TargetResult[];
   mediation: MediationResults;
+  floor: Floor;
+  startup: Startup;
+  /** Where a noop eval's time goes, per Paddock column (pace). */
+  breakdown: Array<{ column: string; phases: Breakdown }>;
 }
 
 export function machineLine(machine: Machine): string {
@@ -85,23 +92,53 @@ export function renderMarkdown(results: Results): string {
   for (const column of results.columns) lines.push(`- **${column.label}**: ${column.note}`);
   lines.push("", "Notes:");
   for (const note of results.notes) lines.push(`- ${note}`);
+  lines.push("", ...renderFloor(results.floor, results.startup));
+  lines.push("", ...renderBreakdown(results));
   lines.push("", ...renderMediation(results.mediation));
   lines.push("", "### Targets (Paddock)", "");
   for (const target of results.targets) {
-    const checks = target.checks.map((check) => `${check.column}: ${check.measured} → **${check.met ? "met" : "not met"}**`);
+    const checks = target.checks.map((check) => `${check.measured} → **${check.met ? "met" : "not met"}**`);
     lines.push(`- ${target.goal} — ${checks.length > 0 ? checks.join("; ") : "not measured"}`);
   }
   lines.push("", `Run took ${results.durationSeconds.toFixed(1)} s.`);
   return lines.join("\n");
 }
 
+/** The baselines every target is stated against, measured in this run. */
+function renderFloor(floor: Floor, startup: Startup): string[] {
+  return [
+    "### Floor and start-up (same run)",
+    "",
+    tableLine(["measurement", "p50 / p99 / max (µs)"]),
+    tableLine(["---", "---"]),
+    tableLine(["sync-read echo, zero-permission Deno, one JSON line round trip, back-to-back", formatPercentiles(floor.syncPipe.backToBack)]),
+    tableLine(["the same at agent pace (1 ms idle between lines)", formatPercentiles(floor.syncPipe.agentPace)]),
+    tableLine(["async-read echo, back-to-back", formatPercentiles(floor.asyncPipe)]),
+    tableLine(["empty `deno run` (the carrier's flags), spawn to exit", formatPercentiles(floor.emptyDeno)]),
+    tableLine(["empty `node -e \"\"`, spawn to exit", formatPercentiles(floor.emptyNode)]),
+    tableLine(["`node -e 'await import(\"paddock\")'`, spawn to exit", formatPercentiles(startup.importPackage)]),
+    tableLine(["`paddock eval \"1+1\"`, spawn to exit", formatPercentiles(startup.cliEval)]),
+  ];
+}
+
+/** Where a noop eval's time goes, phase by phase, at each pace (p50 of each phase). */
+function renderBreakdown(results: Results): string[] {
+  const columns = results.breakdown.map(({ column }) => results.columns.find((candidate) => candidate.id === column)?.label ?? column);
+  const lines = ["### Where a noop eval's time goes (p50 per phase, µs; traced evals of `0`)", ""];
+  lines.push(tableLine(["phase", ...columns]), tableLine(["---", ...columns.map(() => "---")]));
+  for (const [phase, title] of Object.entries(PHASE_TITLES) as Array<[keyof Breakdown, string]>) {
+    lines.push(tableLine([`${phase}: ${title}`, ...results.breakdown.map(({ phases }) => formatInteger(phases[phase]))]));
+  }
+  lines.push("", "Each phase's p50 is taken on its own, so the phases need not add up to the total's p50.");
+  return lines;
+}
+
 /** The network mediation table: a sandboxed fetch against the host's own request. */
-export function renderMediation(mediation: MediationResults, target?: TargetResult): string[] {
+export function renderMediation(mediation: MediationResults): string[] {
   const lines = ["### Network mediation (sandboxed fetch to a loopback server)", ""];
   lines.push(tableLine(["measurement", "p50 / p99 / max (µs)"]), tableLine(["---", "---"]));
   for (const row of mediation.rows) lines.push(tableLine([row.title, formatPercentiles(row.figures)]));
   lines.push("", `Added by mediation at p50: **${formatInteger(mediation.addedP50Us)} µs** (sandboxed minus the host's own request; a ${mediation.bodyBytes}-byte JSON body, same agent pace for every row).`);
-  if (target) for (const check of target.checks) lines.push(`- ${target.goal} — ${check.measured} → **${check.met ? "met" : "not met"}**`);
   return lines;
 }
 

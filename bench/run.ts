@@ -14,14 +14,17 @@ import { nodeVm } from "./baselines/node-vm.js";
 import { quickjs } from "./baselines/quickjs.js";
 import type { Baseline, Engine, Pace } from "./engine.js";
 import { RSS_IDLE_MS, measureIdleRss, measureParallel, measureSequential, measureThroughput } from "./measure.js";
-import { POOL_SETTLE_MS, createPaddock, drainPool, measureCreate } from "./paddock.js";
+import { POOL_SETTLE_MS, createPaddock, drainPool, measureCreate, measureCreateFirstEval } from "./paddock.js";
 import { cpuShare, cpuSnapshot } from "./proc.js";
 import { PUBLISHED, PUBLISHED_NOTE } from "./published.js";
 import { renderMarkdown, renderMediation, type Cell, type Column, type LatencyCell, type Machine, type Results, type Row } from "./report.js";
 import { ADD, EVAL_SCENARIOS, assertResult } from "./scenarios.js";
 import { formatInteger, formatMegabytes, formatPercentiles, type Summary } from "./stats.js";
-import { checkTargets, checkMediation } from "./targets.js";
+import { checkTargets } from "./targets.js";
 import { benchMediation, type MediationResults } from "./fetch.js";
+import { measureFloor } from "./floor.js";
+import { measureStartup } from "./startup.js";
+import { measureBreakdown } from "./breakdown.js";
 
 interface Plan {
   /** Samples per scenario (and per mode), by how costly one eval of the engine is. */
@@ -31,6 +34,8 @@ interface Plan {
   createWarmup: number;
   sustainMs: number;
   sustainWarmupMs: number;
+  /** Process starts per start-up figure (empty deno, empty node, import, CLI). */
+  starts: number;
 }
 
 const FULL: Plan = {
@@ -40,6 +45,7 @@ const FULL: Plan = {
   createWarmup: 5,
   sustainMs: 5000,
   sustainWarmupMs: 500,
+  starts: 20,
 };
 const QUICK: Plan = {
   samples: { fast: 100, medium: 30, slow: 10 },
@@ -48,6 +54,7 @@ const QUICK: Plan = {
   createWarmup: 2,
   sustainMs: 1000,
   sustainWarmupMs: 200,
+  starts: 5,
 };
 
 /** The idle time an agent's tool loop leaves between two evals, at the least. */
@@ -89,7 +96,9 @@ const ROWS: ReadonlyArray<{ id: string; title: string }> = [
   ...EVAL_SCENARIOS.map(({ id, title }) => ({ id, title })),
   { id: "create-warm", title: "Sandbox.create, warm pool" },
   { id: "create-cold", title: "Sandbox.create, cold (pool off)" },
-  { id: "parallel10", title: `${PARALLEL_WIDTH} parallel, per-eval latency (Paddock: ${CONCURRENT_CARRIERS} carriers)` },
+  { id: "create-first-eval", title: "100 sandboxes in a row: create + first eval (default pool)" },
+  { id: "parallel10", title: `${PARALLEL_WIDTH} parallel, per-eval latency (Paddock: a default sandbox)` },
+  { id: "parallel10-batch", title: `${PARALLEL_WIDTH} parallel, whole batch (Paddock: a default sandbox)` },
   { id: "sustained", title: `sustained fresh-realm evals/s, ${INFLIGHT} in flight (Paddock: ${CONCURRENT_CARRIERS} carriers)` },
   { id: "idle-rss", title: "idle RSS, fresh (create + 1 eval)" },
   { id: "rss-after-use", title: "idle RSS after the per-eval rows" },
@@ -101,7 +110,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   const plan = options.quick ? QUICK : FULL;
   if (options.fetchOnly) {
     const mediation = await measureMediation(plan);
-    console.log(renderMediation(mediation, checkMediation(mediation)).join("\n"));
+    console.log(renderMediation(mediation).join("\n"));
     return;
   }
   const started = performance.now();
@@ -113,13 +122,18 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     rows.find((row) => row.id === rowId)!.cells[columnId] = cell;
   };
 
+  const floor = await measureFloor({ samples: plan.samples.fast, warmup: plan.warmup.fast, starts: plan.starts, pauseMs: AGENT_PAUSE_MS });
+  log(`floor: sync pipe ${formatPercentiles(floor.syncPipe.backToBack)} µs back-to-back, ${formatPercentiles(floor.syncPipe.agentPace)} µs agent pace; async pipe ${formatPercentiles(floor.asyncPipe)} µs; empty deno ${formatPercentiles(floor.emptyDeno)} µs, empty node ${formatPercentiles(floor.emptyNode)} µs`);
   let mediation: MediationResults;
+  let breakdown: Results["breakdown"];
   try {
-    await benchPaddock(plan, set);
+    breakdown = await benchPaddock(plan, set);
     mediation = await measureMediation(plan);
   } finally {
     drainPool();
   }
+  const startup = await measureStartup(plan.starts);
+  log(`startup: import ${formatPercentiles(startup.importPackage)} µs, cli eval ${formatPercentiles(startup.cliEval)} µs`);
   for (const baseline of BASELINES) await benchBaseline(baseline, plan, set);
   for (const [rowId, figures] of Object.entries(PUBLISHED)) set(rowId, PUBLISHED_COLUMN, { kind: "latency", figures });
 
@@ -138,8 +152,11 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     columns,
     rows,
     notes: notes(plan),
-    targets: [...checkTargets(rows, columns.slice(0, PADDOCK.modes.length)), checkMediation(mediation)],
+    targets: checkTargets({ rows, columns: { agent: agent!.column, backToBack: backToBack!.column, quickjs: quickjs.id }, floor, startup, mediation }),
     mediation,
+    floor,
+    startup,
+    breakdown,
   };
   console.log(renderMarkdown(results));
   const folder = fileURLToPath(new URL("../../bench/results/", import.meta.url));
@@ -148,14 +165,22 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   console.log(`\nFull results: ${folder}latest.json`);
 }
 
-async function benchPaddock(plan: Plan, set: SetCell): Promise<void> {
+async function benchPaddock(plan: Plan, set: SetCell): Promise<Results["breakdown"]> {
   // The per-eval rows share one default sandbox (one carrier): a sandbox serves many evals, each
   // in a fresh realm.
   const single = await createPaddock();
-  await using(single, () => benchEvalRows(single, PADDOCK, plan, set));
+  const breakdown: Results["breakdown"] = [];
+  await using(single, async () => {
+    await benchEvalRows(single, PADDOCK, plan, set);
+    await benchConcurrencyRows(single, PADDOCK, plan, set, { parallel: true, sustained: false });
+    for (const mode of PADDOCK.modes) {
+      const phases = await measureBreakdown(single.sandbox, "0", { samples: plan.samples.fast, warmup: plan.warmup.fast, pauseMs: mode.pauseMs });
+      breakdown.push({ column: mode.column, phases });
+    }
+  });
 
   const pair = await createPaddock({ carriers: CONCURRENT_CARRIERS });
-  await using(pair, () => benchConcurrencyRows(pair, PADDOCK, plan, set));
+  await using(pair, () => benchConcurrencyRows(pair, PADDOCK, plan, set, { parallel: false, sustained: true }));
 
   for (const kind of ["warm", "cold"] as const) {
     const row = `create-${kind}`;
@@ -165,6 +190,11 @@ async function benchPaddock(plan: Plan, set: SetCell): Promise<void> {
     progress(`paddock ${row} (create+close)`, times.createClose);
     progress(`paddock ${row} (create alone)`, times.create);
   }
+  const inARow = await measureCreateFirstEval(plan.creates, plan.createWarmup);
+  set("create-first-eval", PADDOCK.modes[0]!.column, latency(inARow));
+  markOtherModes(PADDOCK, "create-first-eval", set);
+  progress("paddock create-first-eval", inARow);
+  return breakdown;
 }
 
 async function measureMediation(plan: Plan): Promise<MediationResults> {
@@ -175,7 +205,7 @@ async function measureMediation(plan: Plan): Promise<MediationResults> {
 
 async function benchBaseline(baseline: Baseline, plan: Plan, set: SetCell): Promise<void> {
   const subject: Subject = { ...baseline, modes: [{ column: baseline.id, pauseMs: 0 }], fatal: false };
-  for (const row of ["create-warm", "create-cold"]) set(row, baseline.id, { kind: "na", reason: "no sandbox object to create" });
+  for (const row of ["create-warm", "create-cold", "create-first-eval"]) set(row, baseline.id, { kind: "na", reason: "no sandbox object to create" });
   let engine: Engine;
   try {
     engine = await baseline.start();
@@ -186,7 +216,7 @@ async function benchBaseline(baseline: Baseline, plan: Plan, set: SetCell): Prom
   }
   await using(engine, async () => {
     await benchEvalRows(engine, subject, plan, set);
-    await benchConcurrencyRows(engine, subject, plan, set);
+    await benchConcurrencyRows(engine, subject, plan, set, { parallel: true, sustained: true });
   });
 }
 
@@ -221,9 +251,10 @@ async function benchEvalRows(engine: Engine, subject: Subject, plan: Plan, set: 
   await recordRss("rss-after-use", async () => {});
 }
 
-/** The 10-parallel row in every mode, and sustained throughput (back-to-back by nature). */
-async function benchConcurrencyRows(engine: Engine, subject: Subject, plan: Plan, set: SetCell): Promise<void> {
-  for (const mode of subject.modes) {
+/** The 10-parallel rows in every mode, and sustained throughput (back-to-back by nature). */
+async function benchConcurrencyRows(engine: Engine, subject: Subject, plan: Plan, set: SetCell, which: { parallel: boolean; sustained: boolean }): Promise<void> {
+  for (const mode of which.parallel ? subject.modes : []) {
+    let batch: Summary | undefined;
     await attempt(subject, "parallel10", mode.column, set, async () => {
       // As many samples as a sequential row: rounds of PARALLEL_WIDTH evals each.
       const rounds = {
@@ -232,12 +263,15 @@ async function benchConcurrencyRows(engine: Engine, subject: Subject, plan: Plan
         width: PARALLEL_WIDTH,
         pauseMs: mode.pauseMs,
       };
-      const summary = await measureParallel(engine, ADD, rounds);
-      progress(`${mode.column} parallel10`, summary);
-      return latency(summary);
+      const { perEval, batch: batches } = await measureParallel(engine, ADD, rounds);
+      batch = batches;
+      progress(`${mode.column} parallel10`, perEval);
+      progress(`${mode.column} parallel10 batch`, batches);
+      return latency(perEval);
     });
+    set("parallel10-batch", mode.column, batch ? latency(batch) : { kind: "na", reason: "failed" });
   }
-  for (const mode of subject.modes) {
+  for (const mode of which.sustained ? subject.modes : []) {
     if (mode.pauseMs > 0) {
       set("sustained", mode.column, { kind: "na", reason: "a saturated engine has no idle time; see the back-to-back column" });
       continue;
@@ -288,8 +322,9 @@ function notes(plan: Plan): string[] {
     `Agent pace vs back-to-back: with a ${AGENT_PAUSE_MS} ms idle pause between evals (agent pace) the carrier builds the next realms while it waits, ` +
       `which is the design; back-to-back, that realm building runs between one result and the next request, i.e. on the measured path. Agent pace is the expected use of an agent sandbox; ` +
       `back-to-back is the worst case for one caller. The baselines are measured back-to-back only.`,
-    `Per-eval rows: one default sandbox (1 carrier), measured once the warm pool has refilled behind it. "${PARALLEL_WIDTH} parallel": ${PARALLEL_WIDTH} evals of \`${ADD.code}\` submitted at once to one sandbox with ` +
-      `${CONCURRENT_CARRIERS} carriers, latency from the common submit to each result; rounds ${AGENT_PAUSE_MS} ms apart (agent pace) or back-to-back. In-process baselines run a "parallel" round one eval after another.`,
+    `Per-eval rows: one default sandbox (1 carrier), measured once the warm pool has refilled behind it. "${PARALLEL_WIDTH} parallel": ${PARALLEL_WIDTH} evals of \`${ADD.code}\` submitted at once to that sandbox, ` +
+      `latency from the common submit to each result, and to the last one (whole batch); rounds ${AGENT_PAUSE_MS} ms apart (agent pace) or back-to-back. In-process baselines run a "parallel" round one eval after another. ` +
+      `"100 sandboxes in a row": Sandbox.create() + a first eval, timed, then close (untimed), ${plan.creates} times, with the default pool (2 warm carriers) refilling as fast as carriers start.`,
     `Sandbox.create warm: before each create (untimed) \`Sandbox.warm()\` refills the pool and the new carriers get ${POOL_SETTLE_MS} ms to settle, so create takes an already-running carrier ` +
       `(and starts its replacement); cold: \`configurePool({ size: 0 })\`, so create starts a Deno carrier and waits for it. Timed: Sandbox.create; ` +
       `n = ${plan.creates}. "create + close" (close kills the carrier and waits for it to exit) is shown in the targets and the JSON.`,

@@ -1,4 +1,4 @@
-export { Sandbox, type RunResult, type EvalStats } from "./host/sandbox.js";
+export { Sandbox, type RunResult, type EvalStats, type EvalPhases } from "./host/sandbox.js";
 export type { SandboxOptions, EvalOptions } from "./host/options.js";
 export type { LogEntry, LogLevel } from "./capabilities/console/messages.js";
 export type { FetchRecord } from "./capabilities/fetch/host.js";

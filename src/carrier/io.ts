@@ -11,7 +11,7 @@ export interface CarrierIO {
    * loop, the carrier blocks in a synchronous read: the request then wakes this thread directly,
    * which halves the pipe round trip compared with an async read through Deno's I/O threads.
    */
-  readFrames(onFrame: (frame: RawFrame) => void, isIdle: () => boolean, afterBatch: () => Promise<void>): Promise<void>;
+  readFrames(onFrame: (frame: RawFrame, readAt: number) => void, isIdle: () => boolean, afterBatch: () => Promise<void>): Promise<void>;
   exit(code: number): never;
 }
 
@@ -30,7 +30,8 @@ export function captureIO(maxFrameBytes: number): CarrierIO {
       for (;;) {
         const n = isIdle() ? stdin.readSync(buffer) : await stdin.read(buffer);
         if (n === null) return;
-        for (const frame of reader.push(buffer.slice(0, n))) onFrame(frame);
+        const readAt = performance.now();
+        for (const frame of reader.push(buffer.slice(0, n))) onFrame(frame, readAt);
         // A synchronous read never yields to the event loop: let the work those frames started
         // (and evals that finish at once) complete before deciding how to read next.
         await afterBatch();

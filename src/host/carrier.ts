@@ -7,7 +7,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Deserializer } from "node:v8";
 import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
-import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type DoneMessage, type Failure, type HostMessage, type EvalLimits } from "../protocol/messages.js";
+import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type CarrierPhases, type DoneMessage, type Failure, type HostMessage, type EvalLimits } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { logCost } from "../capabilities/console/log-cost.js";
 import { engineLaunch, engineProblem, engineSource, type EngineLaunch } from "./deno-binary.js";
@@ -22,9 +22,23 @@ export interface CarrierSpec {
 }
 
 /** What one finished eval returns to its sandbox. */
-export type EvalOutcome =
+export type EvalOutcome = (
   | { ok: true; value: unknown; logs: LogEntry[]; cpuMs: number }
-  | { ok: false; error: Extract<DoneMessage, { ok: false }>["error"]; logs: LogEntry[]; cpuMs: number };
+  | { ok: false; error: Extract<DoneMessage, { ok: false }>["error"]; logs: LogEntry[]; cpuMs: number }
+) & { timeline?: EvalTimeline };
+
+/** A traced eval's moments on the host (performance.now() ms) and its phases in the carrier. */
+export interface EvalTimeline {
+  /** The eval message is about to be encoded. */
+  sentAt: number;
+  /** Its frame is encoded; the write to the pipe begins. */
+  encodedAt: number;
+  /** The output holding the answer began to be read. */
+  receivedAt: number;
+  /** The answer is validated and decoded; the eval's promise is being resolved. */
+  resolvedAt: number;
+  carrier: CarrierPhases;
+}
 
 export interface EvalRequest {
   code: string;
@@ -36,6 +50,8 @@ export interface EvalRequest {
   onLog?: (entry: LogEntry) => void;
   /** The eval's capabilities: what its calls reach. Without one, every call is refused. */
   handleCall?: CallHandler;
+  /** Record where the eval's time goes (EvalOutcome.timeline). */
+  trace?: boolean;
 }
 
 /** A call's answer; an ok one may carry bytes (a response body), sent as the frame's body. */
@@ -56,6 +72,8 @@ interface PendingEval {
   killTimer: ReturnType<typeof setTimeout>;
   /** Calls of this eval still in progress on the host. */
   ports: Map<number, CallPort>;
+  /** For a traced eval: when its frame began to be encoded, and was ready to write. */
+  sent?: { sentAt: number; encodedAt: number };
 }
 
 const RESTARTED = { carrierRestarted: true } as const;
@@ -186,12 +204,18 @@ export class Carrier {
       const killTimer = setTimeout(() => {
         this.kill(id, new TimeoutError(`the eval did not finish within ${request.limits.timeoutMs} ms and its carrier was killed; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
       }, request.limits.timeoutMs + KILL_GRACE_MS);
-      this.pending.set(id, { request, logs: [], logChars: 0, resolve, reject, killTimer, ports: new Map() });
+      const pending: PendingEval = { request, logs: [], logChars: 0, resolve, reject, killTimer, ports: new Map() };
+      this.pending.set(id, pending);
       if (this.pending.size === 1) this.busy();
-      this.send(
-        { t: "eval", id, code: request.code, filename: request.filename, kind: request.kind, persistent: request.persistent, limits: request.limits, hasGlobals: request.globals !== undefined },
+      const trace = request.trace === true;
+      const sentAt = trace ? performance.now() : 0;
+      const frame = encodeFrame(
+        { t: "eval", id, code: request.code, filename: request.filename, kind: request.kind, persistent: request.persistent, limits: request.limits, hasGlobals: request.globals !== undefined, trace },
         request.globals,
       );
+      // The carrier may start on the frame before the write returns: the write is part of the transit.
+      if (trace) pending.sent = { sentAt, encodedAt: performance.now() };
+      this.write(frame);
     });
   }
 
@@ -231,7 +255,7 @@ export class Carrier {
     try {
       launch = engineLaunch([
         "run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache",
-        `--v8-flags=--max-old-space-size=${this.spec.memoryMb},--disallow-code-generation-from-strings`,
+        `--v8-flags=--max-old-space-size=${this.spec.memoryMb},--disallow-code-generation-from-strings,--expose-gc`,
         carrierModuleUrl(),
       ]);
     } catch (error) {
@@ -280,6 +304,7 @@ export class Carrier {
 
   private onOutput(chunk: Buffer): void {
     if (!this.alive) return;
+    const receivedAt = performance.now();
     let frames;
     try {
       frames = this.reader.push(chunk);
@@ -304,12 +329,15 @@ export class Carrier {
         continue;
       }
       if (!this.readyNow) return this.protocolViolation(`"${message.t}" before ready`);
-      this.onMessage(message, frame.body);
+      this.onMessage(message, frame.body, receivedAt);
     }
   }
 
   private send(message: HostMessage, body?: Uint8Array): boolean {
-    const frame = encodeFrame(message, body);
+    return this.write(encodeFrame(message, body));
+  }
+
+  private write(frame: Uint8Array): boolean {
     if (this.unsent) {
       this.unsent.push(frame);
       return true;
@@ -317,7 +345,7 @@ export class Carrier {
     return this.child?.stdin.write(frame) ?? false;
   }
 
-  private onMessage(message: Exclude<CarrierMessage, { t: "ready" }>, body: Uint8Array | undefined): void {
+  private onMessage(message: Exclude<CarrierMessage, { t: "ready" }>, body: Uint8Array | undefined, receivedAt: number): void {
     const pending = this.pending.get(message.id);
     if (!pending) return this.protocolViolation(`message for eval ${message.id}, which is not running`);
     if (message.t === "call") return this.onCall(message, body, pending);
@@ -330,16 +358,20 @@ export class Carrier {
         this.settle(message.id, pending);
         const logs = pending.logs;
         const cpuMs = message.stats.cpuMs;
-        if (!message.ok) return pending.resolve({ ok: false, error: message.error, logs, cpuMs });
+        const { sent } = pending;
+        const phases = message.phases;
+        const resolve = (outcome: EvalOutcome) =>
+          pending.resolve(sent && phases ? { ...outcome, timeline: { ...sent, receivedAt, resolvedAt: performance.now(), carrier: phases } } : outcome);
+        if (!message.ok) return resolve({ ok: false, error: message.error, logs, cpuMs });
         if (message.as !== "body") {
           if (body) return this.lied(pending, "an unexpected frame body");
           if (message.as === "inline" && message.v === undefined) return this.lied(pending, "an inline result without a value");
-          return pending.resolve({ ok: true, value: message.as === "inline" ? message.v : undefined, logs, cpuMs });
+          return resolve({ ok: true, value: message.as === "inline" ? message.v : undefined, logs, cpuMs });
         }
         if (!body) return this.lied(pending, "a result without its body");
         void decodeResult(body, pending.request.limits.maxResultBytes).then((decoded) => {
           if ("violation" in decoded) return this.lied(pending, decoded.violation);
-          pending.resolve("failure" in decoded ? { ok: false, error: decoded.failure, logs, cpuMs } : { ok: true, value: decoded.value, logs, cpuMs });
+          resolve("failure" in decoded ? { ok: false, error: decoded.failure, logs, cpuMs } : { ok: true, value: decoded.value, logs, cpuMs });
         });
         return;
       }

@@ -49,6 +49,8 @@ export const evalOptionsSchema = z.strictObject({
   language: z.enum(["auto", "js", "ts"]).optional(),
   onLog: logListener.optional(),
   onFetch: fetchListener.optional(),
+  /** Report where the eval's time went, phase by phase, in `stats.phases`. */
+  trace: z.boolean().optional(),
 });
 
 export type EvalOptions = z.input<typeof evalOptionsSchema>;

@@ -3,9 +3,9 @@
  */
 import { Serializer } from "node:v8";
 import { findUncloneable } from "../protocol/clone-path.js";
-import type { Failure, EvalLimits } from "../protocol/messages.js";
+import type { Failure, EvalLimits, CarrierPhases } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
-import type { Carrier, EvalOutcome, EvalRequest } from "./carrier.js";
+import type { Carrier, EvalOutcome, EvalRequest, EvalTimeline } from "./carrier.js";
 import { callHandler } from "./capabilities.js";
 import { EvalFetches, Network, type FetchRecord } from "../capabilities/fetch/host.js";
 import type { ResolvedNetOptions } from "../capabilities/fetch/options.js";
@@ -22,6 +22,25 @@ export interface EvalStats {
   wallMs: number;
   /** CPU time of the carrier process during the eval (includes concurrent evals on it). */
   cpuMs: number;
+  /** With `trace: true`, where the time went. */
+  phases?: EvalPhases;
+}
+
+/**
+ * Where a traced eval's time went, in µs, in the order it passed: host, carrier (`decode` …
+ * `settle`, see CarrierPhases), host again. The phases add up to `wallMs`.
+ */
+export interface EvalPhases extends CarrierPhases {
+  /** Host: options, source preparation (a cache hit for repeated code), the request. */
+  prepare: number;
+  /** Host: encoding the request frame. */
+  send: number;
+  /** Both pipe writes and hops, and both wake-ups (the carrier's from its read, the host's in its event loop). */
+  transit: number;
+  /** Host: reading, validating and decoding the answer. */
+  receive: number;
+  /** Host: from the eval's promise resolving to run()'s result. */
+  resume: number;
 }
 
 interface RunRecords {
@@ -94,12 +113,15 @@ export class Sandbox implements AsyncDisposable {
       this.options.onFetch?.(record);
     } : undefined;
     const fetches = new EvalFetches(this.network, onFetch);
-    const finish = (outcome: { ok: true; value: T } | { ok: false; error: SandboxError }, cpuMs = 0): RunResult<T> => ({
-      ...outcome,
-      logs,
-      fetches: fetches.records,
-      stats: { wallMs: round(performance.now() - started), cpuMs },
-    });
+    const finish = (outcome: { ok: true; value: T } | { ok: false; error: SandboxError }, cpuMs = 0, timeline?: EvalTimeline): RunResult<T> => {
+      const now = performance.now();
+      return {
+        ...outcome,
+        logs,
+        fetches: fetches.records,
+        stats: { wallMs: round(now - started), cpuMs, ...(timeline ? { phases: phasesOf(timeline, started, now) } : {}) },
+      };
+    };
     if (this.closed) return finish({ ok: false, error: new SandboxClosedError("the sandbox is closed") });
     if (this.running >= this.options.maxConcurrentEvals) {
       return finish({ ok: false, error: new ResourceLimitError(`more than ${this.options.maxConcurrentEvals} evals at once in this sandbox`) });
@@ -133,9 +155,10 @@ export class Sandbox implements AsyncDisposable {
         ...(evalOptions.globals ? { globals: serializeGlobals(evalOptions.globals, "eval globals") } : {}),
         onLog,
         handleCall: callHandler({ fetch: fetches }),
+        trace: evalOptions.trace === true,
       });
-      if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs);
-      return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename)) }, outcome.cpuMs);
+      if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs, outcome.timeline);
+      return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename)) }, outcome.cpuMs, outcome.timeline);
     } catch (error) {
       if (error instanceof SandboxError) return finish({ ok: false, error });
       throw error;
@@ -288,6 +311,20 @@ function serializeGlobals(globals: Record<string, unknown>, what: string): Uint8
     const where = findUncloneable(globals, what);
     throw new TypeError(where ? `${where} and cannot be passed into a sandbox (globals must be structured-cloneable)` : `${what} cannot be passed into a sandbox: ${(error as Error).message}`);
   }
+}
+
+function phasesOf(timeline: EvalTimeline, started: number, finished: number): EvalPhases {
+  const us = (from: number, to: number) => Math.max(0, Math.round((to - from) * 1000));
+  const { carrier } = timeline;
+  const inCarrier = carrier.decode + carrier.realm + carrier.compile + carrier.run + carrier.encode + carrier.settle;
+  return {
+    prepare: us(started, timeline.sentAt),
+    send: us(timeline.sentAt, timeline.encodedAt),
+    ...carrier,
+    transit: Math.max(0, us(timeline.encodedAt, timeline.receivedAt) - inCarrier),
+    receive: us(timeline.receivedAt, timeline.resolvedAt),
+    resume: us(timeline.resolvedAt, finished),
+  };
 }
 
 function round(ms: number): number {

@@ -7,8 +7,11 @@
  * prepared once.
  */
 import { parse, type Node, type Program, type Statement, type ModuleDeclaration, type Pattern } from "acorn";
-import { transformSync } from "amaro";
+import { lazyModule } from "../shared/lazy.js";
 import { TraceMap } from "@jridgewell/trace-mapping";
+
+/** Node's own TypeScript stripper (SWC in WebAssembly): ~100 ms to load, so loaded for the first TypeScript. */
+const amaro = lazyModule<typeof import("amaro")>("amaro");
 import type { SourceKind } from "../protocol/messages.js";
 import { PolicyError, ScriptError } from "./errors.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
@@ -78,14 +81,14 @@ function prepareUncached(code: string, language: Language): PreparedSource {
 
 function stripTypes(code: string): { code: string; map?: TraceMap } {
   try {
-    return { code: transformSync(code, { mode: "strip-only" }).code };
+    return { code: amaro().transformSync(code, { mode: "strip-only" }).code };
   } catch (error) {
     const { code: errorCode, message } = error as { code?: string; message?: string };
     if (errorCode === "UnsupportedSyntax") {
       // Enums, namespaces, parameter properties need a real transform, which moves code around;
       // its source map leads positions back.
       try {
-        const output = transformSync(code, { mode: "transform", sourceMap: true });
+        const output = amaro().transformSync(code, { mode: "transform", sourceMap: true });
         return { code: output.code, ...(output.map ? { map: new TraceMap(output.map) } : {}) };
       } catch (inner) {
         throw typeScriptError(inner);

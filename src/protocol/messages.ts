@@ -32,6 +32,12 @@ const statsSchema = z.strictObject({
   cpuMs: z.number().nonnegative().finite(),
 });
 
+/** Where a traced eval's time went inside the carrier, in µs, in order; a phase never reached is 0. */
+export const carrierPhaseNames = ["decode", "realm", "compile", "run", "encode", "settle"] as const;
+const phaseUs = z.number().nonnegative().finite();
+const carrierPhases = z.strictObject(Object.fromEntries(carrierPhaseNames.map((name) => [name, phaseUs])) as Record<(typeof carrierPhaseNames)[number], typeof phaseUs>);
+export type CarrierPhases = z.infer<typeof carrierPhases>;
+
 /** A JSON-safe primitive result travels in the header; anything else in the V8-serialized body. */
 const inlineValue = z.union([z.string(), z.number().finite(), z.boolean(), z.null()]);
 
@@ -47,6 +53,7 @@ export const carrierMessage = z.discriminatedUnion("t", [
     v: inlineValue.optional(),
     logs: consoleMessages.logBatch,
     stats: statsSchema,
+    phases: carrierPhases.optional(),
   }),
   z.strictObject({
     t: z.literal("done"),
@@ -55,6 +62,7 @@ export const carrierMessage = z.discriminatedUnion("t", [
     error: failureSchema,
     logs: consoleMessages.logBatch,
     stats: statsSchema,
+    phases: carrierPhases.optional(),
   }),
   ]),
   z.strictObject({ t: z.literal("logs"), id: evalId, logs: consoleMessages.logBatch }),
@@ -115,6 +123,8 @@ export type HostMessage =
       limits: EvalLimits;
       /** The frame body holds V8-serialized per-eval globals. */
       hasGlobals: boolean;
+      /** Report where the eval's time went (`phases` in the answer). */
+      trace: boolean;
     }
   /** Body: V8-serialized sandbox-wide globals, installed into every realm of this carrier. */
   | { t: "globals" }

@@ -74,6 +74,9 @@ describe("a carrier that lies to the host is killed, and only its sandbox notice
   test("a done message with a wrongly typed field", () =>
     expectKilled('send({ t: "done", id: message.id, ok: true, as: "inline", v: 1, logs: "lots", stats: { wallMs: 0, cpuMs: 0 } });', /malformed message/));
 
+  test("a done message whose phases are not durations", () =>
+    expectKilled('send({ t: "done", id: message.id, ok: true, as: "inline", v: 2, logs: [], stats: { wallMs: 0, cpuMs: 0 }, phases: { decode: -1, realm: 0, compile: 0, run: 0, encode: 0, settle: 0 } });', /malformed message/));
+
   test("a result body that is not a V8 value", () =>
     expectKilled('send({ t: "done", id: message.id, ok: true, as: "body", logs: [], stats: { wallMs: 0, cpuMs: 0 } }, Buffer.from([0xff, 0x0f, 0x5c, 0xff, 0xff, 0xff, 0xff, 0x0f]));', /undecodable result/));
 

@@ -1,5 +1,5 @@
 /** How a fetch fails, in the words the sandbox sees: standard error names, no host details. */
-import { errors as undiciErrors } from "undici";
+import { undici } from "./undici.js";
 import type { CallReply } from "../../host/carrier.js";
 import type { CallError } from "../../protocol/messages.js";
 import { AddressRefusedError } from "./policy.js";
@@ -52,7 +52,7 @@ export function describeFailure(error: unknown, host: string): { error: CallErro
     return { error: { name: "PolicyError", message: `fetch to ${host} refused: ${cause.rule}`, kind: "policy" }, refused: cause.rule };
   }
   if (cause instanceof UploadTooLargeError) return { error: limitFailure(cause.message) };
-  if (cause instanceof undiciErrors.InvalidArgumentError) return { error: { name: "TypeError", message: `fetch: ${safeInvalidArgument(cause.message)}` } };
+  if (cause instanceof undici().errors.InvalidArgumentError) return { error: { name: "TypeError", message: `fetch: ${safeInvalidArgument(cause.message)}` } };
   const code = (cause as { code?: unknown } | undefined)?.code;
   const tls = typeof code === "string" && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO/.test(code);
   const what = typeof code === "string" ? NETWORK_FAILURES[code] ?? (tls ? `the TLS handshake failed (${code})` : undefined) : undefined;

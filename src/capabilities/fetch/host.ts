@@ -5,7 +5,8 @@
  */
 import { Readable } from "node:stream";
 import { rootCertificates } from "node:tls";
-import { Agent, type Dispatcher } from "undici";
+import type { Agent, Dispatcher } from "undici";
+import { undici } from "./undici.js";
 import type { CallError } from "../../protocol/messages.js";
 import type { CallPort } from "../../host/call-port.js";
 import type { CallReply } from "../../host/carrier.js";
@@ -75,7 +76,7 @@ export class Network {
     // lookup: a connection exists only to an address that was checked for this sandbox.
     const ca = options.ca.length > 0 ? { ca: [...rootCertificates, ...options.ca] } : {};
     const connectTimeout = Math.min(10_000, options.timeoutMs);
-    this.agent = new Agent({ connect: { lookup: this.policy.lookup, timeout: connectTimeout, ...ca }, keepAliveTimeout: 4_000 });
+    this.agent = new (undici().Agent)({ connect: { lookup: this.policy.lookup, timeout: connectTimeout, ...ca }, keepAliveTimeout: 4_000 });
   }
 
   /** Takes one of the `maxConcurrent` slots, waiting for one if need be; false if `stops` first. */

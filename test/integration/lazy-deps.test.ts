@@ -1,0 +1,36 @@
+/**
+ * Importing paddock does not load what a program may never use: the TypeScript transformer and the
+ * HTTP client load on first use (src/shared/lazy.ts), so `import("paddock")` and the CLI start fast.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const ENTRY = fileURLToPath(new URL("../../src/index.js", import.meta.url));
+
+/** Loads paddock in a new Node, runs `then`, and lists which of the lazy packages were loaded. */
+function loadedAfter(then: string): string[] {
+  const script = `
+    import { createRequire } from "node:module";
+    const paddock = await import(${JSON.stringify(ENTRY)});
+    ${then}
+    const cache = Object.keys(createRequire(import.meta.url).cache);
+    console.log(JSON.stringify(["amaro", "undici"].filter((name) => cache.some((path) => path.includes("/node_modules/" + name + "/")))));`;
+  return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" })) as string[];
+}
+
+test("importing paddock loads neither the TypeScript transformer nor the HTTP client", () => {
+  assert.deepEqual(loadedAfter(""), []);
+});
+
+test("the first TypeScript eval loads the transformer; the first network-enabled sandbox the client", () => {
+  const then = `
+    paddock.configurePool({ size: 0 });
+    const plain = await paddock.Sandbox.create();
+    if (await plain.eval("const n: number = 2; n") !== 2) throw new Error("TypeScript eval failed");
+    await plain.close();
+    const networked = await paddock.Sandbox.create({ net: { allow: ["example.com"] } });
+    await networked.close();`;
+  assert.deepEqual(loadedAfter(then), ["amaro", "undici"]);
+});
