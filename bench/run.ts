@@ -160,9 +160,14 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   };
   console.log(renderMarkdown(results));
   const folder = fileURLToPath(new URL("../../bench/results/", import.meta.url));
-  mkdirSync(folder, { recursive: true });
-  writeFileSync(`${folder}latest.json`, JSON.stringify({ ...results, plan }, null, 2) + "\n");
-  console.log(`\nFull results: ${folder}latest.json`);
+  try {
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(`${folder}latest.json`, JSON.stringify({ ...results, plan }, null, 2) + "\n");
+    console.log(`\nFull results: ${folder}latest.json`);
+  } catch (error) {
+    // An installed package may sit in a read-only place: the report above is the result.
+    log(`could not save the results in ${folder}: ${messageOf(error)}`);
+  }
 }
 
 async function benchPaddock(plan: Plan, set: SetCell): Promise<Results["breakdown"]> {
