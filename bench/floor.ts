@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { CARRIER_RUN_FLAGS } from "../src/host/carrier.js";
 import { DenoDir, dataUrl } from "./baselines/deno-process.js";
 import { elapsedUs, summarize, type Summary } from "./stats.js";
 
@@ -28,9 +29,6 @@ for (;;) {
 
 /** The same with an asynchronous read, as a Deno program usually reads its input. */
 const ASYNC_ECHO = SYNC_ECHO.replace("Deno.stdin.readSync(buffer)", "await Deno.stdin.read(buffer)");
-
-/** The flags Paddock starts its carriers with (host/carrier.ts), for an honest start-up figure. */
-const CARRIER_FLAGS = ["run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache"];
 
 export interface FloorPlan {
   samples: number;
@@ -55,7 +53,7 @@ export async function measureFloor(plan: FloorPlan): Promise<Floor> {
     const backToBack = await echoRoundTrips(dir, SYNC_ECHO, plan, 0);
     const agentPace = await echoRoundTrips(dir, SYNC_ECHO, plan, plan.pauseMs);
     const asyncPipe = await echoRoundTrips(dir, ASYNC_ECHO, plan, 0);
-    const emptyDeno = await processStarts(plan, () => dir.spawn([...CARRIER_FLAGS, dataUrl("")]));
+    const emptyDeno = await processStarts(plan, () => dir.spawn([...CARRIER_RUN_FLAGS, dataUrl("")]));
     const emptyNode = await processStarts(plan, () => spawn(process.execPath, ["-e", ""], { stdio: ["pipe", "pipe", "pipe"] }));
     return { syncPipe: { backToBack, agentPace }, asyncPipe, emptyDeno, emptyNode };
   } finally {
@@ -64,7 +62,7 @@ export async function measureFloor(plan: FloorPlan): Promise<Floor> {
 }
 
 async function echoRoundTrips(dir: DenoDir, source: string, plan: FloorPlan, pauseMs: number): Promise<Summary> {
-  const child = dir.spawn([...CARRIER_FLAGS, dataUrl(source)]);
+  const child = dir.spawn([...CARRIER_RUN_FLAGS, dataUrl(source)]);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   let answer: (() => void) | undefined;
   let pending = "";

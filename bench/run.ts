@@ -332,7 +332,7 @@ function notes(plan: Plan): string[] {
       `"100 sandboxes in a row": Sandbox.create() + a first eval, timed, then close (untimed), ${plan.creates} times, with the default pool (2 warm carriers) refilling as fast as carriers start.`,
     `Sandbox.create warm: before each create (untimed) \`Sandbox.warm()\` refills the pool and the new carriers get ${POOL_SETTLE_MS} ms to settle, so create takes an already-running carrier ` +
       `(and starts its replacement); cold: \`configurePool({ size: 0 })\`, so create starts a Deno carrier and waits for it. Timed: Sandbox.create; ` +
-      `n = ${plan.creates}. "create + close" (close kills the carrier and waits for it to exit) is shown in the targets and the JSON.`,
+      `n = ${plan.creates}. "create + close" (close kills the carrier and waits for it to exit) is in the JSON.`,
     `Sustained: one sandbox with ${CONCURRENT_CARRIERS} carriers, ${INFLIGHT} evals of \`${ADD.code}\` in flight for ${plan.sustainMs / 1000} s after a ${plan.sustainWarmupMs} ms warm-up; ` +
       `the Node host shares the same 2 cores. The baselines get the same load; the in-process ones run on the single Node thread.`,
     `RSS: sum of VmRSS (/proc/<pid>/status) of the sandbox's carriers (1), after ${RSS_IDLE_MS} ms idle (spare realms built): first after create + one eval, then again after the ` +

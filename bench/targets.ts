@@ -73,7 +73,7 @@ export function checkTargets(inputs: TargetInputs): TargetResult[] {
   return checks.map((check) => {
     const met = check.measured !== undefined && Number.isFinite(check.limit) && (check.kind === "min" ? check.measured >= check.limit : check.measured <= check.limit);
     const shown = check.measured === undefined ? "not measured" : `${show(check.measured, check.unit)} (limit ${show(check.limit, check.unit)})`;
-    return { goal: check.goal, checks: [{ column: "measured", measured: shown, met }] };
+    return { goal: check.goal, measured: shown, met };
   });
 }
 

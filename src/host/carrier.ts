@@ -78,6 +78,9 @@ interface PendingEval {
 
 const RESTARTED = { carrierRestarted: true } as const;
 
+/** How every carrier is run, before its V8 flags and program: no permissions, no remote code, no state on disk. */
+export const CARRIER_RUN_FLAGS = ["run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache"] as const;
+
 /** Time after an eval's own limit before the host stops waiting for the carrier and kills it. */
 export const KILL_GRACE_MS = 200;
 const READY_TIMEOUT_MS = 15_000;
@@ -254,7 +257,7 @@ export class Carrier {
     let launch: EngineLaunch;
     try {
       launch = engineLaunch([
-        "run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache",
+        ...CARRIER_RUN_FLAGS,
         `--v8-flags=--max-old-space-size=${this.spec.memoryMb},--disallow-code-generation-from-strings,--expose-gc`,
         carrierModuleUrl(),
       ]);

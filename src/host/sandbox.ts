@@ -316,7 +316,7 @@ function serializeGlobals(globals: Record<string, unknown>, what: string): Uint8
 function phasesOf(timeline: EvalTimeline, started: number, finished: number): EvalPhases {
   const us = (from: number, to: number) => Math.max(0, Math.round((to - from) * 1000));
   const { carrier } = timeline;
-  const inCarrier = carrier.decode + carrier.realm + carrier.compile + carrier.run + carrier.encode + carrier.settle;
+  const inCarrier = Object.values(carrier).reduce((sum, us) => sum + us, 0);
   return {
     prepare: us(started, timeline.sentAt),
     send: us(timeline.sentAt, timeline.encodedAt),
