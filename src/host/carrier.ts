@@ -7,6 +7,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Deserializer } from "node:v8";
 import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
+import { acceptHotMessage } from "../protocol/hot-messages.js";
 import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type CarrierPhases, type DoneMessage, type Failure, type HostMessage, type EvalLimits } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { logCost } from "../capabilities/console/log-cost.js";
@@ -317,12 +318,8 @@ export class Carrier {
     }
     for (const frame of frames) {
       if (!this.alive) return;
-      const parsed = carrierMessage.safeParse(frame.header);
-      if (!parsed.success) {
-        this.protocolViolation(`malformed message (${parsed.error.issues[0]?.message ?? "invalid"})`);
-        return;
-      }
-      const message = parsed.data;
+      const message = acceptHotMessage(frame.header) ?? this.checked(frame.header);
+      if (!message) return;
       if (message.t === "ready") {
         if (this.readyNow) return this.protocolViolation("a second ready message");
         this.readyNow = true;
@@ -334,6 +331,14 @@ export class Carrier {
       if (!this.readyNow) return this.protocolViolation(`"${message.t}" before ready`);
       this.onMessage(message, frame.body, receivedAt);
     }
+  }
+
+  /** A message the hot-path check did not vouch for, checked against the protocol's schema. */
+  private checked(header: unknown): CarrierMessage | undefined {
+    const parsed = carrierMessage().safeParse(header);
+    if (parsed.success) return parsed.data;
+    this.protocolViolation(`malformed message (${parsed.error.issues[0]?.message ?? "invalid"})`);
+    return undefined;
   }
 
   private send(message: HostMessage, body?: Uint8Array): boolean {

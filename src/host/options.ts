@@ -1,69 +1,80 @@
 /** Sandbox and eval options: defaults, bounds, and clear messages for bad input. */
-import { z } from "zod";
+import type { z } from "zod";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import type { FetchRecord } from "../capabilities/fetch/host.js";
 import { netOptionsSchema } from "../capabilities/fetch/options.js";
+import { describeIssues, lazySchema } from "../shared/schema.js";
 
 const MiB = 1024 * 1024;
 
-const logListener = z.custom<(entry: LogEntry) => void>((value) => typeof value === "function", "expected a function");
-const fetchListener = z.custom<(record: FetchRecord) => void>((value) => typeof value === "function", "expected a function");
+/** Bounds of `memoryMb`, also read before the schema is (see Sandbox.create). */
+export const MEMORY_MB = { min: 16, max: 65_536, default: 128 } as const;
 
-export const sandboxOptionsSchema = z.strictObject({
-  /** Wall-clock limit for one eval, in milliseconds. */
-  timeoutMs: z.number().int().min(1).max(3_600_000).default(5_000),
-  /** Memory limit: the V8 heap, and (via the host's watchdog) everything else the carrier holds. */
-  memoryMb: z.number().int().min(16).max(65_536).default(128),
-  /** Keep one realm across evals, like a REPL (only with one carrier). */
-  persistent: z.boolean().default(false),
-  /** Structured-cloned values visible as globals in every eval. */
-  globals: z.record(z.string(), z.unknown()).optional(),
-  /** Carrier processes serving this sandbox; more than one lets concurrent evals use more cores. */
-  carriers: z.number().int().min(1).max(16).default(1),
-  maxResultBytes: z.number().int().min(1024).max(1024 * MiB).default(16 * MiB),
-  maxLogBytes: z.number().int().min(0).max(256 * MiB).default(1 * MiB),
-  maxTimers: z.number().int().min(0).max(1_000_000).default(1_000),
-  maxSourceBytes: z.number().int().min(1).max(256 * MiB).default(4 * MiB),
-  /** Evals of this sandbox running or waiting at once; more are refused. */
-  maxConcurrentEvals: z.number().int().min(1).max(100_000).default(1_000),
-  /** Called with each console entry as it arrives (entries are also returned by run()). */
-  onLog: logListener.optional(),
-  /** Network access for fetch. Without it, every fetch is refused. */
-  net: netOptionsSchema.optional(),
-  /** Plain configuration values, visible in the sandbox as `env` (with net.secrets' placeholders). */
-  env: z.record(z.string(), z.string().max(64 * 1024)).optional(),
-  /** Called with each fetch record (one per request, redirect hops included) as it completes. */
-  onFetch: fetchListener.optional(),
-});
+const isFunction = (value: unknown) => typeof value === "function";
+const logListener = lazySchema((z) => z.custom<(entry: LogEntry) => void>(isFunction, "expected a function"));
+const fetchListener = lazySchema((z) => z.custom<(record: FetchRecord) => void>(isFunction, "expected a function"));
 
-export type SandboxOptions = z.input<typeof sandboxOptionsSchema>;
-export type ResolvedSandboxOptions = z.output<typeof sandboxOptionsSchema>;
+export const sandboxOptionsSchema = lazySchema((z) =>
+  z.strictObject({
+    /** Wall-clock limit for one eval, in milliseconds. */
+    timeoutMs: z.number().int().min(1).max(3_600_000).default(5_000),
+    /** Memory limit: the V8 heap, and (via the host's watchdog) everything else the carrier holds. */
+    memoryMb: z.number().int().min(MEMORY_MB.min).max(MEMORY_MB.max).default(MEMORY_MB.default),
+    /** Keep one realm across evals, like a REPL (only with one carrier). */
+    persistent: z.boolean().default(false),
+    /** Structured-cloned values visible as globals in every eval. */
+    globals: z.record(z.string(), z.unknown()).optional(),
+    /** Carrier processes serving this sandbox; more than one lets concurrent evals use more cores. */
+    carriers: z.number().int().min(1).max(16).default(1),
+    maxResultBytes: z.number().int().min(1024).max(1024 * MiB).default(16 * MiB),
+    maxLogBytes: z.number().int().min(0).max(256 * MiB).default(1 * MiB),
+    maxTimers: z.number().int().min(0).max(1_000_000).default(1_000),
+    maxSourceBytes: z.number().int().min(1).max(256 * MiB).default(4 * MiB),
+    /** Evals of this sandbox running or waiting at once; more are refused. */
+    maxConcurrentEvals: z.number().int().min(1).max(100_000).default(1_000),
+    /** Called with each console entry as it arrives (entries are also returned by run()). */
+    onLog: logListener().optional(),
+    /** Network access for fetch. Without it, every fetch is refused. */
+    net: netOptionsSchema().optional(),
+    /** Plain configuration values, visible in the sandbox as `env` (with net.secrets' placeholders). */
+    env: z.record(z.string(), z.string().max(64 * 1024)).optional(),
+    /** Called with each fetch record (one per request, redirect hops included) as it completes. */
+    onFetch: fetchListener().optional(),
+  }),
+);
 
-export const evalOptionsSchema = z.strictObject({
-  /** Globals for this eval only, merged over the sandbox's. */
-  globals: z.record(z.string(), z.unknown()).optional(),
-  timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
-  /** Shown in stacks; a .ts/.mts/.cts name makes the code TypeScript. */
-  filename: z.string().min(1).max(256).regex(/^[^\n\r/\\]+$/, "must be a plain file name").optional(),
-  /** "auto" (default): TypeScript types are stripped when the code does not parse as JavaScript. */
-  language: z.enum(["auto", "js", "ts"]).optional(),
-  onLog: logListener.optional(),
-  onFetch: fetchListener.optional(),
-  /** Report where the eval's time went, phase by phase, in `stats.phases`. */
-  trace: z.boolean().optional(),
-});
+export type SandboxOptions = z.input<ReturnType<typeof sandboxOptionsSchema>>;
+export type ResolvedSandboxOptions = z.output<ReturnType<typeof sandboxOptionsSchema>>;
 
-export type EvalOptions = z.input<typeof evalOptionsSchema>;
+export const evalOptionsSchema = lazySchema((z) =>
+  z.strictObject({
+    /** Globals for this eval only, merged over the sandbox's. */
+    globals: z.record(z.string(), z.unknown()).optional(),
+    timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+    /** Shown in stacks; a .ts/.mts/.cts name makes the code TypeScript. */
+    filename: z.string().min(1).max(256).regex(/^[^\n\r/\\]+$/, "must be a plain file name").optional(),
+    /** "auto" (default): TypeScript types are stripped when the code does not parse as JavaScript. */
+    language: z.enum(["auto", "js", "ts"]).optional(),
+    onLog: logListener().optional(),
+    onFetch: fetchListener().optional(),
+    /** Report where the eval's time went, phase by phase, in `stats.phases`. */
+    trace: z.boolean().optional(),
+  }),
+);
+
+export type EvalOptions = z.input<ReturnType<typeof evalOptionsSchema>>;
+type ResolvedEvalOptions = z.output<ReturnType<typeof evalOptionsSchema>>;
 
 export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, where: string): z.output<T> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
-  throw new TypeError(`${where}: invalid options\n${z.prettifyError(result.error)}`);
+  throw new TypeError(`${where}: invalid options\n${describeIssues(result.error)}`);
 }
 
-const NO_EVAL_OPTIONS = evalOptionsSchema.parse({});
+/** What the schema makes of no options at all (every field is optional, none has a default). */
+const NO_EVAL_OPTIONS: ResolvedEvalOptions = {};
 
 /** Eval options are parsed on every eval; the common case, none at all, skips the schema. */
-export function parseEvalOptions(input: EvalOptions | undefined): z.output<typeof evalOptionsSchema> {
-  return input === undefined ? NO_EVAL_OPTIONS : parseOptions(evalOptionsSchema, input, "Sandbox.run");
+export function parseEvalOptions(input: EvalOptions | undefined): ResolvedEvalOptions {
+  return input === undefined ? NO_EVAL_OPTIONS : parseOptions(evalOptionsSchema(), input, "Sandbox.run");
 }

@@ -30,12 +30,15 @@ class CarrierPool {
     for (const [key, carriers] of this.idle) this.trim(key, carriers);
   }
 
-  /** A carrier for one sandbox: a warm one if the pool has it, else a fresh start. */
-  take(spec: CarrierSpec): Carrier {
+  /**
+   * A carrier for one sandbox: `startedAhead` if given (see startAhead), else a warm one if the
+   * pool has it, else a fresh start.
+   */
+  take(spec: CarrierSpec, startedAhead?: Carrier): Carrier {
     const key = keyOf(spec);
     const carriers = this.idle.get(key) ?? [];
-    let carrier: Carrier | undefined;
-    while ((carrier = carriers.shift()) && !carrier.isAlive);
+    let carrier = startedAhead;
+    if (!carrier) while ((carrier = carriers.shift()) && !carrier.isAlive);
     this.idle.delete(key);
     this.idle.set(key, carriers);
     this.deaths.delete(key);
@@ -45,6 +48,15 @@ class CarrierPool {
       if (this.idle.get(key) === carriers) this.refill(spec, carriers);
     });
     return carrier ?? Carrier.start(spec);
+  }
+
+  /**
+   * For a sandbox whose options are still being checked: a carrier starting now, unless an idle
+   * one of its kind is waiting. A cold start runs in its own process, so it overlaps the check.
+   */
+  startAhead(spec: CarrierSpec): Carrier | undefined {
+    if (this.idle.get(keyOf(spec))?.some((carrier) => carrier.isAlive)) return undefined;
+    return Carrier.start(spec);
   }
 
   /** Starts idle carriers of `spec`'s kind in the background until the pool is full. */

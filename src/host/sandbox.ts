@@ -12,7 +12,7 @@ import type { ResolvedNetOptions } from "../capabilities/fetch/options.js";
 import {
   SandboxError, ScriptError, TimeoutError, OutputLimitError, ResourceLimitError, PolicyError, SandboxClosedError,
 } from "./errors.js";
-import { parseEvalOptions, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
+import { MEMORY_MB, parseEvalOptions, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
 import { pool } from "./pool.js";
 import { prepareSource, type Language, type PreparedSource } from "./source.js";
 import { originalPositionFor } from "@jridgewell/trace-mapping";
@@ -61,7 +61,11 @@ export class Sandbox implements AsyncDisposable {
   private closed = false;
   private running = 0;
 
-  private constructor(private readonly options: ResolvedSandboxOptions) {
+  private constructor(
+    private readonly options: ResolvedSandboxOptions,
+    /** The first carrier, started while the options were checked; taken by the first slot. */
+    private startedAhead: Carrier | undefined,
+  ) {
     if (options.persistent && options.carriers > 1) {
       throw new TypeError("Sandbox.create: a persistent sandbox keeps one realm, so it takes exactly one carrier");
     }
@@ -76,7 +80,16 @@ export class Sandbox implements AsyncDisposable {
 
   /** Creates a sandbox with carriers from the warm pool (or freshly started ones). */
   static async create(options?: SandboxOptions): Promise<Sandbox> {
-    const sandbox = new Sandbox(parseOptions(sandboxOptionsSchema, options, "Sandbox.create"));
+    // The first check of options loads the schema library (~55 ms): a cold carrier starts meanwhile.
+    const memoryMb = memoryMbAtAGlance(options);
+    const startedAhead = memoryMb === undefined ? undefined : pool.startAhead({ memoryMb });
+    let sandbox: Sandbox;
+    try {
+      sandbox = new Sandbox(parseOptions(sandboxOptionsSchema(), options, "Sandbox.create"), startedAhead);
+    } catch (error) {
+      startedAhead?.destroySync();
+      throw error;
+    }
     try {
       await Promise.all(sandbox.slots.map((_, index) => sandbox.carrierAt(index).ready));
     } catch (error) {
@@ -88,7 +101,7 @@ export class Sandbox implements AsyncDisposable {
 
   /** Starts warm carriers for sandboxes with this memory limit, and waits until they are ready. */
   static warm(options?: Pick<SandboxOptions, "memoryMb">): Promise<void> {
-    return pool.warm({ memoryMb: parseOptions(sandboxOptionsSchema, options, "Sandbox.warm").memoryMb });
+    return pool.warm({ memoryMb: parseOptions(sandboxOptionsSchema(), options, "Sandbox.warm").memoryMb });
   }
 
   get isClosed(): boolean {
@@ -229,7 +242,8 @@ export class Sandbox implements AsyncDisposable {
   private carrierAt(index: number): Carrier {
     const current = this.slots[index];
     if (current?.isAlive) return current;
-    const carrier = pool.take({ memoryMb: this.options.memoryMb });
+    const carrier = pool.take({ memoryMb: this.options.memoryMb }, this.startedAhead);
+    this.startedAhead = undefined;
     carrier.attach({ ...this.options, maxCallBytes: this.options.net?.maxRequestBytes ?? 0 }, this.globalsBytes);
     this.slots[index] = carrier;
     void carrier.exited.then(() => {
@@ -239,6 +253,16 @@ export class Sandbox implements AsyncDisposable {
       if (!this.closed && carrier.isReady && this.slots[index] === carrier) this.carrierAt(index);
     });
     return carrier;
+  }
+}
+
+/** The memory limit the options ask for, if it is plainly valid without the schema; else undefined. */
+function memoryMbAtAGlance(options: SandboxOptions | undefined): number | undefined {
+  try {
+    const memoryMb = options?.memoryMb ?? MEMORY_MB.default;
+    return Number.isInteger(memoryMb) && memoryMb >= MEMORY_MB.min && memoryMb <= MEMORY_MB.max ? memoryMb : undefined;
+  } catch {
+    return undefined; // a getter that throws: the schema check reports it
   }
 }
 

@@ -2,92 +2,102 @@
  * Messages between host and carrier. The carrier imports only the types; the host validates every
  * carrier message against the schemas below before acting on it, because a carrier may be hostile.
  */
-import { z } from "zod";
+import type { z } from "zod";
+import { lazySchema } from "../shared/schema.js";
 import { consoleMessages } from "../capabilities/console/messages.js";
 import { fetchMessages } from "../capabilities/fetch/messages.js";
 
 import { PROTOCOL_LIMITS } from "./limits.js";
 
-const evalId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const callId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const shortText = z.string().max(PROTOCOL_LIMITS.maxNameText);
-const errorText = z.string().max(PROTOCOL_LIMITS.maxErrorText);
-
 /** Failure kinds the carrier can report for an eval; the host maps each to an error class. */
 export const failureKinds = ["script", "timeout", "output", "resource", "policy"] as const;
 export type FailureKind = (typeof failureKinds)[number];
 
-export const failureSchema = z.strictObject({
-  kind: z.enum(failureKinds),
-  name: shortText,
-  message: errorText,
-  stack: errorText.optional(),
-  line: z.number().int().nonnegative().optional(),
-  column: z.number().int().nonnegative().optional(),
-});
-export type Failure = z.infer<typeof failureSchema>;
-
-const statsSchema = z.strictObject({
-  wallMs: z.number().nonnegative().finite(),
-  cpuMs: z.number().nonnegative().finite(),
-});
-
 /** Where a traced eval's time went inside the carrier, in µs, in order; a phase never reached is 0. */
 export const carrierPhaseNames = ["decode", "realm", "compile", "run", "encode", "settle"] as const;
-const phaseUs = z.number().nonnegative().finite();
-const carrierPhases = z.strictObject(Object.fromEntries(carrierPhaseNames.map((name) => [name, phaseUs])) as Record<(typeof carrierPhaseNames)[number], typeof phaseUs>);
-export type CarrierPhases = z.infer<typeof carrierPhases>;
+export type CarrierPhases = Record<(typeof carrierPhaseNames)[number], number>;
 
-/** A JSON-safe primitive result travels in the header; anything else in the V8-serialized body. */
-const inlineValue = z.union([z.string(), z.number().finite(), z.boolean(), z.null()]);
+const schemas = lazySchema((z) => {
+  const evalId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+  const callId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+  const shortText = z.string().max(PROTOCOL_LIMITS.maxNameText);
+  const errorText = z.string().max(PROTOCOL_LIMITS.maxErrorText);
+  const logBatch = consoleMessages.logBatch();
 
-export const carrierMessage = z.discriminatedUnion("t", [
-  z.strictObject({ t: z.literal("ready") }),
-  z.discriminatedUnion("ok", [
-  z.strictObject({
-    t: z.literal("done"),
-    id: evalId,
-    ok: z.literal(true),
-    /** "inline": value is in `v`; "undefined"; "body": V8-serialized value in the frame body. */
-    as: z.enum(["inline", "undefined", "body"]),
-    v: inlineValue.optional(),
-    logs: consoleMessages.logBatch,
-    stats: statsSchema,
-    phases: carrierPhases.optional(),
-  }),
-  z.strictObject({
-    t: z.literal("done"),
-    id: evalId,
-    ok: z.literal(false),
-    error: failureSchema,
-    logs: consoleMessages.logBatch,
-    stats: statsSchema,
-    phases: carrierPhases.optional(),
-  }),
-  ]),
-  z.strictObject({ t: z.literal("logs"), id: evalId, logs: consoleMessages.logBatch }),
-  /** A capability request; the frame body may carry its payload (a request body, say). */
-  z.strictObject({
-    t: z.literal("call"),
-    id: evalId,
-    call: callId,
-    cap: z.literal("fetch"),
-    args: fetchMessages.request,
-  }),
-  /**
-   * More about a call in progress: "data" (frame body, within the credit the host gave) and
-   * "end" stream the call's payload up;
-   * "credit" lets the host send that many more bytes down; "cancel" abandons the call.
-   */
-  z.strictObject({
-    t: z.literal("stream"),
-    id: evalId,
-    call: callId,
-    op: z.enum(["data", "end", "credit", "cancel"]),
-    bytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
-  }),
-]);
-export type CarrierMessage = z.infer<typeof carrierMessage>;
+  const failure = z.strictObject({
+    kind: z.enum(failureKinds),
+    name: shortText,
+    message: errorText,
+    stack: errorText.optional(),
+    line: z.number().int().nonnegative().optional(),
+    column: z.number().int().nonnegative().optional(),
+  });
+
+  const stats = z.strictObject({
+    wallMs: z.number().nonnegative().finite(),
+    cpuMs: z.number().nonnegative().finite(),
+  });
+
+  const phaseUs = z.number().nonnegative().finite();
+  const phases = z.strictObject(Object.fromEntries(carrierPhaseNames.map((name) => [name, phaseUs])) as Record<keyof CarrierPhases, typeof phaseUs>);
+
+  /** A JSON-safe primitive result travels in the header; anything else in the V8-serialized body. */
+  const inlineValue = z.union([z.string(), z.number().finite(), z.boolean(), z.null()]);
+
+  const carrierMessage = z.discriminatedUnion("t", [
+    z.strictObject({ t: z.literal("ready") }),
+    z.discriminatedUnion("ok", [
+      z.strictObject({
+        t: z.literal("done"),
+        id: evalId,
+        ok: z.literal(true),
+        /** "inline": value is in `v`; "undefined"; "body": V8-serialized value in the frame body. */
+        as: z.enum(["inline", "undefined", "body"]),
+        v: inlineValue.optional(),
+        logs: logBatch,
+        stats,
+        phases: phases.optional(),
+      }),
+      z.strictObject({
+        t: z.literal("done"),
+        id: evalId,
+        ok: z.literal(false),
+        error: failure,
+        logs: logBatch,
+        stats,
+        phases: phases.optional(),
+      }),
+    ]),
+    z.strictObject({ t: z.literal("logs"), id: evalId, logs: logBatch }),
+    /** A capability request; the frame body may carry its payload (a request body, say). */
+    z.strictObject({
+      t: z.literal("call"),
+      id: evalId,
+      call: callId,
+      cap: z.literal("fetch"),
+      args: fetchMessages.request(),
+    }),
+    /**
+     * More about a call in progress: "data" (frame body, within the credit the host gave) and
+     * "end" stream the call's payload up;
+     * "credit" lets the host send that many more bytes down; "cancel" abandons the call.
+     */
+    z.strictObject({
+      t: z.literal("stream"),
+      id: evalId,
+      call: callId,
+      op: z.enum(["data", "end", "credit", "cancel"]),
+      bytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+    }),
+  ]);
+  return { failure, carrierMessage };
+});
+
+/** Every message a carrier may send; the host checks each against it (see also hot-messages.ts). */
+export const carrierMessage = () => schemas().carrierMessage;
+
+export type Failure = z.infer<ReturnType<typeof schemas>["failure"]>;
+export type CarrierMessage = z.infer<ReturnType<typeof schemas>["carrierMessage"]>;
 export type DoneMessage = Extract<CarrierMessage, { t: "done" }>;
 export type CallMessage = Extract<CarrierMessage, { t: "call" }>;
 export type CallStreamMessage = Extract<CarrierMessage, { t: "stream" }>;

@@ -1216,7 +1216,7 @@ describe("headers the sandbox may not set, and methods it may not use", () => {
 describe("a carrier that lies: the host checks every fetch request itself", () => {
   let network: Network;
   before(() => {
-    network = new Network(netOptionsSchema.parse({ allow: [`127.0.0.1:${P}`], allowPrivate: ["127.0.0.1"], lookup: stubLookup(LOOPBACK_NAMES) }));
+    network = new Network(netOptionsSchema().parse({ allow: [`127.0.0.1:${P}`], allowPrivate: ["127.0.0.1"], lookup: stubLookup(LOOPBACK_NAMES) }));
   });
   after(() => network.close());
 

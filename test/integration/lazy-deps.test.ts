@@ -1,6 +1,7 @@
 /**
- * Importing paddock does not load what a program may never use: the TypeScript transformer and the
- * HTTP client load on first use (src/shared/lazy.ts), so `import("paddock")` and the CLI start fast.
+ * Importing paddock does not load what a program may never use: the TypeScript transformer, the
+ * HTTP client and the schema library load on first use (src/shared/lazy.ts, src/shared/schema.ts),
+ * so `import("paddock")` and the CLI start fast.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,12 +17,21 @@ function loadedAfter(then: string): string[] {
     const paddock = await import(${JSON.stringify(ENTRY)});
     ${then}
     const cache = Object.keys(createRequire(import.meta.url).cache);
-    console.log(JSON.stringify(["amaro", "undici"].filter((name) => cache.some((path) => path.includes("/node_modules/" + name + "/")))));`;
+    console.log(JSON.stringify(["amaro", "undici", "zod"].filter((name) => cache.some((path) => path.includes("/node_modules/" + name + "/")))));`;
   return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" })) as string[];
 }
 
-test("importing paddock loads neither the TypeScript transformer nor the HTTP client", () => {
+test("importing paddock loads neither the TypeScript transformer, the HTTP client nor the schema library", () => {
   assert.deepEqual(loadedAfter(""), []);
+});
+
+test("the first sandbox loads the schema library (its options are checked), and a JavaScript eval nothing more", () => {
+  const then = `
+    paddock.configurePool({ size: 0 });
+    const sandbox = await paddock.Sandbox.create();
+    if (await sandbox.eval("1 + 1") !== 2) throw new Error("eval failed");
+    await sandbox.close();`;
+  assert.deepEqual(loadedAfter(then), ["zod"]);
 });
 
 test("the first TypeScript eval loads the transformer; the first network-enabled sandbox the client", () => {
@@ -32,5 +42,5 @@ test("the first TypeScript eval loads the transformer; the first network-enabled
     await plain.close();
     const networked = await paddock.Sandbox.create({ net: { allow: ["example.com"] } });
     await networked.close();`;
-  assert.deepEqual(loadedAfter(then), ["amaro", "undici"]);
+  assert.deepEqual(loadedAfter(then), ["amaro", "undici", "zod"]);
 });

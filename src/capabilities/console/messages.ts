@@ -1,16 +1,17 @@
-import { z } from "zod";
+import type { z } from "zod";
+import { lazySchema } from "../../shared/schema.js";
 
 export const logLevels = ["log", "info", "warn", "error", "debug", "trace"] as const;
 export type LogLevel = (typeof logLevels)[number];
 
-export const logEntry = z.strictObject({
+export const logEntry = lazySchema((z) => z.strictObject({
   level: z.enum(logLevels),
   message: z.string(),
   /** Milliseconds since the eval started. */
   time: z.number().nonnegative().finite(),
-});
-export type LogEntry = z.infer<typeof logEntry>;
+}));
+export type LogEntry = z.infer<ReturnType<typeof logEntry>>;
 
 export const consoleMessages = {
-  logBatch: z.array(logEntry),
+  logBatch: lazySchema((z) => z.array(logEntry())),
 };

@@ -1,4 +1,5 @@
-import { z } from "zod";
+import type { z } from "zod";
+import { lazySchema } from "../../shared/schema.js";
 
 import { REQUEST_HEAD_LIMITS as LIMITS } from "./flow.js";
 
@@ -8,7 +9,7 @@ import { REQUEST_HEAD_LIMITS as LIMITS } from "./flow.js";
  * the host decides, and checks everything here again.
  */
 export const fetchMessages = {
-  request: z.strictObject({
+  request: lazySchema((z) => z.strictObject({
     url: z.string().max(LIMITS.urlChars),
     method: z.string().min(1).max(LIMITS.methodChars),
     headers: z
@@ -17,9 +18,9 @@ export const fetchMessages = {
       .refine((headers) => headers.reduce((sum, [name, value]) => sum + name.length + value.length, 0) <= LIMITS.headerChars, "the headers are too large"),
     body: z.enum(["none", "inline", "stream"]),
     redirect: z.enum(["follow", "manual", "error"]),
-  }),
+  })),
 };
-export type FetchRequest = z.infer<typeof fetchMessages.request>;
+export type FetchRequest = z.infer<ReturnType<typeof fetchMessages.request>>;
 
 /** The host's answer once the response's head has arrived; its body follows as stream messages. */
 export interface FetchResponseHead {
