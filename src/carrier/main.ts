@@ -393,10 +393,13 @@ let evalsSinceCollection = 0;
 const nap = new Int32Array(new SharedArrayBuffer(4));
 try {
   io.send({ t: "ready" });
-  await io.readFrames(onFrame, () => {
+  await io.readFrames(onFrame, (inputWasWaiting) => {
     if (running > 0) return false;
-    // Let the host run first: it is reading the reply just sent, likely on this very core.
-    Atomics.wait(nap, 0, 0, 0.1);
+    // Let the host run first: it is reading the reply just sent, and its wake-up likely put it on
+    // this very core, behind the spare realm made next. Unless the host sends back to back (the
+    // last request was waiting when the carrier came to read): then the host's next request would
+    // wait through the nap too, and the realm it needs must be made anyway.
+    if (!inputWasWaiting) Atomics.wait(nap, 0, 0, 0.1);
     if (evalsSinceCollection >= COLLECT_EVERY_EVALS) {
       evalsSinceCollection = 0;
       hooks.collectGarbage();
