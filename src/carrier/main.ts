@@ -382,10 +382,11 @@ function die(error: unknown): never {
 }
 
 /**
- * Every eval leaves a whole V8 context behind, which only a full mark-compact frees (~75 µs of
- * collector time each). Collected in the carrier's idle time every so many evals, they never pile
- * up into V8's own, larger pauses nor into a heap grown to the memory limit; rarely enough that
- * the pause (a few ms) falls on under 1% of evals even when the next one arrives at once.
+ * Every eval leaves a whole V8 context behind, which only a full mark-compact frees. Collected in
+ * the carrier's idle time every so many evals, they do not grow the heap toward the memory limit
+ * (110 MB RSS after 2,000 evals, against 158 MB with V8's own collections alone). The pause (8–12
+ * ms) is no shorter than V8's own; it lands on the path only when the next eval arrives during it,
+ * and rarely enough to fall on under 1% of evals.
  */
 const COLLECT_EVERY_EVALS = 128;
 let evalsSinceCollection = 0;

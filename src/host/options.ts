@@ -4,6 +4,7 @@ import type { LogEntry } from "../capabilities/console/messages.js";
 import type { FetchRecord } from "../capabilities/fetch/host.js";
 import { netOptionsSchema } from "../capabilities/fetch/options.js";
 import { describeIssues, lazySchema } from "../shared/schema.js";
+import { once } from "../shared/lazy.js";
 
 const MiB = 1024 * 1024;
 
@@ -71,10 +72,9 @@ export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, whe
   throw new TypeError(`${where}: invalid options\n${describeIssues(result.error)}`);
 }
 
-/** What the schema makes of no options at all (every field is optional, none has a default). */
-const NO_EVAL_OPTIONS: ResolvedEvalOptions = {};
+const noEvalOptions = once(() => evalOptionsSchema().parse({}));
 
 /** Eval options are parsed on every eval; the common case, none at all, skips the schema. */
 export function parseEvalOptions(input: EvalOptions | undefined): ResolvedEvalOptions {
-  return input === undefined ? NO_EVAL_OPTIONS : parseOptions(evalOptionsSchema(), input, "Sandbox.run");
+  return input === undefined ? noEvalOptions() : parseOptions(evalOptionsSchema(), input, "Sandbox.run");
 }

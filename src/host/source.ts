@@ -9,12 +9,12 @@
 import { parse, type Node, type Program, type Statement, type ModuleDeclaration, type Pattern } from "acorn";
 import { lazyModule } from "../shared/lazy.js";
 import { TraceMap } from "@jridgewell/trace-mapping";
-
-/** Node's own TypeScript stripper (SWC in WebAssembly): ~100 ms to load, so loaded for the first TypeScript. */
-const amaro = lazyModule<typeof import("amaro")>("amaro");
 import type { SourceKind } from "../protocol/messages.js";
 import { PolicyError, ScriptError } from "./errors.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
+
+/** Node's own TypeScript stripper (SWC in WebAssembly): ~100 ms to load, so loaded for the first TypeScript. */
+const amaro = lazyModule<typeof import("amaro")>("amaro");
 
 /** A syntax error found on the host, with the position V8's message lacks. */
 export interface SyntaxHint {

@@ -7,7 +7,12 @@ import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 
+/** `make()`'s value, made on the first call and kept (it must not be undefined). */
+export function once<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= make());
+}
+
 export function lazyModule<T>(specifier: string): () => T {
-  let loaded: T | undefined;
-  return () => (loaded ??= require(specifier) as T);
+  return once(() => require(specifier) as T);
 }

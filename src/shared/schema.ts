@@ -4,13 +4,12 @@
  * Schemas are built on first use too; each is built once.
  */
 import type * as Zod from "zod";
-import { lazyModule } from "./lazy.js";
+import { lazyModule, once } from "./lazy.js";
 
 const loadZod = lazyModule<typeof Zod>("zod");
 
 export function lazySchema<T>(build: (z: typeof Zod.z) => T): () => T {
-  let schema: T | undefined;
-  return () => (schema ??= build(loadZod().z));
+  return once(() => build(loadZod().z));
 }
 
 /** zod's readable report of everything wrong with an input. */
