@@ -20,6 +20,7 @@ import { CARRIER_CAPABILITIES } from "./capabilities.js";
 import { defineGlobal } from "./capability.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
 import { pumpWhileRunning, runMicrotasks, wake } from "./pump.js";
+import { bindImports, importInRealm, receiveModules, trackRealm } from "../capabilities/modules/carrier.js";
 
 type EvalRequest = Extract<HostMessage, { t: "eval" }>;
 type Reply = Extract<HostMessage, { t: "reply" }>;
@@ -132,12 +133,13 @@ const host: HostCaller = {
 /** The realm whose code is running, also across its awaits: compiled scripts are shared by realms. */
 const runningRealm = new AsyncLocalStorage<Realm>();
 
-/** Dynamic import() is a capability request; no module policy exists yet, so it is refused. */
-function refuseImport(specifier: string): never {
-  const message = `import of "${specifier}" refused: no module policy grants imports in this sandbox`;
+trackRealm(() => runningRealm.getStore());
+
+/** import() in the eval's code: what the host resolved for it, or a refusal. */
+function importModule(specifier: string): unknown {
   const realm = runningRealm.getStore();
-  if (realm) throw capabilityError(realm.helpers, { name: "PolicyError", message, kind: "policy" });
-  throw new Error(message);
+  if (!realm) throw new Error(`import of "${specifier}" outside an eval`);
+  return importInRealm(realm, realm.slot.scope, specifier);
 }
 
 /** Async-wrapped code has its prologue on a line of its own, above the user's first line. */
@@ -145,7 +147,7 @@ function compile(code: string, filename: string, kind: EvalRequest["kind"]): vm.
   const key = kind + filename + "\0" + code;
   const cached = scripts.get(key);
   if (cached) return cached;
-  const script = new vm.Script(code, { filename, lineOffset: kind === "async" ? -1 : 0, importModuleDynamically: refuseImport });
+  const script = new vm.Script(code, { filename, lineOffset: kind === "async" ? -1 : 0, importModuleDynamically: importModule as unknown as vm.ScriptOptions["importModuleDynamically"] });
   if (code.length <= SCRIPT_CACHE_LARGEST) scripts.set(key, script);
   return script;
 }
@@ -198,6 +200,7 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
   const clock = request.trace ? new PhaseClock(readAt) : undefined;
   clock?.mark("decode");
   const scope = new EvalScope(request.id, request.limits, host, request.filename);
+  bindImports(scope, request.imports);
   const cpuStart = hooks.cpuMs();
   let realm: Realm | undefined;
   let overrides: Record<string, unknown> | undefined;
@@ -362,6 +365,9 @@ function onFrame(frame: RawFrame, readAt: number): void {
   switch (message.t) {
     case "eval":
       void runEval(message, frame.body, readAt);
+      break;
+    case "modules":
+      receiveModules(message);
       break;
     case "globals":
       sandboxGlobals = frame.body ? (deserialize(frame.body) as Record<string, unknown>) : {};

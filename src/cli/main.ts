@@ -23,6 +23,9 @@ flags:
   --ts                    treat the code as TypeScript
   --allow <pattern>       let fetch reach hosts matching the pattern (repeatable): api.github.com, *.example.com, host:8080
   --allow-private <cidr>  let fetch reach this private address or range anyway (repeatable): 127.0.0.1, 10.1.2.0/24
+  --allow-import <pattern>  let the code import npm packages matching the pattern (repeatable): npm:lodash-es, npm:@scope/*, npm:*
+  --registry <url>        the npm registry to import from (default: npm's own configuration)
+  --offline               import only what the module cache already holds
 
 console output goes to stderr; on failure a readable error goes to stderr and the exit code is 1.`;
 
@@ -35,6 +38,9 @@ const FLAGS = {
   ts: { type: "boolean" },
   allow: { type: "string", multiple: true },
   "allow-private": { type: "string", multiple: true },
+  "allow-import": { type: "string", multiple: true },
+  registry: { type: "string" },
+  offline: { type: "boolean" },
   quick: { type: "boolean" },
   fetch: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -107,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
     globals,
     onLog: printLog,
     ...(values.allow ? { net: { allow: values.allow, allowPrivate: values["allow-private"] ?? [] } } : {}),
+    ...(values["allow-import"] ? { modules: { allow: values["allow-import"], ...(values.registry ? { registry: values.registry } : {}), offline: values.offline === true } } : {}),
   });
   try {
     const result = await sandbox.run(code, { filename, language: values.ts ? "ts" : "auto" });

@@ -17,6 +17,7 @@ import { CarrierCrashedError, CarrierStartError, MemoryLimitError, SandboxError,
 import { watchMemory, readRssBytes } from "./memory-watch.js";
 import { countValues, DIRECT_DECODE_BYTES } from "./result-budget.js";
 import { CallPort, type PortPipe } from "./call-port.js";
+import type { ModuleLink, ModuleUnit } from "../capabilities/modules/messages.js";
 
 export interface CarrierSpec {
   memoryMb: number;
@@ -53,6 +54,8 @@ export interface EvalRequest {
   handleCall?: CallHandler;
   /** Record where the eval's time goes (EvalOutcome.timeline). */
   trace?: boolean;
+  /** The eval's imports and the units they reach (see provideModules). */
+  modules?: { imports: Record<string, ModuleLink>; units: Map<string, ModuleUnit>; servedByCarrier(): void };
 }
 
 /** A call's answer; an ok one may carry bytes (a response body), sent as the frame's body. */
@@ -78,6 +81,8 @@ interface PendingEval {
 }
 
 const RESTARTED = { carrierRestarted: true } as const;
+/** Module code a carrier keeps (compiled, for every realm); beyond it the oldest units are forgotten. */
+const MODULE_SHELF_CHARS = 64 * 1024 * 1024;
 
 /** How every carrier is run, before its V8 flags and program: no permissions, no remote code, no state on disk. */
 export const CARRIER_RUN_FLAGS = ["run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache"] as const;
@@ -124,6 +129,9 @@ export class Carrier {
   private stopWatching: (() => void) | undefined;
   /** Call ids only grow: a stream message for an id at or below this one may be late, not forged. */
   private lastCall = 0;
+  /** Module units this carrier holds, by key, with their size, oldest first (see provideModules). */
+  private readonly shelf = new Map<string, number>();
+  private shelfChars = 0;
   private readonly pipe: PortPipe;
   /** Resolves when stdin, backed up, drains: one promise per backed-up spell. */
   private drained: Promise<void> | undefined;
@@ -201,6 +209,31 @@ export class Carrier {
     if (globals) this.send({ t: "globals" }, globals);
   }
 
+  /**
+   * Sends the units this carrier does not hold yet (each once per carrier), forgetting the oldest
+   * beyond its budget. Returns how many were sent.
+   */
+  provideModules(units: Map<string, ModuleUnit>): number {
+    const fresh: ModuleUnit[] = [];
+    for (const [key, unit] of units) {
+      if (this.shelf.has(key)) continue;
+      fresh.push(unit);
+      this.shelf.set(key, unit.code.length);
+      this.shelfChars += unit.code.length;
+    }
+    if (fresh.length === 0) return 0;
+    const forget: string[] = [];
+    for (const [key, chars] of this.shelf) {
+      if (this.shelfChars <= MODULE_SHELF_CHARS) break;
+      if (units.has(key)) continue;
+      this.shelf.delete(key);
+      this.shelfChars -= chars;
+      forget.push(key);
+    }
+    this.send({ t: "modules", units: fresh, forget });
+    return fresh.length;
+  }
+
   eval(request: EvalRequest): Promise<EvalOutcome> {
     if (!this.alive) return Promise.reject(this.killCause?.error ?? new CarrierCrashedError("the carrier has exited", RESTARTED));
     const id = this.nextEvalId++;
@@ -214,7 +247,10 @@ export class Carrier {
       const trace = request.trace === true;
       const sentAt = trace ? performance.now() : 0;
       const frame = encodeFrame(
-        { t: "eval", id, code: request.code, filename: request.filename, kind: request.kind, persistent: request.persistent, limits: request.limits, hasGlobals: request.globals !== undefined, trace },
+        {
+          t: "eval", id, code: request.code, filename: request.filename, kind: request.kind, persistent: request.persistent, limits: request.limits,
+          hasGlobals: request.globals !== undefined, trace, ...(request.modules ? { imports: request.modules.imports } : {}),
+        },
         request.globals,
       );
       // The carrier may start on the frame before the write returns: the write is part of the transit.

@@ -80,3 +80,17 @@ export class CarrierStartError extends CarrierCrashedError {
 export class SandboxClosedError extends SandboxError {
   override name = "SandboxClosedError";
 }
+
+/** Why an import could not be served (see ModuleError.reason). */
+export type ModuleErrorReason = "not-found" | "integrity" | "unreachable" | "offline" | "limit" | "invalid-package" | "unsupported";
+
+/**
+ * An import failed on the host: no such package or version, a tarball that does not match its
+ * integrity or breaks a limit, a registry that could not be reached. (Refused by policy: PolicyError.)
+ */
+export class ModuleError extends SandboxError {
+  override name = "ModuleError";
+  constructor(message: string, readonly reason: ModuleErrorReason) {
+    super(message);
+  }
+}

@@ -3,6 +3,8 @@ import type { z } from "zod";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import type { FetchRecord } from "../capabilities/fetch/host.js";
 import { netOptionsSchema } from "../capabilities/fetch/options.js";
+import { modulesOptionsSchema } from "../capabilities/modules/options.js";
+import type { ImportRecord } from "../capabilities/modules/host.js";
 import { describeIssues, lazySchema } from "../shared/schema.js";
 import { once } from "../shared/lazy.js";
 
@@ -14,6 +16,7 @@ export const MEMORY_MB = { min: 16, max: 65_536, default: 128 } as const;
 const isFunction = (value: unknown) => typeof value === "function";
 const logListener = lazySchema((z) => z.custom<(entry: LogEntry) => void>(isFunction, "expected a function"));
 const fetchListener = lazySchema((z) => z.custom<(record: FetchRecord) => void>(isFunction, "expected a function"));
+const importListener = lazySchema((z) => z.custom<(record: ImportRecord) => void>(isFunction, "expected a function"));
 
 export const sandboxOptionsSchema = lazySchema((z) =>
   z.strictObject({
@@ -41,6 +44,10 @@ export const sandboxOptionsSchema = lazySchema((z) =>
     env: z.record(z.string(), z.string().max(64 * 1024)).optional(),
     /** Called with each fetch record (one per request, redirect hops included) as it completes. */
     onFetch: fetchListener().optional(),
+    /** npm packages the sandbox may import. Without it, every import is refused. */
+    modules: modulesOptionsSchema().optional(),
+    /** Called with each import record (one per specifier of an eval) once it is resolved. */
+    onImport: importListener().optional(),
   }),
 );
 

@@ -10,11 +10,12 @@ import { callHandler } from "./capabilities.js";
 import { EvalFetches, Network, type FetchRecord } from "../capabilities/fetch/host.js";
 import type { ResolvedNetOptions } from "../capabilities/fetch/options.js";
 import {
-  SandboxError, ScriptError, TimeoutError, OutputLimitError, ResourceLimitError, PolicyError, SandboxClosedError,
+  SandboxError, ScriptError, TimeoutError, OutputLimitError, ResourceLimitError, PolicyError, SandboxClosedError, ModuleError,
 } from "./errors.js";
 import { MEMORY_MB, parseEvalOptions, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
 import { pool } from "./pool.js";
-import { prepareSource, type Language, type PreparedSource } from "./source.js";
+import { prepareSource, type Language, type PreparedSource, type SourceImport } from "./source.js";
+import { SandboxModules, type EvalModules, type ImportRecord } from "../capabilities/modules/host.js";
 import { originalPositionFor } from "@jridgewell/trace-mapping";
 
 export interface EvalStats {
@@ -47,6 +48,8 @@ interface RunRecords {
   logs: LogEntry[];
   /** Every request the eval's fetches made or tried, redirect hops included, in order. */
   fetches: FetchRecord[];
+  /** Every import the eval's code names with a string, resolved or refused. */
+  imports: ImportRecord[];
   stats: EvalStats;
 }
 
@@ -58,6 +61,7 @@ export class Sandbox implements AsyncDisposable {
   private readonly load: number[];
   private readonly globalsBytes: Uint8Array | undefined;
   private readonly network: Network | undefined;
+  private readonly modules: SandboxModules | undefined;
   private closed = false;
   private running = 0;
 
@@ -69,7 +73,8 @@ export class Sandbox implements AsyncDisposable {
     if (options.persistent && options.carriers > 1) {
       throw new TypeError("Sandbox.create: a persistent sandbox keeps one realm, so it takes exactly one carrier");
     }
-    this.network = options.net ? createNetwork(options.net) : undefined;
+    this.network = options.net ? withOptionsContext(() => new Network(options.net!)) : undefined;
+    this.modules = options.modules ? withOptionsContext(() => new SandboxModules(options.modules!)) : undefined;
     const env = options.env || this.network?.secrets.isEmpty === false ? { ...options.env, ...this.network?.secrets.placeholders() } : undefined;
     if (env && options.globals && "env" in options.globals) throw new TypeError("Sandbox.create: globals.env and env/net.secrets both define the global `env`");
     const globals = env ? { ...options.globals, env } : options.globals;
@@ -126,12 +131,14 @@ export class Sandbox implements AsyncDisposable {
       this.options.onFetch?.(record);
     } : undefined;
     const fetches = new EvalFetches(this.network, onFetch);
+    const imports: ImportRecord[] = [];
     const finish = (outcome: { ok: true; value: T } | { ok: false; error: SandboxError }, cpuMs = 0, timeline?: EvalTimeline): RunResult<T> => {
       const now = performance.now();
       return {
         ...outcome,
         logs,
         fetches: fetches.records,
+        imports,
         stats: { wallMs: round(now - started), cpuMs, ...(timeline ? { phases: phasesOf(timeline, started, now) } : {}) },
       };
     };
@@ -148,6 +155,7 @@ export class Sandbox implements AsyncDisposable {
       const filename = evalOptions.filename ?? "eval.js";
       const language: Language = evalOptions.language ?? (/\.[mc]?tsx?$/.test(filename) ? "ts" : "auto");
       const prepared = prepareSource(code, language);
+      const modules = this.modules || prepared.imports ? await this.resolveImports(prepared.imports ?? [], imports) : undefined;
       const limits: EvalLimits = {
         timeoutMs: evalOptions.timeoutMs ?? this.options.timeoutMs,
         maxResultBytes: this.options.maxResultBytes,
@@ -169,14 +177,32 @@ export class Sandbox implements AsyncDisposable {
         onLog,
         handleCall: callHandler({ fetch: fetches }),
         trace: evalOptions.trace === true,
+        ...(modules ? { modules } : {}),
       });
       if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs, outcome.timeline);
-      return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename)) }, outcome.cpuMs, outcome.timeline);
+      return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename), modules?.failures) }, outcome.cpuMs, outcome.timeline);
     } catch (error) {
       if (error instanceof SandboxError) return finish({ ok: false, error });
       throw error;
     } finally {
       this.running--;
+    }
+  }
+
+  /**
+   * Checks and prepares what the eval imports. Without a module policy a static import fails the
+   * eval; an import() is left to fail where it is called.
+   */
+  private async resolveImports(named: readonly SourceImport[], records: ImportRecord[]): Promise<EvalModules | undefined> {
+    if (!this.modules) {
+      const first = named.find((entry) => !entry.dynamic);
+      if (first) throw new PolicyError(`import of "${first.specifier}" refused: no module policy grants imports in this sandbox`);
+      return undefined;
+    }
+    try {
+      return await this.modules.prepareEval(named, records);
+    } finally {
+      for (const record of records) this.options.onImport?.(record);
     }
   }
 
@@ -206,6 +232,7 @@ export class Sandbox implements AsyncDisposable {
       const carrier = this.carrierAt(slot);
       if (!carrier.isReady) request = await this.whenStarted(carrier, request);
       if (this.closed) throw new SandboxClosedError("the sandbox is closed");
+      if (request.modules && carrier.provideModules(request.modules.units) === 0) request.modules.servedByCarrier();
       return await carrier.eval(request);
     } finally {
       this.load[slot]!--;
@@ -266,18 +293,20 @@ function memoryMbAtAGlance(options: SandboxOptions | undefined): number | undefi
   }
 }
 
-/** The policy's own checks (patterns, ranges) throw TypeErrors that name the entry; say where. */
-function createNetwork(options: ResolvedNetOptions): Network {
+/** The policies' own checks (patterns, ranges) throw TypeErrors that name the entry; say where. */
+function withOptionsContext<T>(make: () => T): T {
   try {
-    return new Network(options);
+    return make();
   } catch (error) {
     if (error instanceof TypeError) throw new TypeError(`Sandbox.create: invalid options\n${error.message}`);
     throw error;
   }
 }
 
-function toSandboxError(failure: Failure): SandboxError {
+function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<string, ModuleError> | undefined): SandboxError {
   switch (failure.kind) {
+    case "module":
+      return moduleFailures?.get(failure.message) ?? new ModuleError(failure.message, "not-found");
     case "timeout":
       return new TimeoutError(failure.message);
     case "output":

@@ -6,11 +6,11 @@
  * the user's source. Results are cached by source text: a transform called a million times is
  * prepared once.
  */
-import { parse, type Node, type Program, type Statement, type ModuleDeclaration, type Pattern } from "acorn";
+import { parse, type Node, type Program, type Statement, type ModuleDeclaration, type Pattern, type ImportDeclaration } from "acorn";
 import { lazyModule } from "../shared/lazy.js";
 import { TraceMap } from "@jridgewell/trace-mapping";
 import type { SourceKind } from "../protocol/messages.js";
-import { PolicyError, ScriptError } from "./errors.js";
+import { ScriptError } from "./errors.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
 
 /** Node's own TypeScript stripper (SWC in WebAssembly): ~100 ms to load, so loaded for the first TypeScript. */
@@ -23,9 +23,16 @@ export interface SyntaxHint {
   column: number;
 }
 
+/** An import the code names with a string: static (hoisted, the code needs it) or a literal import(). */
+export interface SourceImport {
+  specifier: string;
+  dynamic: boolean;
+}
+
 export interface PreparedSource {
   code: string;
   kind: SourceKind;
+  imports?: SourceImport[];
   /** Maps positions in `code` back to the user's source, where a TypeScript transform moved them. */
   map?: TraceMap;
   syntaxError?: SyntaxHint;
@@ -149,28 +156,58 @@ function blank(code: string, start: number, end: number): Edit {
 }
 
 function rewrite(code: string, parsed: { program: Program; module: boolean }): PreparedSource {
-  const { program, module } = parsed;
-  if (!module && !hasTopLevelAwait(program)) return { code, kind: "script" };
+  const { program } = parsed;
+  // Code with exports is a module (its result is the default export); code that only imports is
+  // a script whose imports are awaited first (its result is its completion value).
+  const module = parsed.module && program.body.some((node) => node.type.startsWith("Export"));
+  const imports = literalImports(code, program);
+  const listed = imports.length ? { imports } : {};
+  if (!parsed.module && !hasTopLevelAwait(program)) return { code, kind: "script", ...listed };
   const edits: Edit[] = [];
   const hoisted: string[] = [];
+  const importLines: string[] = [];
   let defaultExport = module ? "undefined" : "";
   for (const node of program.body) {
-    if (module) {
-      defaultExport = rewriteModuleStatement(code, node, edits) ?? defaultExport;
+    if (module || node.type === "ImportDeclaration") {
+      defaultExport = rewriteModuleStatement(code, node, edits, importLines) ?? defaultExport;
     } else {
       hoistDeclaration(node, edits, hoisted);
     }
   }
   if (!module) returnCompletionValue(program.body, 0, edits);
+  // Imports are hoisted, as in a module: all of them are awaited before the first statement runs.
   // Text inserted at offset 0 goes at the end of the prologue line, so line 1 keeps its columns.
-  const lead = edits.filter((edit) => edit.start === 0 && edit.end === 0).map((edit) => edit.text).join("");
+  const lead = importLines.join(" ") + edits.filter((edit) => edit.start === 0 && edit.end === 0).map((edit) => edit.text).join("");
   const body = applyEdits(code, edits.filter((edit) => !(edit.start === 0 && edit.end === 0)));
   // The prologue sits on a line of its own that the carrier numbers 0, so the user's line numbers
   // are unchanged, and the wrapper's own call frames (on line 0) are told apart and left out of stacks.
   const hoist = hoisted.length ? `var ${[...new Set(hoisted)].join(", ")}; ` : "";
   const prologue = `${hoist}((run) => run())(async () => {${module ? ` "use strict"; let ${DEFAULT_EXPORT};` : ""}${lead}`;
   const epilogue = module ? `\n;return ${defaultExport}; })` : "\n})";
-  return { code: `${prologue}\n${body}${epilogue}`, kind: "async" };
+  return { code: `${prologue}\n${body}${epilogue}`, kind: "async", ...listed };
+}
+
+/** Every import the code names with a string literal: declarations, re-exports, import("…"). */
+function literalImports(code: string, program: Program): SourceImport[] {
+  const found: SourceImport[] = [];
+  for (const node of program.body) {
+    if ((node.type === "ImportDeclaration" || node.type === "ExportAllDeclaration" || (node.type === "ExportNamedDeclaration" && node.source)) && typeof node.source?.value === "string") {
+      found.push({ specifier: node.source.value, dynamic: false });
+    }
+  }
+  const visit = (node: unknown): void => {
+    if (typeof node !== "object" || node === null) return;
+    const candidate = node as { type?: string; source?: { type: string; value?: unknown } };
+    if (candidate.type === "ImportExpression" && candidate.source?.type === "Literal" && typeof candidate.source.value === "string") {
+      found.push({ specifier: candidate.source.value, dynamic: true });
+    }
+    for (const value of Object.values(node)) {
+      if (Array.isArray(value)) value.forEach(visit);
+      else if (typeof value === "object") visit(value);
+    }
+  };
+  if (/\bimport\b/.test(code)) program.body.forEach(visit);
+  return found;
 }
 
 /**
@@ -260,14 +297,27 @@ function collectNames(pattern: Pattern, names: string[]): void {
   }
 }
 
-/** Rewrites one module statement in place; returns the name of the default export, if this is it. */
-function rewriteModuleStatement(code: string, node: Statement | ModuleDeclaration, edits: Edit[]): string | undefined {
+/**
+ * Rewrites one module statement in place; returns the name of the default export, if this is it.
+ * Imports become awaited import() calls in `importLines` (and blanks where they were).
+ */
+function rewriteModuleStatement(code: string, node: Statement | ModuleDeclaration, edits: Edit[], importLines: string[]): string | undefined {
   switch (node.type) {
     case "ImportDeclaration":
+      edits.push(blank(code, node.start, node.end));
+      importLines.push(importStatement(node, importLines.length));
+      return undefined;
     case "ExportAllDeclaration":
-      throw new PolicyError(`import of "${String(node.source.value)}" refused: no module policy grants imports in this sandbox`);
+      // Re-exports mean nothing to an eval; the module is still loaded, as the code asks.
+      edits.push(blank(code, node.start, node.end));
+      importLines.push(`await import(${JSON.stringify(node.source.value)});`);
+      return undefined;
     case "ExportNamedDeclaration": {
-      if (node.source) throw new PolicyError(`import of "${String(node.source.value)}" refused: no module policy grants imports in this sandbox`);
+      if (node.source) {
+        edits.push(blank(code, node.start, node.end));
+        importLines.push(`await import(${JSON.stringify(node.source.value)});`);
+        return undefined;
+      }
       if (node.declaration) {
         edits.push(blank(code, node.start, node.declaration.start));
         return undefined;
@@ -291,6 +341,22 @@ function rewriteModuleStatement(code: string, node: Statement | ModuleDeclaratio
     default:
       return undefined;
   }
+}
+
+/** `import d, { a as b } from "x"` → `const $paddock$i0 = await import("x"), { default: d, a: b } = $paddock$i0;` */
+function importStatement(node: ImportDeclaration, index: number): string {
+  const source = JSON.stringify(node.source.value);
+  if (node.specifiers.length === 0) return `await import(${source});`;
+  const namespace = `$paddock$i${index}`;
+  const bindings: string[] = [];
+  const named: string[] = [];
+  for (const specifier of node.specifiers) {
+    if (specifier.type === "ImportNamespaceSpecifier") bindings.push(`${specifier.local.name} = ${namespace}`);
+    else if (specifier.type === "ImportDefaultSpecifier") named.push(`default: ${specifier.local.name}`);
+    else named.push(`${JSON.stringify(exportedName(specifier.imported))}: ${specifier.local.name}`);
+  }
+  if (named.length) bindings.push(`{ ${named.join(", ")} } = ${namespace}`);
+  return `const ${namespace} = await import(${source}), ${bindings.join(", ")};`;
 }
 
 function exportedName(node: { type: string; name?: string; value?: unknown }): string {

@@ -8,9 +8,10 @@ import { consoleMessages } from "../capabilities/console/messages.js";
 import { fetchMessages } from "../capabilities/fetch/messages.js";
 
 import { PROTOCOL_LIMITS } from "./limits.js";
+import type { ModuleLink, ModulesMessage } from "../capabilities/modules/messages.js";
 
 /** Failure kinds the carrier can report for an eval; the host maps each to an error class. */
-export const failureKinds = ["script", "timeout", "output", "resource", "policy"] as const;
+export const failureKinds = ["script", "timeout", "output", "resource", "policy", "module"] as const;
 export type FailureKind = (typeof failureKinds)[number];
 
 /** Where a traced eval's time went inside the carrier, in µs, in order; a phase never reached is 0. */
@@ -135,7 +136,11 @@ export type HostMessage =
       hasGlobals: boolean;
       /** Report where the eval's time went (`phases` in the answer). */
       trace: boolean;
+      /** What each import of the eval's code reaches (sent only with a module policy). */
+      imports?: Record<string, ModuleLink>;
     }
+  /** Prepared modules, sent before the first eval that needs them. */
+  | ModulesMessage
   /** Body: V8-serialized sandbox-wide globals, installed into every realm of this carrier. */
   | { t: "globals" }
   | { t: "reply"; call: number; ok: true; value: unknown }

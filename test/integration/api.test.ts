@@ -43,7 +43,7 @@ describe("eval and run", () => {
 
   test("run returns { ok, value, logs, stats } on success", async () => {
     const result = await sandbox.run("console.log('hi'); 42");
-    assert.deepEqual(Object.keys(result).sort(), ["fetches", "logs", "ok", "stats", "value"]);
+    assert.deepEqual(Object.keys(result).sort(), ["fetches", "imports", "logs", "ok", "stats", "value"]);
     assert.deepEqual(result.fetches, []);
     assert.equal(result.ok, true);
     if (!result.ok) return;

@@ -1,6 +1,6 @@
 /**
  * Importing paddock does not load what a program may never use: the TypeScript transformer, the
- * HTTP client and the schema library load on first use (src/shared/lazy.ts, src/shared/schema.ts),
+ * HTTP client, the schema library and the module system's packages (semver, tar, pacote, esbuild) load on first use (src/shared/lazy.ts, src/shared/schema.ts),
  * so `import("paddock")` and the CLI start fast.
  */
 import { test } from "node:test";
@@ -17,7 +17,7 @@ function loadedAfter(then: string): string[] {
     const paddock = await import(${JSON.stringify(ENTRY)});
     ${then}
     const cache = Object.keys(createRequire(import.meta.url).cache);
-    console.log(JSON.stringify(["amaro", "undici", "zod"].filter((name) => cache.some((path) => path.includes("/node_modules/" + name + "/")))));`;
+    console.log(JSON.stringify(["amaro", "undici", "zod", "semver", "tar", "pacote", "esbuild"].filter((name) => cache.some((path) => path.includes("/node_modules/" + name + "/")))));`;
   return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" })) as string[];
 }
 
@@ -43,4 +43,13 @@ test("the first TypeScript eval loads the transformer; the first network-enabled
     const networked = await paddock.Sandbox.create({ net: { allow: ["example.com"] } });
     await networked.close();`;
   assert.deepEqual(loadedAfter(then), ["amaro", "undici", "zod"]);
+});
+
+test("a sandbox with a module policy loads semver (its allow list); the npm fetcher, unpacker and bundler wait for a first import", () => {
+  const then = `
+    paddock.configurePool({ size: 0 });
+    const sandbox = await paddock.Sandbox.create({ modules: { allow: ["npm:left-pad@^1"], offline: true, cacheDir: ${JSON.stringify("/nonexistent/paddock-lazy-deps")} } });
+    if (await sandbox.eval("1 + 1") !== 2) throw new Error("eval failed");
+    await sandbox.close();`;
+  assert.deepEqual(loadedAfter(then), ["zod", "semver"]);
 });

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { prepareSource } from "../../src/host/source.js";
-import { PolicyError, ScriptError } from "../../src/host/errors.js";
+import { ScriptError } from "../../src/host/errors.js";
 
 test("plain scripts pass through untouched", () => {
   assert.deepEqual(prepareSource("1 + 1", "auto"), { code: "1 + 1", kind: "script" });
@@ -34,9 +34,19 @@ test("modules yield their default export", () => {
   assert.match(prepareSource("const y = 1; export { y as default };", "auto").code, /return y; \}\)$/);
 });
 
-test("imports are refused until a module policy exists", () => {
-  assert.throws(() => prepareSource("import x from 'node:fs'; export default x", "auto"), PolicyError);
-  assert.throws(() => prepareSource("export * from 'https://example.com/x.js'", "auto"), PolicyError);
+test("imports become awaited import() calls ahead of the code, and are listed (the policy is the sandbox's)", () => {
+  const prepared = prepareSource("import x, { a as b } from 'npm:p';\nimport * as ns from \"q\";\nx + b + ns.c", "auto");
+  assert.deepEqual(prepared.imports, [{ specifier: "npm:p", dynamic: false }, { specifier: "q", dynamic: false }]);
+  assert.equal(prepared.kind, "async");
+  const [prologue, ...lines] = prepared.code.split("\n");
+  assert.match(prologue!, /const \$paddock\$i0 = await import\("npm:p"\), \{ default: x, "a": b \} = \$paddock\$i0; const \$paddock\$i1 = await import\("q"\), ns = \$paddock\$i1;/);
+  // The user's lines stay where they were; the imports' own text is blanked.
+  assert.equal(lines[0]!.trim(), "");
+  assert.match(lines[1]!, /;return \($/);
+  assert.equal(lines[2], "x + b + ns.c)");
+  assert.deepEqual(prepareSource("export * from 'https://example.com/x.js'", "auto").imports, [{ specifier: "https://example.com/x.js", dynamic: false }]);
+  assert.deepEqual(prepareSource("const m = await import('z'); import(\"y\").then(() => m)", "auto").imports, [{ specifier: "z", dynamic: true }, { specifier: "y", dynamic: true }]);
+  assert.equal(prepareSource("const name = 'z'; import(name)", "auto").imports, undefined);
 });
 
 test("TypeScript types are stripped with positions preserved", () => {

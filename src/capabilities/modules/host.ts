@@ -1,0 +1,234 @@
+/**
+ * The host half of modules for one sandbox: each import the eval's code names is checked against
+ * the sandbox's policy, resolved to a version, and linked — with the dependencies it brings — to
+ * prepared units from the shared store. The carrier receives only code and links.
+ */
+import { ModuleError, PolicyError, ResourceLimitError, TimeoutError, type SandboxError } from "../../host/errors.js";
+import { ModulePolicy, isPackageName, semver } from "./policy.js";
+import { storeFor, unitKey, type PackageStore, type PreparedUnit } from "./store.js";
+import { isBuiltin, packageNameOf } from "./prepare.js";
+import type { Manifest } from "./registry.js";
+import type { ModuleLink, ModuleUnit } from "./messages.js";
+import type { ResolvedModulesOptions } from "./options.js";
+
+/** One import of an eval, as the audit log sees it. */
+export interface ImportRecord {
+  specifier: string;
+  /** The unit it resolved to ("npm:lodash-es@4.17.21/chunk"); null if it did not resolve. */
+  resolved: string | null;
+  integrity: string | null;
+  /** Where its code came from: already in the carrier, the host's cache, or the registry. */
+  from: "carrier" | "cache" | "registry" | null;
+  ms: number;
+  verdict: "allowed" | "refused";
+  /** The allow pattern that admitted it, or why it was refused or failed. */
+  rule: string;
+}
+
+/** An import named by the eval's code: static (the eval needs it) or a literal import() (it may fail alone). */
+export interface NamedImport {
+  specifier: string;
+  dynamic: boolean;
+}
+
+export interface EvalModules {
+  /** What each import of the eval's own code reaches. */
+  imports: Record<string, ModuleLink>;
+  /** Every unit those reach, dependencies included. */
+  units: Map<string, ModuleUnit>;
+  /** The errors failed import() calls reject with, by message (to give the host's error back, reason included). */
+  failures: Map<string, ModuleError>;
+  /** The carrier already held every unit: the records say so. */
+  servedByCarrier(): void;
+}
+
+interface LinkedUnit {
+  unit: ModuleUnit;
+  downloaded: boolean;
+  /** Units its links reach, not yet linked themselves. */
+  next: Array<{ manifest: Manifest; subpath: string }>;
+}
+
+const NO_IMPORTS: EvalModules = { imports: {}, units: new Map(), failures: new Map(), servedByCarrier: () => {} };
+
+export class SandboxModules {
+  private readonly policy: ModulePolicy;
+  private readonly store: PackageStore;
+  /** Linked units of this sandbox (links depend on its policy), by key. */
+  private readonly linked = new Map<string, Promise<LinkedUnit>>();
+  /** Units whose download an import record has already reported. */
+  private readonly reported = new Set<string>();
+
+  constructor(readonly options: ResolvedModulesOptions) {
+    this.policy = new ModulePolicy(options.allow, options.strict);
+    this.store = storeFor(options);
+  }
+
+  /**
+   * Resolves the eval's imports. A static import that fails fails the eval (with the error
+   * thrown); a dynamic one becomes an error its import() rejects with.
+   */
+  async prepareEval(named: readonly NamedImport[], records: ImportRecord[]): Promise<EvalModules> {
+    // Every eval of the sandbox says it has a module policy, also one that imports nothing.
+    if (named.length === 0) return NO_IMPORTS;
+    const timeoutMs = this.options.timeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`resolving the eval's imports took longer than modules.timeoutMs (${timeoutMs} ms)`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.resolveAll(named, records), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async resolveAll(named: readonly NamedImport[], records: ImportRecord[]): Promise<EvalModules> {
+    const imports: Record<string, ModuleLink> = {};
+    const units = new Map<string, ModuleUnit>();
+    const failures = new Map<string, ModuleError>();
+    const unique = [...new Map(named.map((entry) => [entry.specifier, entry])).values()];
+    await Promise.all(unique.map(async ({ specifier, dynamic }) => {
+      const started = performance.now();
+      const record: ImportRecord = { specifier, resolved: null, integrity: null, from: null, ms: 0, verdict: "refused", rule: "" };
+      records.push(record);
+      try {
+        const { manifest, subpath, rule } = await this.resolveRoot(specifier);
+        record.verdict = "allowed";
+        record.rule = rule;
+        const key = unitKey(manifest, subpath);
+        const downloaded = await this.collect(manifest, subpath, units);
+        imports[specifier] = key;
+        Object.assign(record, { resolved: key, integrity: manifest.dist.integrity ?? null, from: downloaded ? "registry" : "cache" });
+      } catch (error) {
+        const failure = asSandboxError(error);
+        if (!record.rule) record.rule = failure instanceof PolicyError ? "not in modules.allow" : failure.message;
+        if (!dynamic) throw failure;
+        imports[specifier] = { error: { name: failure.name, message: failure.message } };
+        if (failure instanceof ModuleError) failures.set(failure.message, failure);
+      } finally {
+        record.ms = Math.round((performance.now() - started) * 1000) / 1000;
+      }
+    }));
+    if (units.size > this.options.maxModulesPerEval) {
+      throw new ResourceLimitError(`the eval's imports need ${units.size} modules (dependencies included), over modules.maxModulesPerEval (${this.options.maxModulesPerEval})`);
+    }
+    const servedByCarrier = () => {
+      for (const record of records) if (record.from === "cache") record.from = "carrier";
+    };
+    return { imports, units, failures, servedByCarrier };
+  }
+
+  /** An import of the eval's own code: which package, version and subpath, and the rule that allows it. */
+  private async resolveRoot(specifier: string): Promise<{ manifest: Manifest; subpath: string; rule: string }> {
+    const parsed = parseSpecifier(specifier);
+    const { name, range, subpath } = parsed;
+    if (!this.policy.mayImport(name)) throw new PolicyError(`import of npm:${name} refused: not in modules.allow`);
+    const manifest = await this.store.manifest(name, range ?? "latest", specifier);
+    const verdict = this.policy.check(name, manifest.version, true);
+    if (!verdict.ok) throw new PolicyError(`import of npm:${name}@${manifest.version} refused: no modules.allow pattern admits this version`);
+    return { manifest, subpath, rule: verdict.rule };
+  }
+
+  /** Adds the unit and everything it links to `units`; true if anything had to be downloaded. */
+  private async collect(manifest: Manifest, subpath: string, units: Map<string, ModuleUnit>): Promise<boolean> {
+    let downloaded = false;
+    let wave = [{ manifest, subpath }];
+    while (wave.length > 0) {
+      const fresh = wave.filter(({ manifest, subpath }) => !units.has(unitKey(manifest, subpath)));
+      for (const item of fresh) units.set(unitKey(item.manifest, item.subpath), undefined as unknown as ModuleUnit);
+      const linked = await Promise.all(fresh.map(({ manifest, subpath }) => this.link(manifest, subpath)));
+      wave = [];
+      for (const entry of linked) {
+        units.set(entry.unit.key, entry.unit);
+        if (entry.downloaded && !this.reported.has(entry.unit.key)) {
+          this.reported.add(entry.unit.key);
+          downloaded = true;
+        }
+        wave.push(...entry.next);
+      }
+      if (units.size > this.options.maxModulesPerEval) break;
+    }
+    return downloaded;
+  }
+
+  private link(manifest: Manifest, subpath: string): Promise<LinkedUnit> {
+    const key = unitKey(manifest, subpath);
+    let linked = this.linked.get(key);
+    if (!linked) {
+      linked = this.store.unit(manifest, subpath).then((prepared) => this.linkUnit(prepared));
+      this.linked.set(key, linked);
+      linked.catch(() => this.linked.delete(key));
+    }
+    return linked;
+  }
+
+  private async linkUnit(prepared: PreparedUnit): Promise<LinkedUnit> {
+    const links: Record<string, ModuleLink> = {};
+    const next: LinkedUnit["next"] = [];
+    await Promise.all(prepared.externals.map(async (specifier) => {
+      const target = await this.dependency(prepared.manifest, specifier);
+      if ("error" in target) {
+        links[specifier] = target;
+      } else {
+        links[specifier] = unitKey(target.manifest, target.subpath);
+        next.push(target);
+      }
+    }));
+    return { unit: { key: prepared.key, code: prepared.code, links }, downloaded: prepared.downloaded, next };
+  }
+
+  /** What `require(specifier)` in a unit of `from` reaches: one of its declared dependencies. */
+  private async dependency(from: Manifest, specifier: string): Promise<{ manifest: Manifest; subpath: string } | { error: { name: string; message: string } }> {
+    const owner = `npm:${from.name}@${from.version}`;
+    const notFound = (why: string) => ({ error: { name: "Error", message: `Cannot find module "${specifier}" (required by ${owner}): ${why}` } });
+    const name = specifier.startsWith("node:") ? undefined : packageNameOf(specifier);
+    const declared = name === undefined ? undefined : from.dependencies?.[name] ?? from.optionalDependencies?.[name] ?? from.peerDependencies?.[name];
+    if (name === undefined || declared === undefined) {
+      return isBuiltin(specifier) ? notFound("Node.js built-in modules are not available in the sandbox") : notFound(`it is not a dependency of ${owner}`);
+    }
+    let target = name;
+    let range = declared;
+    const alias = /^npm:((?:@[^/@]+\/)?[^/@]+)(?:@(.*))?$/.exec(declared);
+    if (alias) {
+      target = alias[1]!;
+      range = alias[2] ?? "latest";
+    }
+    if (!isPackageName(target) || (semver().validRange(range) === null && !/^[a-z][a-z0-9._-]*$/i.test(range))) {
+      return notFound(`its dependency spec "${declared}" is not a registry version (git, file and URL dependencies are not supported)`);
+    }
+    let manifest: Manifest;
+    try {
+      manifest = await this.store.manifest(target, range, specifier);
+    } catch (error) {
+      return { error: { name: "ModuleError", message: asSandboxError(error).message } };
+    }
+    const verdict = this.policy.check(target, manifest.version, false);
+    if (!verdict.ok) return { error: { name: "PolicyError", message: `import of npm:${target}@${manifest.version} (a dependency of ${owner}) refused: modules.strict requires every package in modules.allow` } };
+    return { manifest, subpath: specifier.slice(name.length) };
+  }
+}
+
+/** "npm:name@range/sub" or a bare "name/sub". */
+export function parseSpecifier(specifier: string): { name: string; range: string | undefined; subpath: string } {
+  if (specifier.startsWith("node:") || (isBuiltin(specifier) && !specifier.startsWith("npm:"))) {
+    throw new PolicyError(`import of "${specifier}" refused: Node.js built-in modules are not available in the sandbox`);
+  }
+  if (/^(https?|jsr|file|data|blob):/i.test(specifier)) {
+    throw new PolicyError(`import of "${specifier}" refused: only npm packages can be imported ("npm:name" or a bare "name"); ${specifier.split(":")[0]}: imports are not supported`);
+  }
+  if (specifier.startsWith(".") || specifier.startsWith("/")) {
+    throw new PolicyError(`import of "${specifier}" refused: the eval's code has no files to import relatively; import packages by name`);
+  }
+  const body = specifier.startsWith("npm:") ? specifier.slice(4).replace(/^\//, "") : specifier;
+  const match = /^((?:@[^/@]+\/)?[^/@]+)(?:@([^/]*))?(\/.*)?$/.exec(body);
+  if (!match || !isPackageName(match[1]!)) throw new ModuleError(`"${specifier}" does not name an npm package (expected "npm:name", "npm:name@range/sub" or "name")`, "not-found");
+  const subpath = match[3] ?? "";
+  if (subpath.split("/").some((part) => part === "..")) throw new ModuleError(`"${specifier}" climbs out of its package`, "not-found");
+  return { name: match[1]!, range: match[2] || undefined, subpath };
+}
+
+function asSandboxError(error: unknown): SandboxError {
+  if (error instanceof PolicyError || error instanceof ModuleError || error instanceof TimeoutError || error instanceof ResourceLimitError) return error;
+  return new ModuleError(`the import could not be prepared (${(error as Error)?.message ?? String(error)})`, "unsupported");
+}

@@ -1,0 +1,98 @@
+/**
+ * Turns one entry point of an unpacked package (the package itself, or a subpath such as
+ * "lodash-es/chunk") into one unit of code the carrier can evaluate: esbuild bundles the entry
+ * with the package's own files into a CommonJS-style function body. Imports of other packages
+ * stay `require("name")` calls, which the carrier links to their own units, so a dependency is
+ * prepared (and sent to a carrier) once however many packages use it.
+ */
+import { builtinModules } from "node:module";
+import { sep } from "node:path";
+import type * as Esbuild from "esbuild";
+import { lazyModule } from "../../shared/lazy.js";
+import { ModuleError } from "../../host/errors.js";
+
+const esbuild = lazyModule<typeof Esbuild>("esbuild");
+
+export interface BundledUnit {
+  code: string;
+  /** Specifiers of other packages (and built-ins) the code requires, as written. */
+  externals: string[];
+}
+
+const BUILTINS = new Set(builtinModules);
+let building = 0;
+
+export function isBuiltin(specifier: string): boolean {
+  return specifier.startsWith("node:") || BUILTINS.has(specifier) || BUILTINS.has(specifier.split("/")[0]!);
+}
+
+/** "name" of "name/sub" or "@scope/name/sub"; undefined for relative and absolute paths. */
+export function packageNameOf(specifier: string): string | undefined {
+  if (specifier.startsWith(".") || specifier.startsWith("/") || specifier === "") return undefined;
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? (parts.length >= 2 ? `${parts[0]}/${parts[1]}` : undefined) : parts[0];
+}
+
+/**
+ * Bundles `name + subpath` found under `root` (which holds node_modules/<name>). Nothing outside
+ * the package is read: other packages and built-ins are left external (the resolver decides what
+ * each is), absolute paths and relative paths that climb out of the package are errors.
+ */
+export async function bundleEntry(root: string, packageDir: string, name: string, subpath: string, what: string): Promise<BundledUnit> {
+  const externals = new Set<string>();
+  const confine: Esbuild.Plugin = {
+    name: "paddock-confine",
+    setup(build) {
+      build.onResolve({ filter: /.*/ }, (args) => {
+        if (args.kind === "entry-point") return undefined;
+        const path = args.path;
+        if (path.startsWith("/")) return { errors: [{ text: `absolute import "${path}" is not allowed in a package` }] };
+        // Relative paths, and the package's own name (its exports map), resolve inside the package.
+        const packageName = path.startsWith("node:") ? path : packageNameOf(path);
+        if (packageName === undefined || packageName === name) return undefined;
+        externals.add(path);
+        return { path, external: true };
+      });
+      build.onLoad({ filter: /.*/ }, (args) => {
+        if (args.namespace === "file" && !args.path.startsWith(packageDir + sep)) {
+          return { errors: [{ text: "an import reaches a file outside the package" }] };
+        }
+        return undefined;
+      });
+    },
+  };
+  let result: Esbuild.BuildResult<{ write: false }>;
+  building++;
+  try {
+    result = await esbuild().build({
+      stdin: { contents: `module.exports = require(${JSON.stringify(name + subpath)});\n`, resolveDir: root, sourcefile: "paddock-entry.cjs", loader: "js" },
+      bundle: true,
+      write: false,
+      format: "cjs",
+      platform: "browser",
+      // The package's ESM build where it has one (listed before "require" in its exports).
+      conditions: ["import", "module", "deno", "worker"],
+      mainFields: ["browser", "module", "main"],
+      target: "esnext",
+      define: { "process.env.NODE_ENV": '"production"', global: "globalThis" },
+      tsconfigRaw: {},
+      // Positions in errors are then relative to the package (no host path).
+      absWorkingDir: packageDir,
+      logLevel: "silent",
+      legalComments: "none",
+      charset: "utf8",
+      plugins: [confine],
+    });
+  } catch (error) {
+    const failure = error as { errors?: Array<{ text: string; location?: { file: string; line: number } | null }> };
+    const first = failure.errors?.[0];
+    const where = first?.location ? ` (${first.location.file.replace(/^node_modules\//, "")}:${first.location.line})` : "";
+    throw new ModuleError(`${what} could not be prepared: ${first?.text ?? "the bundler failed"}${where}`, "unsupported");
+  } finally {
+    // esbuild serves builds from a child process; prepared units are cached on disk, so builds
+    // come in bursts: the process is stopped after each burst rather than left running.
+    if (--building === 0) void esbuild().stop();
+  }
+  const code = result.outputFiles[0]?.text ?? "";
+  return { code, externals: [...externals].sort() };
+}

@@ -1,0 +1,173 @@
+/**
+ * The host's store of packages, shared by every sandbox of this process that uses the same
+ * registry settings and cache directory: packuments, unpacked packages and prepared units, each
+ * asked for once however many sandboxes ask at the same time. On disk it is shared by every
+ * process using the cache directory: pacote's content-addressed cache holds tarballs (checked
+ * against their integrity on every read), unpacked packages and prepared units are written to a
+ * temporary name and renamed into place.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { fetchPackument, fetchTarball, pickVersion, registrySettings, type FetchSettings, type Manifest, type Packument } from "./registry.js";
+import { readTarball, writePackage, type UnpackLimits } from "./unpack.js";
+import { bundleEntry, type BundledUnit } from "./prepare.js";
+import { ModuleError } from "../../host/errors.js";
+import type { ResolvedModulesOptions } from "./options.js";
+
+/** Bumped when prepared code changes shape: older prepared files are then left unused. */
+const PREPARE_VERSION = "1";
+
+export interface PreparedUnit extends BundledUnit {
+  key: string;
+  manifest: Manifest;
+  /** Whether this call had to download the package (else: memory or disk cache). */
+  downloaded: boolean;
+}
+
+export function defaultCacheDir(): string {
+  const env = process.env.PADDOCK_CACHE_DIR;
+  if (env) return env;
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "paddock");
+}
+
+export function unitKey(manifest: Pick<Manifest, "name" | "version">, subpath: string): string {
+  return `npm:${manifest.name}@${manifest.version}${subpath}`;
+}
+
+export class PackageStore {
+  private readonly fetchSettings: FetchSettings;
+  private readonly packuments = new Map<string, Promise<Packument>>();
+  private readonly packages = new Map<string, Promise<{ root: string; packageDir: string; downloaded: boolean }>>();
+  private readonly units = new Map<string, Promise<PreparedUnit>>();
+
+  constructor(
+    readonly cacheDir: string,
+    registry: string | undefined,
+    offline: boolean,
+    private readonly limits: UnpackLimits & { maxPackageBytes: number },
+  ) {
+    this.fetchSettings = { registry: registrySettings(registry), cache: join(cacheDir, "npm"), offline, packuments: new Map() };
+  }
+
+  /** The version `wanted` (a range or a dist-tag) picks. */
+  async manifest(name: string, wanted: string, specifier: string): Promise<Manifest> {
+    let packument = this.packuments.get(name);
+    if (!packument) {
+      packument = fetchPackument(this.fetchSettings, name);
+      this.packuments.set(name, packument);
+      // A failure is not kept: the next import asks again (the registry may be back).
+      packument.catch(() => this.packuments.delete(name));
+    }
+    return pickVersion(await packument, wanted, specifier);
+  }
+
+  /** The unit for `subpath` ("" or "/sub") of the package, prepared once. */
+  unit(manifest: Manifest, subpath: string): Promise<PreparedUnit> {
+    const key = unitKey(manifest, subpath);
+    let unit = this.units.get(key);
+    if (!unit) {
+      unit = this.prepare(manifest, subpath, key);
+      this.units.set(key, unit);
+      unit.catch(() => this.units.delete(key));
+    }
+    return unit;
+  }
+
+  private async prepare(manifest: Manifest, subpath: string, key: string): Promise<PreparedUnit> {
+    const integrity = manifest.dist.integrity ?? manifest.dist.shasum ?? "";
+    const id = createHash("sha256").update(`${PREPARE_VERSION}\0${manifest.name}\0${manifest.version}\0${integrity}\0${subpath}`).digest("hex");
+    const preparedFile = join(this.cacheDir, "prepared", id.slice(0, 2), `${id}.json`);
+    const cached = await readPrepared(preparedFile);
+    if (cached) return { ...cached, key, manifest, downloaded: false };
+    const { root, packageDir, downloaded } = await this.unpacked(manifest, integrity);
+    const bundled = await bundleEntry(root, packageDir, manifest.name, subpath, key);
+    await writeAtomically(preparedFile, JSON.stringify({ version: PREPARE_VERSION, ...bundled }));
+    return { ...bundled, key, manifest, downloaded };
+  }
+
+  private unpacked(manifest: Manifest, integrity: string): Promise<{ root: string; packageDir: string; downloaded: boolean }> {
+    const id = `${manifest.name}@${manifest.version}`;
+    let entry = this.packages.get(id);
+    if (!entry) {
+      entry = this.unpack(manifest, integrity);
+      this.packages.set(id, entry);
+      entry.catch(() => this.packages.delete(id));
+    }
+    return entry;
+  }
+
+  private async unpack(manifest: Manifest, integrity: string) {
+    const what = `npm:${manifest.name}@${manifest.version}`;
+    const hash = createHash("sha256").update(integrity).digest("hex").slice(0, 16);
+    const root = join(this.cacheDir, "packages", `${manifest.name.replace("/", "+")}@${manifest.version}-${hash}`);
+    const packageDir = join(root, "node_modules", ...manifest.name.split("/"));
+    if (await readable(join(packageDir, "package.json"))) return { root, packageDir, downloaded: false };
+    const tarball = await fetchTarball(this.fetchSettings, manifest, this.limits.maxPackageBytes);
+    const files = await readTarball(tarball, this.limits, what);
+    const own = parsePackageJson(files.find((file) => file.path === "package.json")!.data);
+    if (own?.name !== manifest.name || own.version !== manifest.version) {
+      throw new ModuleError(`the tarball of ${what} holds another package (${String(own?.name)}@${String(own?.version)}): refused`, "invalid-package");
+    }
+    try {
+      await writePackage(root, manifest.name, files);
+    } catch (error) {
+      throw new ModuleError(`${what} could not be unpacked (${(error as NodeJS.ErrnoException).code ?? "error"}): two of its paths collide`, "invalid-package");
+    }
+    return { root, packageDir, downloaded: true };
+  }
+}
+
+function parsePackageJson(data: Buffer): { name?: unknown; version?: unknown } | undefined {
+  try {
+    const value: unknown = JSON.parse(data.toString("utf8"));
+    return typeof value === "object" && value !== null ? (value as { name?: unknown; version?: unknown }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A prepared unit from disk; anything unreadable or malformed (a torn write, corruption) counts as absent. */
+async function readPrepared(file: string): Promise<BundledUnit | undefined> {
+  try {
+    const value = JSON.parse(await readFile(file, "utf8")) as { version?: unknown; code?: unknown; externals?: unknown };
+    if (value.version !== PREPARE_VERSION || typeof value.code !== "string" || !Array.isArray(value.externals) || !value.externals.every((e) => typeof e === "string")) return undefined;
+    return { code: value.code, externals: value.externals as string[] };
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeAtomically(file: string, text: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(temporary, text);
+  await rename(temporary, file);
+}
+
+async function readable(path: string): Promise<boolean> {
+  try {
+    await readFile(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const stores = new Map<string, PackageStore>();
+
+/** The store for these options: one per cache directory, registry and mode in this process. */
+export function storeFor(options: ResolvedModulesOptions): PackageStore {
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  const id = JSON.stringify([cacheDir, options.registry ?? null, options.offline, options.maxPackageBytes, options.maxUnpackedBytes, options.maxPackageFiles]);
+  let store = stores.get(id);
+  if (!store) {
+    store = new PackageStore(cacheDir, options.registry, options.offline, {
+      maxPackageBytes: options.maxPackageBytes, maxUnpackedBytes: options.maxUnpackedBytes, maxFiles: options.maxPackageFiles,
+    });
+    stores.set(id, store);
+  }
+  return store;
+}

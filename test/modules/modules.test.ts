@@ -1,0 +1,310 @@
+/**
+ * Imports of npm packages, end to end: a real carrier, a real registry on loopback, a real cache
+ * directory. Fixture packages cover ESM, CommonJS, dependencies, subpaths and JSON; hostile ones
+ * cover what a registry or a tarball may try.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Sandbox, ModuleError, PolicyError, ResourceLimitError, type RunResult, type SandboxError, type SandboxOptions } from "../../src/index.js";
+import { TestRegistry, tarEntries } from "./registry.js";
+
+let registry: TestRegistry;
+
+/** The eval's error (the eval must have failed). */
+function errorOf(result: RunResult): SandboxError & Partial<Pick<ModuleError, "reason">> {
+  if (result.ok) assert.fail(`expected the eval to fail, it gave ${JSON.stringify(result.value)}`);
+  return result.error;
+}
+const cacheDirs: string[] = [];
+
+function newCacheDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "paddock-modules-"));
+  cacheDirs.push(dir);
+  return dir;
+}
+
+before(async () => {
+  registry = await TestRegistry.start();
+  registry
+    .publish({ name: "tiny-esm", version: "1.0.0", latest: true, manifest: { type: "module", exports: { ".": "./index.js", "./extra": "./extra.js", "./data.json": "./data.json" } }, files: {
+      "index.js": "export const chunk = (a, n) => { const o = []; for (let i = 0; i < a.length; i += n) o.push(a.slice(i, i + n)); return o; };\nexport default 'tiny';\nexport let counter = 0;\nexport const bump = () => ++counter;",
+      "extra.js": "export const extra = () => 'extra';",
+      "data.json": '{ "answer": 42 }',
+    } })
+    .publish({ name: "tiny-esm", version: "2.0.0", manifest: { type: "module" }, files: { "index.js": "export const major = 2; export default 'two';" } })
+    .publish({ name: "counter-cjs", version: "3.1.0", files: { "index.js": "let n = 0;\nmodule.exports = function increment() { return ++n; };\nmodule.exports.kind = 'cjs';" } })
+    .publish({ name: "uses-deps", version: "0.1.0", dependencies: { "counter-cjs": "^3.0.0", "tiny-esm": "1" }, manifest: { type: "module" }, files: {
+      "index.js": "import increment, { kind } from 'counter-cjs';\nimport { extra } from 'tiny-esm/extra';\nexport const run = () => [increment(), increment(), kind, extra()];",
+    } })
+    .publish({ name: "cycle-a", version: "1.0.0", dependencies: { "cycle-b": "1.0.0" }, files: { "index.js": "exports.name = 'a'; const b = require('cycle-b'); exports.seen = b.name + ':' + b.sawA;" } })
+    .publish({ name: "cycle-b", version: "1.0.0", dependencies: { "cycle-a": "1.0.0" }, files: { "index.js": "const a = require('cycle-a'); exports.name = 'b'; exports.sawA = a.name;" } })
+    .publish({ name: "wants-fs", version: "1.0.0", files: { "index.js": "let fs; try { fs = require('fs'); } catch (e) { fs = e.message; } module.exports = typeof fs === 'string' ? fs : 'loaded';" } })
+    .publish({ name: "@scope/pkg", version: "1.2.3", files: { "index.js": "module.exports = 'scoped';" } })
+    .publish({ name: "mutates-globals", version: "1.0.0", files: { "index.js": "globalThis.leaked = (globalThis.leaked ?? 0) + 1; Array.prototype.polluted = true; module.exports = globalThis.leaked;" } })
+    .publishInstalled("semver");
+  // Hostile packages.
+  registry
+    .publish({ name: "evil-traversal", version: "1.0.0", entries: [
+      { path: "package/package.json", data: '{"name":"evil-traversal","version":"1.0.0"}' },
+      { path: "package/../../escaped.js", data: "module.exports = 1" },
+    ] })
+    .publish({ name: "evil-symlink", version: "1.0.0", entries: [
+      { path: "package/package.json", data: '{"name":"evil-symlink","version":"1.0.0"}' },
+      { path: "package/index.js", type: "SymbolicLink", linkpath: "/etc/passwd" },
+    ] })
+    .publish({ name: "evil-hardlink", version: "1.0.0", entries: [
+      { path: "package/package.json", data: '{"name":"evil-hardlink","version":"1.0.0"}' },
+      { path: "package/index.js", type: "Link", linkpath: "../../../../etc/passwd" },
+    ] })
+    .publish({ name: "evil-device", version: "1.0.0", entries: [
+      { path: "package/package.json", data: '{"name":"evil-device","version":"1.0.0"}' },
+      { path: "package/index.js", type: "CharacterDevice" },
+    ] })
+    .publish({ name: "evil-absolute", version: "1.0.0", entries: [
+      { path: "package/package.json", data: '{"name":"evil-absolute","version":"1.0.0"}' },
+      { path: "/tmp/paddock-evil-absolute.js", data: "module.exports = 1" },
+    ] })
+    .publish({ name: "evil-integrity", version: "1.0.0", files: { "index.js": "module.exports = 'tampered'" }, integrity: "sha512-" + Buffer.alloc(64).toString("base64") })
+    .publish({ name: "evil-liar", version: "1.0.0", files: { "index.js": "module.exports = 1" }, lieName: "someone-else" })
+    .publish({ name: "evil-elsewhere", version: "1.0.0", files: { "index.js": "module.exports = 1" }, tarballUrl: "http://127.0.0.2:9/evil.tgz" })
+    .publish({ name: "evil-wrong-package", version: "1.0.0", entries: [
+      { path: "package/package.json", data: '{"name":"lodash","version":"4.17.21"}' },
+      { path: "package/index.js", data: "module.exports = 1" },
+    ] })
+    .publish({ name: "evil-bomb", version: "1.0.0", tarball: tarEntries([
+      { path: "package/package.json", data: '{"name":"evil-bomb","version":"1.0.0"}' },
+      { path: "package/zeros.bin", data: new Uint8Array(8 * 1024 * 1024) },
+    ]) })
+    .publish({ name: "evil-climb", version: "1.0.0", files: { "index.js": "module.exports = require('../../../../../../etc/hostname');" } });
+});
+
+after(async () => {
+  await registry.close();
+  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function withSandbox<T>(options: Partial<SandboxOptions["modules"]> & { allow?: string[] }, body: (sandbox: Sandbox) => Promise<T>, extra: SandboxOptions = {}): Promise<T> {
+  const sandbox = await Sandbox.create({ ...extra, modules: { allow: ["npm:*"], registry: registry.url, cacheDir: newCacheDir(), ...options } });
+  try {
+    return await body(sandbox);
+  } finally {
+    await sandbox.close();
+  }
+}
+
+test("ESM packages: named, default and namespace imports, subpaths and JSON, npm: and bare specifiers", async () => {
+  await withSandbox({}, async (sandbox) => {
+    assert.deepEqual(await sandbox.eval(`import { chunk } from "npm:tiny-esm"; chunk([1, 2, 3, 4, 5], 2)`), [[1, 2], [3, 4], [5]]);
+    assert.deepEqual(await sandbox.eval(`import tiny, * as ns from "tiny-esm"; [tiny, Object.keys(ns).sort(), ns[Symbol.toStringTag]]`), ["tiny", ["bump", "chunk", "counter", "default"], "Module"]);
+    assert.equal(await sandbox.eval(`import { extra } from "npm:tiny-esm@1/extra"; extra()`), "extra");
+    assert.equal(await sandbox.eval(`import data from "tiny-esm/data.json"; data.answer`), 42);
+    assert.equal(await sandbox.eval(`import two, { major } from "npm:tiny-esm@2"; two + major`), "two2");
+    assert.equal(await sandbox.eval(`(await import("npm:@scope/pkg")).default`), "scoped");
+  });
+});
+
+test("CommonJS packages, dependencies between packages, and cycles", async () => {
+  await withSandbox({}, async (sandbox) => {
+    assert.deepEqual(await sandbox.eval(`import { run } from "npm:uses-deps"; run()`), [1, 2, "cjs", "extra"]);
+    assert.deepEqual(await sandbox.eval(`import increment, { kind } from "counter-cjs"; [typeof increment, increment(), kind]`), ["function", 1, "cjs"]);
+    // A cycle between packages loads; the package required back sees its exports as they are
+    // when its unit is entered (empty: see the README's limits), not Node's partial exports.
+    assert.deepEqual(await sandbox.eval(`import a from "cycle-a"; [a.name, a.seen]`), ["a", "b:undefined"]);
+    assert.equal(await sandbox.eval(`import semver from "npm:semver@^7"; semver.satisfies("1.2.3", "^1.0.0")`), true);
+  });
+});
+
+test("every eval gets fresh module instances: state and mutations never reach the next eval", async () => {
+  await withSandbox({}, async (sandbox) => {
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(await sandbox.eval(`import * as tiny from "tiny-esm"; tiny.bump(); tiny.bump(); [tiny.counter]`), [2]);
+      assert.deepEqual(await sandbox.eval(`import leaked from "mutates-globals"; [leaked, [].polluted]`), [1, true]);
+      assert.equal(await sandbox.eval(`typeof leaked + typeof [].polluted`), "undefinedundefined");
+    }
+  });
+});
+
+test("a persistent sandbox keeps its module instances with its realm", async () => {
+  await withSandbox({}, async (sandbox) => {
+    assert.equal(await sandbox.eval(`import { bump } from "tiny-esm"; bump()`), 1);
+    assert.equal(await sandbox.eval(`import { bump } from "tiny-esm"; bump()`), 2);
+  }, { persistent: true });
+});
+
+test("the audit: each import's resolution, integrity, origin and rule, also to onImport", async () => {
+  const seen: string[] = [];
+  await withSandbox({ allow: ["npm:tiny-esm@^1", "npm:counter-cjs"] }, async (sandbox) => {
+    const first = await sandbox.run(`import { chunk } from "tiny-esm"; import inc from "counter-cjs"; 1`);
+    assert.equal(first.ok, true);
+    const record = first.imports.find((entry) => entry.specifier === "tiny-esm")!;
+    assert.equal(record.resolved, "npm:tiny-esm@1.0.0");
+    assert.match(record.integrity ?? "", /^sha512-/);
+    assert.equal(record.from, "registry");
+    assert.equal(record.rule, "npm:tiny-esm@^1");
+    assert.equal(record.verdict, "allowed");
+    const again = await sandbox.run(`import { chunk } from "tiny-esm"; 2`);
+    assert.equal(again.imports[0]!.from, "carrier");
+    const refused = await sandbox.run(`import x from "npm:semver"; 3`);
+    assert.equal(refused.ok, false);
+    assert.equal(refused.imports[0]!.verdict, "refused");
+    assert.deepEqual(seen.length > 0, true);
+  }, { onImport: (record) => seen.push(record.specifier) });
+});
+
+test("policy: imports outside modules.allow are refused, ranges are enforced, strict covers dependencies", async () => {
+  await withSandbox({ allow: ["npm:tiny-esm@^1", "npm:uses-deps"] }, async (sandbox) => {
+    const refused = await sandbox.run(`import x from "npm:semver"; 1`);
+    assert.ok(errorOf(refused) instanceof PolicyError);
+    assert.match(errorOf(refused).message, /npm:semver refused: not in modules\.allow/);
+    const wrongVersion = await sandbox.run(`import x from "npm:tiny-esm@2"; 1`);
+    assert.ok(errorOf(wrongVersion) instanceof PolicyError);
+    // Dependencies come with an allowed package (counter-cjs is not listed).
+    assert.deepEqual(await sandbox.eval(`import { run } from "uses-deps"; run()`), [1, 2, "cjs", "extra"]);
+    const builtin = await sandbox.run(`import fs from "node:fs"; 1`);
+    assert.ok(errorOf(builtin) instanceof PolicyError);
+    assert.match(errorOf(builtin).message, /built-in/);
+  });
+  await withSandbox({ allow: ["npm:uses-deps"], strict: true }, async (sandbox) => {
+    const result = await sandbox.run(`import { run } from "uses-deps"; run()`);
+    assert.equal(result.ok, false);
+    assert.match(String(errorOf(result).message), /modules\.strict/);
+  });
+  const noPolicy = await Sandbox.create();
+  try {
+    const result = await noPolicy.run(`import { chunk } from "npm:tiny-esm"; 1`);
+    assert.ok(errorOf(result) instanceof PolicyError);
+    assert.equal(await noPolicy.eval(`try { await import("npm:tiny-esm") } catch (e) { e.name }`), "PolicyError");
+  } finally {
+    await noPolicy.close();
+  }
+});
+
+test("packages asking for Node built-ins get Node's error where they require them", async () => {
+  await withSandbox({}, async (sandbox) => {
+    assert.match(String(await sandbox.eval(`import message from "wants-fs"; message`)), /Cannot find module "fs".*built-in/);
+  });
+});
+
+test("unknown packages and versions: a ModuleError that names what exists; import() rejects inside the sandbox", async () => {
+  await withSandbox({}, async (sandbox) => {
+    const missing = await sandbox.run(`import x from "npm:no-such-package"; 1`);
+    assert.ok(errorOf(missing) instanceof ModuleError);
+    assert.equal(errorOf(missing).reason, "not-found");
+    const version = await sandbox.run(`import x from "npm:tiny-esm@^9"; 1`);
+    assert.ok(errorOf(version) instanceof ModuleError);
+    assert.match(errorOf(version).message, /1\.0\.0, 2\.0\.0/);
+    assert.deepEqual(await sandbox.eval(`try { await import("npm:no-such-package") } catch (e) { [e.name, e instanceof Error] }`), ["ModuleError", true]);
+    const computed = await sandbox.run(`const name = "tiny-esm"; await import(name)`);
+    assert.ok(errorOf(computed) instanceof PolicyError);
+    assert.match(errorOf(computed).message, /string literal/);
+  });
+});
+
+test("hostile tarballs and registries are refused with a clear error, and nothing is written outside the cache", async () => {
+  const cases: Array<[string, RegExp]> = [
+    ["evil-traversal", /leave the package/],
+    ["evil-symlink", /symbolic link/],
+    ["evil-hardlink", /hard link/],
+    ["evil-device", /CharacterDevice/],
+    ["evil-absolute", /leave the package/],
+    ["evil-integrity", /integrity/],
+    ["evil-liar", /another package/],
+    ["evil-elsewhere", /away from the registry/],
+    ["evil-wrong-package", /another package/],
+    ["evil-bomb", /maxUnpackedBytes/],
+    ["evil-climb", /outside the package|could not be prepared/],
+  ];
+  const cacheDir = newCacheDir();
+  await withSandbox({ cacheDir, maxUnpackedBytes: 1024 * 1024 }, async (sandbox) => {
+    for (const [name, expected] of cases) {
+      const result = await sandbox.run(`import x from "${name}"; x`);
+      assert.equal(result.ok, false, name);
+      assert.ok(errorOf(result) instanceof ModuleError, `${name}: ${errorOf(result)}`);
+      assert.match(errorOf(result).message, expected, name);
+      assert.doesNotMatch(errorOf(result).message, new RegExp(cacheDir), `${name}: no host path`);
+    }
+    // The sandbox goes on.
+    assert.equal(await sandbox.eval(`import { chunk } from "tiny-esm"; chunk([1], 1).length`), 1);
+  });
+  // Only the well-formed packages were unpacked (evil-climb's tarball is sound; its code is refused).
+  const packages = readdirSync(join(cacheDir, "packages")).map((entry) => entry.split("@")[0]).sort();
+  assert.deepEqual(packages, ["evil-climb", "tiny-esm"]);
+  assert.ok(!existsSync("/tmp/paddock-evil-absolute.js"));
+  assert.ok(!existsSync(join(cacheDir, "..", "escaped.js")) && !existsSync(join(cacheDir, "escaped.js")));
+});
+
+test("a tarball over modules.maxPackageBytes is refused", async () => {
+  await withSandbox({ maxPackageBytes: 1024 }, async (sandbox) => {
+    const result = await sandbox.run(`import semver from "semver"; 1`);
+    assert.ok(errorOf(result) instanceof ModuleError);
+    assert.equal(errorOf(result).reason, "limit");
+  });
+});
+
+test("maxModulesPerEval bounds what one eval loads", async () => {
+  await withSandbox({ maxModulesPerEval: 2 }, async (sandbox) => {
+    const result = await sandbox.run(`import { run } from "uses-deps"; 1`);
+    assert.ok(errorOf(result) instanceof ResourceLimitError);
+  });
+});
+
+test("offline: what the cache holds imports with the registry gone; what it lacks fails clearly", async () => {
+  const offlineRegistry = await TestRegistry.start();
+  offlineRegistry.publish({ name: "cached-pkg", version: "1.0.0", files: { "index.js": "module.exports = 'from cache';" } });
+  const cacheDir = newCacheDir();
+  const online = await Sandbox.create({ modules: { allow: ["npm:*"], registry: offlineRegistry.url, cacheDir } });
+  try {
+    assert.equal(await online.eval(`import v from "cached-pkg"; v`), "from cache");
+  } finally {
+    await online.close();
+  }
+  await offlineRegistry.close();
+  const offline = await Sandbox.create({ modules: { allow: ["npm:*"], registry: offlineRegistry.url, cacheDir, offline: true } });
+  try {
+    assert.equal(await offline.eval(`import v from "cached-pkg"; v`), "from cache");
+    const missing = await offline.run(`import v from "never-fetched"; v`);
+    assert.ok(errorOf(missing) instanceof ModuleError);
+    assert.equal(errorOf(missing).reason, "offline");
+  } finally {
+    await offline.close();
+  }
+});
+
+test("20 sandboxes importing the same new package at once download it once", async () => {
+  const racing = await TestRegistry.start();
+  racing.publish({ name: "raced", version: "1.0.0", files: { "index.js": "module.exports = 7;" } });
+  const cacheDir = newCacheDir();
+  const sandboxes = await Promise.all(Array.from({ length: 20 }, () => Sandbox.create({ memoryMb: 64, modules: { allow: ["npm:raced"], registry: racing.url, cacheDir } })));
+  try {
+    const values = await Promise.all(sandboxes.map((sandbox) => sandbox.eval(`import v from "raced"; v`)));
+    assert.deepEqual(values, Array(20).fill(7));
+    assert.equal(racing.requests.filter((path) => path.endsWith(".tgz")).length, 1);
+    assert.equal(racing.requests.filter((path) => path === "/raced").length, 1);
+  } finally {
+    await Promise.all(sandboxes.map((sandbox) => sandbox.close()));
+    await racing.close();
+  }
+});
+
+test("invalid module options are refused at create, naming the entry", async () => {
+  for (const allow of [["lodash"], ["npm:Bad Name"], ["npm:x@not-a-range!"], ["https://esm.sh/*"]]) {
+    await assert.rejects(Sandbox.create({ modules: { allow } }), (error: Error) => error instanceof TypeError && error.message.includes("modules.allow"));
+  }
+});
+
+test("a slow registry ends in a TimeoutError after modules.timeoutMs, not the eval's own limit", async () => {
+  const slow = await TestRegistry.start();
+  slow.stall.add("/stalled");
+  try {
+    await withSandbox({ registry: slow.url, timeoutMs: 300 }, async (sandbox) => {
+      const result = await sandbox.run(`import x from "stalled"; 1`);
+      assert.equal(errorOf(result).name, "TimeoutError");
+      assert.match(String(errorOf(result).message), /modules\.timeoutMs/);
+    });
+  } finally {
+    await slow.close();
+  }
+});
