@@ -178,6 +178,8 @@ function describe(thrown: unknown, scope: EvalScope | undefined, filename: strin
   return { kind: "script", name: "Uncaught", message: clip(description, PROTOCOL_LIMITS.maxErrorText / 2) };
 }
 
+const PACKAGE_FRAME = /[( ]npm:[^\s()]+:\d+:\d+\)?$/;
+
 /**
  * The part of a V8 stack that belongs to the user's code: the message, then only frames in the
  * eval's own file. Frames of the carrier and of Deno's internals are dropped, so no stack shows
@@ -194,8 +196,11 @@ function userStack(raw: string, name: string, message: string, filename: string)
     const column = caret ? caret.indexOf("^") + 1 : 1;
     return { stack: `${head}\n    at ${filename}:${line}:${column}`, line, column };
   }
-  const frames = lines.filter((l) => l.startsWith("    at ") && l.includes(filename + ":") && !/:0:\d+\)?$/.test(l));
-  const position = frames[0] ? /:(\d+):(\d+)\)?$/.exec(frames[0]) : null;
+  const own = (l: string) => l.includes(filename + ":");
+  // Frames in imported packages ("npm:name@1.2.3:12:5") stay too: the host maps them to the package's files.
+  const frames = lines.filter((l) => l.startsWith("    at ") && (own(l) || PACKAGE_FRAME.test(l)) && !/:0:\d+\)?$/.test(l));
+  const first = frames.find(own);
+  const position = first ? /:(\d+):(\d+)\)?$/.exec(first) : null;
   const result: Pick<Failure, "stack" | "line" | "column"> = {
     stack: clip([head, ...frames.slice(0, 50)].join("\n"), PROTOCOL_LIMITS.maxErrorText),
   };

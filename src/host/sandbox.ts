@@ -15,7 +15,8 @@ import {
 import { MEMORY_MB, parseEvalOptions, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
 import { pool } from "./pool.js";
 import { prepareSource, type Language, type PreparedSource, type SourceImport } from "./source.js";
-import { SandboxModules, type EvalModules, type ImportRecord } from "../capabilities/modules/host.js";
+import type { ModuleLock } from "../capabilities/modules/options.js";
+import { SandboxModules, type EvalModules, type ImportRecord, type StackMapper } from "../capabilities/modules/host.js";
 import { originalPositionFor } from "@jridgewell/trace-mapping";
 
 export interface EvalStats {
@@ -180,7 +181,7 @@ export class Sandbox implements AsyncDisposable {
         ...(modules ? { modules } : {}),
       });
       if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs, outcome.timeline);
-      return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename), modules?.failures) }, outcome.cpuMs, outcome.timeline);
+      return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename, this.modules), modules?.failures) }, outcome.cpuMs, outcome.timeline);
     } catch (error) {
       if (error instanceof SandboxError) return finish({ ok: false, error });
       throw error;
@@ -204,6 +205,15 @@ export class Sandbox implements AsyncDisposable {
     } finally {
       for (const record of records) this.options.onImport?.(record);
     }
+  }
+
+  /**
+   * What this sandbox's imports resolved to so far (versions and integrities). Pass it back as
+   * `modules.lock` and the same imports resolve the same way later, or fail if the registry's
+   * package changed. Undefined without a module policy.
+   */
+  modulesLock(): ModuleLock | undefined {
+    return this.modules?.lock();
   }
 
   /** Kills the sandbox's carriers; running evals fail with SandboxClosedError. */
@@ -329,7 +339,8 @@ function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<string, Mo
  * Puts a failure's positions into the user's source: a syntax error V8 reported without a position
  * gets the host parser's, and positions in code a TypeScript transform moved are mapped back.
  */
-function locate(failure: Failure, prepared: PreparedSource, filename: string): Failure {
+function locate(failure: Failure, prepared: PreparedSource, filename: string, packages: StackMapper | undefined): Failure {
+  if (packages && failure.stack) failure = { ...failure, stack: packages.mapStack(failure.stack) };
   const hint = prepared.syntaxError;
   if (failure.kind === "script" && failure.name === "SyntaxError" && failure.line === undefined && hint) {
     // In script mode V8 stops at the first `await` or `import`; the host's parse saw the real error.

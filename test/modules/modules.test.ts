@@ -308,3 +308,45 @@ test("a slow registry ends in a TimeoutError after modules.timeoutMs, not the ev
     await slow.close();
   }
 });
+
+test("stack frames inside a package name the package's own file and line, never a host path", async () => {
+  const thrower = await TestRegistry.start();
+  thrower.publish({ name: "thrower", version: "1.0.0", manifest: { type: "module" }, files: {
+    "index.js": "import { fail } from './lib/fail.js';\nexport const run = () => fail();",
+    "lib/fail.js": "// a comment\n\nexport function fail() {\n  throw new RangeError('from the package');\n}",
+  } });
+  try {
+    await withSandbox({ registry: thrower.url }, async (sandbox) => {
+      const result = await sandbox.run(`import { run } from "thrower";\nrun();`);
+      const error = errorOf(result);
+      assert.equal(error.name, "ScriptError");
+      assert.match(String(error.stack), /npm:thrower@1\.0\.0\/lib\/fail\.js:4:9/);
+      assert.match(String(error.stack), /eval\.js:2:1/);
+      assert.doesNotMatch(String(error.stack), /paddock-modules-|node_modules/);
+    });
+  } finally {
+    await thrower.close();
+  }
+});
+
+test("a lock keeps resolutions: a newer version is not picked, a changed package is refused", async () => {
+  const moving = await TestRegistry.start();
+  moving.publish({ name: "moving", version: "1.0.0", files: { "index.js": "module.exports = '1.0.0';" } });
+  try {
+    const lock = await withSandbox({ registry: moving.url }, async (sandbox) => {
+      assert.equal(await sandbox.eval(`import v from "moving@^1"; v`), "1.0.0");
+      return sandbox.modulesLock()!;
+    });
+    assert.deepEqual(Object.keys(lock.packages), ["moving@^1"]);
+    assert.equal(lock.packages["moving@^1"]!.version, "1.0.0");
+    moving.publish({ name: "moving", version: "1.1.0", files: { "index.js": "module.exports = '1.1.0';" } });
+    assert.equal(await withSandbox({ registry: moving.url }, (sandbox) => sandbox.eval(`import v from "moving@^1"; v`)), "1.1.0");
+    assert.equal(await withSandbox({ registry: moving.url, lock }, (sandbox) => sandbox.eval(`import v from "moving@^1"; v`)), "1.0.0");
+    // The same version republished with other contents: the lock's integrity no longer matches.
+    moving.publish({ name: "moving", version: "1.0.0", files: { "index.js": "module.exports = 'tampered';" } });
+    const refused = await withSandbox({ registry: moving.url, lock }, (sandbox) => sandbox.run(`import v from "moving@^1"; v`));
+    assert.equal(errorOf(refused).reason, "integrity");
+  } finally {
+    await moving.close();
+  }
+});

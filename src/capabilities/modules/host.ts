@@ -8,8 +8,9 @@ import { ModulePolicy, isPackageName, semver } from "./policy.js";
 import { storeFor, unitKey, type PackageStore, type PreparedUnit } from "./store.js";
 import { isBuiltin, packageNameOf } from "./prepare.js";
 import type { Manifest } from "./registry.js";
+import { TraceMap, originalPositionFor } from "@jridgewell/trace-mapping";
 import type { ModuleLink, ModuleUnit } from "./messages.js";
-import type { ResolvedModulesOptions } from "./options.js";
+import type { ModuleLock, ResolvedModulesOptions } from "./options.js";
 
 /** One import of an eval, as the audit log sees it. */
 export interface ImportRecord {
@@ -51,17 +52,36 @@ interface LinkedUnit {
 
 const NO_IMPORTS: EvalModules = { imports: {}, units: new Map(), failures: new Map(), servedByCarrier: () => {} };
 
-export class SandboxModules {
+export class SandboxModules implements StackMapper {
   private readonly policy: ModulePolicy;
   private readonly store: PackageStore;
   /** Linked units of this sandbox (links depend on its policy), by key. */
   private readonly linked = new Map<string, Promise<LinkedUnit>>();
   /** Units whose download an import record has already reported. */
   private readonly reported = new Set<string>();
+  /** What this sandbox resolved, by "name@wanted" (see modulesLock). */
+  private readonly resolutions = new Map<string, { version: string; integrity: string }>();
+  /** Each linked unit's source map (JSON), made into a TraceMap when a stack first needs it. */
+  private readonly maps = new Map<string, string | TraceMap>();
 
   constructor(readonly options: ResolvedModulesOptions) {
     this.policy = new ModulePolicy(options.allow, options.strict);
     this.store = storeFor(options);
+  }
+
+  mapStack(stack: string): string {
+    return stack.replace(UNIT_POSITION, (whole, key: string, line: string, column: string) => {
+      let map = this.maps.get(key);
+      if (map === undefined) return whole;
+      if (typeof map === "string") {
+        map = new TraceMap(map);
+        this.maps.set(key, map);
+      }
+      const found = originalPositionFor(map, { line: Number(line), column: Number(column) - 1 });
+      if (found.source === null || found.line === null || found.source.startsWith("..")) return whole;
+      const pkg = /^npm:(?:@[^/]+\/)?[^/@]+@[^/]+/.exec(key)?.[0] ?? key;
+      return `${pkg}/${found.source}:${found.line}:${found.column + 1}`;
+    });
   }
 
   /**
@@ -124,10 +144,30 @@ export class SandboxModules {
     const parsed = parseSpecifier(specifier);
     const { name, range, subpath } = parsed;
     if (!this.policy.mayImport(name)) throw new PolicyError(`import of npm:${name} refused: not in modules.allow`);
-    const manifest = await this.store.manifest(name, range ?? "latest", specifier);
+    const manifest = await this.manifest(name, range ?? "latest", specifier);
     const verdict = this.policy.check(name, manifest.version, true);
     if (!verdict.ok) throw new PolicyError(`import of npm:${name}@${manifest.version} refused: no modules.allow pattern admits this version`);
     return { manifest, subpath, rule: verdict.rule };
+  }
+
+  /** The version `wanted` picks, or the one the lock pinned for it (whose integrity must still match). */
+  private async manifest(name: string, wanted: string, specifier: string): Promise<Manifest> {
+    const id = `${name}@${wanted}`;
+    const locked = this.options.lock?.packages[id];
+    const manifest = await this.store.manifest(name, locked ? locked.version : wanted, specifier);
+    const integrity = manifest.dist.integrity ?? "";
+    if (locked && integrity !== locked.integrity) {
+      throw new ModuleError(`npm:${name}@${manifest.version} on the registry does not match modules.lock (its integrity differs from the one locked for "${id}"): refused`, "integrity");
+    }
+    if (integrity) this.resolutions.set(id, { version: manifest.version, integrity });
+    return manifest;
+  }
+
+  /** Everything this sandbox resolved so far, as `modules.lock` takes it. */
+  lock(): ModuleLock {
+    const packages: ModuleLock["packages"] = { ...this.options.lock?.packages };
+    for (const [id, resolution] of [...this.resolutions].sort(([a], [b]) => (a < b ? -1 : 1))) packages[id] = { ...resolution };
+    return { lockVersion: 1, packages };
   }
 
   /** Adds the unit and everything it links to `units`; true if anything had to be downloaded. */
@@ -175,6 +215,7 @@ export class SandboxModules {
         next.push(target);
       }
     }));
+    this.maps.set(prepared.key, prepared.map);
     return { unit: { key: prepared.key, code: prepared.code, links }, downloaded: prepared.downloaded, next };
   }
 
@@ -199,7 +240,7 @@ export class SandboxModules {
     }
     let manifest: Manifest;
     try {
-      manifest = await this.store.manifest(target, range, specifier);
+      manifest = await this.manifest(target, range, specifier);
     } catch (error) {
       return { error: { name: "ModuleError", message: asSandboxError(error).message } };
     }
@@ -207,6 +248,14 @@ export class SandboxModules {
     if (!verdict.ok) return { error: { name: "PolicyError", message: `import of npm:${target}@${manifest.version} (a dependency of ${owner}) refused: modules.strict requires every package in modules.allow` } };
     return { manifest, subpath: specifier.slice(name.length) };
   }
+}
+
+/** A stack frame's position in a unit: "npm:name@1.2.3/sub:12:5". */
+const UNIT_POSITION = /(npm:(?:@[^\s/@():]+\/)?[^\s/@():]+@[^\s/():]+(?:\/[^\s():]*)?):(\d+):(\d+)/g;
+
+export interface StackMapper {
+  /** Frames in units, mapped to the package's own files: "npm:name@1.2.3/lib/x.js:40:7". */
+  mapStack(stack: string): string;
 }
 
 /** "npm:name@range/sub" or a bare "name/sub". */

@@ -4,6 +4,17 @@ import { lazySchema } from "../../shared/schema.js";
 
 const MiB = 1024 * 1024;
 
+export const moduleLockSchema = lazySchema((z) =>
+  z.strictObject({
+    lockVersion: z.literal(1),
+    /** By what the code asked for ("name@range", "name@latest"): the exact version it resolved to, and its integrity. */
+    packages: z.record(z.string().min(1).max(512), z.strictObject({ version: z.string().min(1).max(256), integrity: z.string().min(1).max(1024) })),
+  }),
+);
+
+/** A sandbox's resolutions (Sandbox.modulesLock()), to pass back as `modules.lock`: the same imports resolve the same way later. */
+export type ModuleLock = z.output<ReturnType<typeof moduleLockSchema>>;
+
 export const modulesOptionsSchema = lazySchema((z) =>
   z.strictObject({
     /** Patterns: "npm:lodash-es", "npm:lodash@^4", "npm:@scope/*", "npm:*". */
@@ -23,6 +34,8 @@ export const modulesOptionsSchema = lazySchema((z) =>
     maxPackageFiles: z.number().int().min(1).max(1_000_000).default(20_000),
     /** Prepared modules (package entry points) one eval may load, dependencies included. */
     maxModulesPerEval: z.number().int().min(1).max(100_000).default(500),
+    /** Resolutions to keep: what they name resolves to the locked version, whose integrity must match. */
+    lock: moduleLockSchema().optional(),
     /** Resolving and downloading an eval's imports; separate from the eval's own timeoutMs. */
     timeoutMs: z.number().int().min(1).max(3_600_000).default(60_000),
   }),

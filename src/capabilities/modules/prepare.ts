@@ -15,6 +15,8 @@ const esbuild = lazyModule<typeof Esbuild>("esbuild");
 
 export interface BundledUnit {
   code: string;
+  /** Source map of `code` (JSON), its sources relative to the package's directory. */
+  map: string;
   /** Specifiers of other packages (and built-ins) the code requires, as written. */
   externals: string[];
 }
@@ -68,6 +70,9 @@ export async function bundleEntry(root: string, packageDir: string, name: string
       stdin: { contents: `module.exports = require(${JSON.stringify(name + subpath)});\n`, resolveDir: root, sourcefile: "paddock-entry.cjs", loader: "js" },
       bundle: true,
       write: false,
+      outfile: "unit.js",
+      sourcemap: "external",
+      sourcesContent: false,
       format: "cjs",
       platform: "browser",
       // The package's ESM build where it has one (listed before "require" in its exports).
@@ -93,6 +98,8 @@ export async function bundleEntry(root: string, packageDir: string, name: string
     // come in bursts: the process is stopped after each burst rather than left running.
     if (--building === 0) void esbuild().stop();
   }
-  const code = result.outputFiles[0]?.text ?? "";
-  return { code, externals: [...externals].sort() };
+  const output = (suffix: string) => result.outputFiles.find((file) => file.path.endsWith(suffix))?.text ?? "";
+  // The map's own reference comment would point at a file that does not exist.
+  const code = output("unit.js").replace(/\n\/\/# sourceMappingURL=\S+\s*$/, "\n");
+  return { code, map: output("unit.js.map"), externals: [...externals].sort() };
 }

@@ -105,7 +105,7 @@ export interface FetchSettings {
   registry: RegistrySettings;
   cache: string;
   offline: boolean;
-  /** Packuments fetched by this process, by registry and name: asked once per process. */
+  /** pacote's own packument cache: without it, fetching a tarball asks for the packument again. */
   packuments: Map<string, unknown>;
 }
 
@@ -114,8 +114,8 @@ function pacoteOptions(settings: FetchSettings): object {
     ...settings.registry.npmOptions,
     cache: settings.cache,
     offline: settings.offline,
-    packumentCache: settings.packuments,
     fullMetadata: false,
+    packumentCache: settings.packuments,
     // Only registry packages: never git, file, directory or remote-tarball specs.
     allowGit: "none", allowFile: "none", allowDirectory: "none", allowRemote: "none",
     // Pacote's own log events are not wanted on the host's console.

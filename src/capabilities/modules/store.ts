@@ -16,8 +16,10 @@ import { bundleEntry, type BundledUnit } from "./prepare.js";
 import { ModuleError } from "../../host/errors.js";
 import type { ResolvedModulesOptions } from "./options.js";
 
+/** How long a packument is trusted before the registry is asked again (npm's own cache uses 5 minutes too). */
+const PACKUMENT_TTL_MS = 5 * 60 * 1000;
 /** Bumped when prepared code changes shape: older prepared files are then left unused. */
-const PREPARE_VERSION = "1";
+const PREPARE_VERSION = "2";
 
 export interface PreparedUnit extends BundledUnit {
   key: string;
@@ -39,7 +41,7 @@ export function unitKey(manifest: Pick<Manifest, "name" | "version">, subpath: s
 
 export class PackageStore {
   private readonly fetchSettings: FetchSettings;
-  private readonly packuments = new Map<string, Promise<Packument>>();
+  private readonly packuments = new Map<string, { packument: Promise<Packument>; at: number }>();
   private readonly packages = new Map<string, Promise<{ root: string; packageDir: string; downloaded: boolean }>>();
   private readonly units = new Map<string, Promise<PreparedUnit>>();
 
@@ -54,14 +56,17 @@ export class PackageStore {
 
   /** The version `wanted` (a range or a dist-tag) picks. */
   async manifest(name: string, wanted: string, specifier: string): Promise<Manifest> {
-    let packument = this.packuments.get(name);
-    if (!packument) {
-      packument = fetchPackument(this.fetchSettings, name);
-      this.packuments.set(name, packument);
+    let entry = this.packuments.get(name);
+    if (!entry || performance.now() - entry.at > PACKUMENT_TTL_MS) {
+      // pacote's copy would answer with the old packument.
+      if (entry) this.fetchSettings.packuments.clear();
+      const packument = fetchPackument(this.fetchSettings, name);
+      entry = { packument, at: performance.now() };
+      this.packuments.set(name, entry);
       // A failure is not kept: the next import asks again (the registry may be back).
       packument.catch(() => this.packuments.delete(name));
     }
-    return pickVersion(await packument, wanted, specifier);
+    return pickVersion(await entry.packument, wanted, specifier);
   }
 
   /** The unit for `subpath` ("" or "/sub") of the package, prepared once. */
@@ -132,9 +137,10 @@ function parsePackageJson(data: Buffer): { name?: unknown; version?: unknown } |
 /** A prepared unit from disk; anything unreadable or malformed (a torn write, corruption) counts as absent. */
 async function readPrepared(file: string): Promise<BundledUnit | undefined> {
   try {
-    const value = JSON.parse(await readFile(file, "utf8")) as { version?: unknown; code?: unknown; externals?: unknown };
-    if (value.version !== PREPARE_VERSION || typeof value.code !== "string" || !Array.isArray(value.externals) || !value.externals.every((e) => typeof e === "string")) return undefined;
-    return { code: value.code, externals: value.externals as string[] };
+    const value = JSON.parse(await readFile(file, "utf8")) as { version?: unknown; code?: unknown; map?: unknown; externals?: unknown };
+    if (value.version !== PREPARE_VERSION || typeof value.code !== "string" || typeof value.map !== "string") return undefined;
+    if (!Array.isArray(value.externals) || !value.externals.every((e) => typeof e === "string")) return undefined;
+    return { code: value.code, map: value.map, externals: value.externals as string[] };
   } catch {
     return undefined;
   }
