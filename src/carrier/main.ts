@@ -20,7 +20,7 @@ import { CARRIER_CAPABILITIES } from "./capabilities.js";
 import { defineGlobal } from "./capability.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
 import { pumpWhileRunning, runMicrotasks, wake } from "./pump.js";
-import { bindImports, importInRealm, receiveModules, trackRealm } from "../capabilities/modules/carrier.js";
+import { bindImports, guardedImport, importInRealm, receiveModules, staticImporter, trackRealm } from "../capabilities/modules/carrier.js";
 
 type EvalRequest = Extract<HostMessage, { t: "eval" }>;
 type Reply = Extract<HostMessage, { t: "reply" }>;
@@ -133,13 +133,11 @@ const host: HostCaller = {
 /** The realm whose code is running, also across its awaits: compiled scripts are shared by realms. */
 const runningRealm = new AsyncLocalStorage<Realm>();
 
-trackRealm(() => runningRealm.getStore());
+trackRealm(() => runningRealm.getStore(), (value) => realms.owner(value));
 
 /** import() in the eval's code: what the host resolved for it, or a refusal. */
 function importModule(specifier: string): unknown {
-  const realm = runningRealm.getStore();
-  if (!realm) throw new Error(`import of "${specifier}" outside an eval`);
-  return importInRealm(realm, realm.slot.scope, specifier);
+  return guardedImport(specifier, (realm) => importInRealm(realm, realm.slot.scope, specifier));
 }
 
 /** Async-wrapped code has its prologue on a line of its own, above the user's first line. */
@@ -147,7 +145,7 @@ function compile(code: string, filename: string, kind: EvalRequest["kind"]): vm.
   const key = kind + filename + "\0" + code;
   const cached = scripts.get(key);
   if (cached) return cached;
-  const script = new vm.Script(code, { filename, lineOffset: kind === "async" ? -1 : 0, importModuleDynamically: importModule as unknown as vm.ScriptOptions["importModuleDynamically"] });
+  const script = new vm.Script(code, { filename, lineOffset: kind === "script" ? 0 : -1, importModuleDynamically: importModule as unknown as vm.ScriptOptions["importModuleDynamically"] });
   if (code.length <= SCRIPT_CACHE_LARGEST) scripts.set(key, script);
   return script;
 }
@@ -209,6 +207,7 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
     realm = request.persistent ? (persistentRealm ??= realms.take()) : realms.take();
     overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
     bindRealm(realm, scope, overrides);
+    if (request.imports && Object.keys(request.imports).length > 0) defineGlobal(realm.global, "$paddock$import", staticImporter(realm));
     clock?.mark("realm");
     const { value } = await evaluate(request, realm, scope, clock);
     outcome = encodeValue(value, request.limits.maxResultBytes, scope);

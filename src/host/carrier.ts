@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { Deserializer } from "node:v8";
 import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
 import { acceptHotMessage } from "../protocol/hot-messages.js";
-import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type CarrierPhases, type DoneMessage, type Failure, type HostMessage, type EvalLimits } from "../protocol/messages.js";
+import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type CarrierPhases, type DoneMessage, type Failure, type HostMessage, type EvalLimits, type SourceKind } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { logCost } from "../capabilities/console/log-cost.js";
 import { engineLaunch, engineProblem, engineSource, type EngineLaunch } from "./deno-binary.js";
@@ -45,7 +45,7 @@ export interface EvalTimeline {
 export interface EvalRequest {
   code: string;
   filename: string;
-  kind: "script" | "async";
+  kind: SourceKind;
   persistent: boolean;
   limits: EvalLimits;
   globals?: Uint8Array;
@@ -214,14 +214,12 @@ export class Carrier {
    * beyond its budget. Returns how many were sent.
    */
   provideModules(units: Map<string, ModuleUnit>): number {
-    const fresh: ModuleUnit[] = [];
-    for (const [key, unit] of units) {
-      if (this.shelf.has(key)) continue;
-      fresh.push(unit);
-      this.shelf.set(key, unit.code.length);
+    const fresh = [...units.values()].filter((unit) => !this.shelf.has(unit.key));
+    if (fresh.length === 0) return 0;
+    for (const unit of fresh) {
+      this.shelf.set(unit.key, unit.code.length);
       this.shelfChars += unit.code.length;
     }
-    if (fresh.length === 0) return 0;
     const forget: string[] = [];
     for (const [key, chars] of this.shelf) {
       if (this.shelfChars <= MODULE_SHELF_CHARS) break;

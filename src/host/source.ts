@@ -52,6 +52,9 @@ const CACHE_CHARS = 16 * 1024 * 1024;
 export const LARGE_SOURCE_CHARS = 256 * 1024;
 const cache = new BoundedCache<PreparedSource>(CACHE_ENTRIES, CACHE_CHARS);
 
+/** The function that loads a static import (a global of every realm whose eval has imports). */
+const STATIC_IMPORT = "$paddock$import";
+
 /** The default export's variable: as long as "export default", so columns after it do not move. */
 const DEFAULT_EXPORT = "$paddock$def";
 
@@ -158,24 +161,31 @@ function blank(code: string, start: number, end: number): Edit {
 function rewrite(code: string, parsed: { program: Program; module: boolean }): PreparedSource {
   const { program } = parsed;
   // Code with exports is a module (its result is the default export); code that only imports is
-  // a script whose imports are awaited first (its result is its completion value).
+  // a script whose imports are loaded first (its result is its completion value).
   const module = parsed.module && program.body.some((node) => node.type.startsWith("Export"));
   const imports = literalImports(code, program);
   const listed = imports.length ? { imports } : {};
-  if (!parsed.module && !hasTopLevelAwait(program)) return { code, kind: "script", ...listed };
+  const topLevelAwait = hasTopLevelAwait(program);
+  if (!parsed.module && !topLevelAwait) return { code, kind: "script", ...listed };
   const edits: Edit[] = [];
-  const hoisted: string[] = [];
   const importLines: string[] = [];
+  if (!module && !topLevelAwait) {
+    // Imports only: a plain script after a first line of Paddock's that loads them (\`var\`, so a
+    // persistent sandbox may import the same names again in a later eval).
+    for (const node of program.body) if (node.type === "ImportDeclaration") rewriteModuleStatement(code, node, edits, importLines, "var");
+    return { code: `${importLines.join(" ")}\n${applyEdits(code, edits)}`, kind: "prologue", ...listed };
+  }
+  const hoisted: string[] = [];
   let defaultExport = module ? "undefined" : "";
   for (const node of program.body) {
     if (module || node.type === "ImportDeclaration") {
-      defaultExport = rewriteModuleStatement(code, node, edits, importLines) ?? defaultExport;
+      defaultExport = rewriteModuleStatement(code, node, edits, importLines, "const") ?? defaultExport;
     } else {
       hoistDeclaration(node, edits, hoisted);
     }
   }
   if (!module) returnCompletionValue(program.body, 0, edits);
-  // Imports are hoisted, as in a module: all of them are awaited before the first statement runs.
+  // Imports are hoisted, as in a module: all of them are loaded before the first statement runs.
   // Text inserted at offset 0 goes at the end of the prologue line, so line 1 keeps its columns.
   const lead = importLines.join(" ") + edits.filter((edit) => edit.start === 0 && edit.end === 0).map((edit) => edit.text).join("");
   const body = applyEdits(code, edits.filter((edit) => !(edit.start === 0 && edit.end === 0)));
@@ -301,21 +311,21 @@ function collectNames(pattern: Pattern, names: string[]): void {
  * Rewrites one module statement in place; returns the name of the default export, if this is it.
  * Imports become awaited import() calls in `importLines` (and blanks where they were).
  */
-function rewriteModuleStatement(code: string, node: Statement | ModuleDeclaration, edits: Edit[], importLines: string[]): string | undefined {
+function rewriteModuleStatement(code: string, node: Statement | ModuleDeclaration, edits: Edit[], importLines: string[], declare: "var" | "const"): string | undefined {
   switch (node.type) {
     case "ImportDeclaration":
       edits.push(blank(code, node.start, node.end));
-      importLines.push(importStatement(node, importLines.length));
+      importLines.push(importStatement(node, importLines.length, declare));
       return undefined;
     case "ExportAllDeclaration":
       // Re-exports mean nothing to an eval; the module is still loaded, as the code asks.
       edits.push(blank(code, node.start, node.end));
-      importLines.push(`await import(${JSON.stringify(node.source.value)});`);
+      importLines.push(`${STATIC_IMPORT}(${JSON.stringify(node.source.value)});`);
       return undefined;
     case "ExportNamedDeclaration": {
       if (node.source) {
         edits.push(blank(code, node.start, node.end));
-        importLines.push(`await import(${JSON.stringify(node.source.value)});`);
+        importLines.push(`${STATIC_IMPORT}(${JSON.stringify(node.source.value)});`);
         return undefined;
       }
       if (node.declaration) {
@@ -343,10 +353,13 @@ function rewriteModuleStatement(code: string, node: Statement | ModuleDeclaratio
   }
 }
 
-/** `import d, { a as b } from "x"` → `const $paddock$i0 = await import("x"), { default: d, a: b } = $paddock$i0;` */
-function importStatement(node: ImportDeclaration, index: number): string {
+/**
+ * `import d, { a as b } from "x"` → `const $paddock$i0 = $paddock$import("x"), { default: d, "a": b } = $paddock$i0;`
+ * The carrier defines `$paddock$import` for evals with imports: the module namespace, loaded now.
+ */
+function importStatement(node: ImportDeclaration, index: number, declare: "var" | "const"): string {
   const source = JSON.stringify(node.source.value);
-  if (node.specifiers.length === 0) return `await import(${source});`;
+  if (node.specifiers.length === 0) return `${STATIC_IMPORT}(${source});`;
   const namespace = `$paddock$i${index}`;
   const bindings: string[] = [];
   const named: string[] = [];
@@ -356,7 +369,7 @@ function importStatement(node: ImportDeclaration, index: number): string {
     else named.push(`${JSON.stringify(exportedName(specifier.imported))}: ${specifier.local.name}`);
   }
   if (named.length) bindings.push(`{ ${named.join(", ")} } = ${namespace}`);
-  return `const ${namespace} = await import(${source}), ${bindings.join(", ")};`;
+  return `${declare} ${namespace} = ${STATIC_IMPORT}(${source}), ${bindings.join(", ")};`;
 }
 
 function exportedName(node: { type: string; name?: string; value?: unknown }): string {

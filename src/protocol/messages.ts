@@ -121,7 +121,8 @@ export interface EvalLimits {
   maxTimers: number;
 }
 
-export type SourceKind = "script" | "async";
+/** "prologue": a script whose first line is Paddock's (it loads the imports); "async": wrapped for top-level await. */
+export type SourceKind = "script" | "prologue" | "async";
 
 export type HostMessage =
   | {

@@ -31,4 +31,8 @@ export class BoundedCache<V> {
       this.size -= oldest.length;
     }
   }
+
+  delete(key: string): void {
+    if (this.entries.delete(key)) this.size -= key.length;
+  }
 }

@@ -350,3 +350,96 @@ test("a lock keeps resolutions: a newer version is not picked, a changed package
     await moving.close();
   }
 });
+
+test("real packages repacked from this project's node_modules: zod (ESM with an exports map), acorn (dual), ipaddr.js (CommonJS)", async () => {
+  const real = await TestRegistry.start();
+  real.publishInstalled("zod").publishInstalled("acorn").publishInstalled("ipaddr.js");
+  try {
+    await withSandbox({ registry: real.url }, async (sandbox) => {
+      assert.deepEqual(await sandbox.eval(`import { z } from "npm:zod";
+        const User = z.object({ name: z.string(), age: z.number().int() });
+        const bad = User.safeParse({ name: 1, age: 2.5 });
+        [User.parse({ name: "ada", age: 36 }).name, bad.success, bad.error.issues.length]`), ["ada", false, 2]);
+      assert.equal(await sandbox.eval(`import { parse } from "acorn"; parse("let a = 1", { ecmaVersion: "latest" }).body[0].type`), "VariableDeclaration");
+      assert.equal(await sandbox.eval(`import ipaddr from "ipaddr.js"; ipaddr.parse("10.1.2.3").range()`), "private");
+      // TypeScript imports packages too.
+      assert.equal(await sandbox.eval(`import { z } from "zod";\nconst n: number = z.number().parse(5);\nn * 2`, { language: "ts" }), 10);
+    });
+  } finally {
+    await real.close();
+  }
+});
+
+test("whatever the module system's own functions throw (a stack exhausted inside them) reaches the realm as the realm's error", async () => {
+  const deep = await TestRegistry.start();
+  deep.publish({ name: "requirer", version: "1.0.0", dependencies: { target: "1.0.0" }, files: { "index.js": "exports.load = () => require('target');" } });
+  deep.publish({ name: "target", version: "1.0.0", files: { "index.js": "module.exports = 1;" } });
+  try {
+    await withSandbox({ registry: deep.url }, async (sandbox) => {
+      // Unwinding from a stack overflow, each frame tries again: at some depth the stack runs out
+      // inside the carrier's own code. Every error caught must still be the realm's own (its
+      // constructor's constructor is the realm's Function). (import() itself, at the very edge of
+      // the stack, can still reject with Deno's own RangeError: see the README's limits.)
+      const hunt = (call: string) => `
+        let foreign = 0, budget = 0, caught = 0;
+        const check = (e) => { caught++; if (typeof e === "object" && e !== null && e.constructor.constructor !== Function) foreign++; };
+        const pending = [];
+        const dive = () => { try { dive(); } catch (e) { if (budget++ > 3000) throw e; try { ${call}; } catch (e2) { check(e2); } throw e; } };
+        try { dive(); } catch {}
+        for (const p of pending) { try { await p; } catch (e) { check(e); } }
+        [foreign, caught > 0]`;
+      const imported = `import * as requirer from "requirer";\n`;
+      assert.deepEqual(await sandbox.eval(imported + hunt("requirer.load()"), { timeoutMs: 30_000 }), [0, true]);
+      assert.equal(await sandbox.eval(`import * as requirer from "requirer"; requirer.load()`), 1);
+    });
+  } finally {
+    await deep.close();
+  }
+});
+
+test("a failed import() leaves the sandbox and its carrier sound; a later eval imports as before", async () => {
+  const mixed = await TestRegistry.start();
+  mixed.publish({ name: "good", version: "1.0.0", files: { "index.js": "module.exports = 'good';" } });
+  mixed.publish({ name: "bad", version: "1.0.0", files: { "index.js": "export default from from;" } });
+  try {
+    await withSandbox({ registry: mixed.url }, async (sandbox) => {
+      const result = await sandbox.run(`import g from "good"; if (false) import("bad"); g`);
+      assert.equal(result.ok, true);
+      assert.equal(result.imports.find((record) => record.specifier === "bad")?.verdict, "allowed");
+      assert.equal(await sandbox.eval(`import g from "good"; g`), "good");
+      assert.equal(await sandbox.eval(`try { await import("bad") } catch (e) { e.name }`), "ModuleError");
+    });
+  } finally {
+    await mixed.close();
+  }
+});
+
+test("metadata whose integrity checks nothing is refused; an entry bomb stops at maxPackageFiles; maxModulesPerEval is counted before any download", async () => {
+  const tricky = await TestRegistry.start();
+  tricky.publish({ name: "empty-integrity", version: "1.0.0", files: { "index.js": "module.exports = 1" }, integrity: "sha512-" });
+  tricky.publish({ name: "garbage-integrity", version: "1.0.0", files: { "index.js": "module.exports = 1" }, integrity: "sha512-not*base64" });
+  tricky.publish({ name: "entry-bomb", version: "1.0.0", entries: [
+    { path: "package/package.json", data: '{"name":"entry-bomb","version":"1.0.0"}' },
+    ...Array.from({ length: 30_000 }, () => ({ path: "package/same.js", data: "" })),
+  ] });
+  for (let i = 0; i < 5; i++) tricky.publish({ name: `many-${i}`, version: "1.0.0", files: { "index.js": "module.exports = 1" } });
+  try {
+    await withSandbox({ registry: tricky.url, maxModulesPerEval: 3 }, async (sandbox) => {
+      for (const name of ["empty-integrity", "garbage-integrity"]) {
+        const error = errorOf(await sandbox.run(`import x from "${name}"; x`));
+        assert.equal(error.reason, "integrity", name);
+      }
+      const started = performance.now();
+      const bomb = errorOf(await sandbox.run(`import x from "entry-bomb"; x`));
+      assert.equal(bomb.reason, "limit");
+      assert.match(bomb.message, /maxPackageFiles/);
+      assert.ok(performance.now() - started < 20_000);
+      const before = tricky.requests.length;
+      const many = errorOf(await sandbox.run(`if (false) { ${Array.from({ length: 5 }, (_, i) => `import("many-${i}");`).join(" ")} } 1`));
+      assert.ok(many instanceof ResourceLimitError);
+      assert.equal(tricky.requests.length, before);
+    });
+  } finally {
+    await tricky.close();
+  }
+});

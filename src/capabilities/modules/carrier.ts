@@ -20,7 +20,7 @@ const units = new Map<string, KeptUnit>();
 /** Each eval's own imports (what the specifiers in its code reach). */
 const evalImports = new WeakMap<EvalScope, Record<string, ModuleLink>>();
 /** Each realm's loader, made at its first import. */
-const loaders = new WeakMap<Realm, (key: string) => unknown>();
+const loaders = new WeakMap<Realm, Loader>();
 
 export function receiveModules(message: ModulesMessage): void {
   for (const key of message.forget) units.delete(key);
@@ -32,13 +32,23 @@ export function bindImports(scope: EvalScope, imports: Record<string, ModuleLink
 }
 
 /** Realm-side: the loader (CommonJS semantics between units, cycles included) and the namespaces it gives import(). */
-const LOADER = new vm.Script(`(factoryOf, linkOf, makeError) => {
+const LOADER = new vm.Script(`(factoryOf, linkOf, makeError, linkOfEval) => {
   "use strict";
   const { Object, Map, Reflect, Symbol, JSON } = globalThis;
   const { create, defineProperty, keys, freeze } = Object;
   const apply = Reflect.apply;
   const parse = JSON.parse;
   const toStringTag = Symbol.toStringTag;
+  const RangeError = globalThis.RangeError;
+  // The carrier's functions are called through this: whatever they throw (a stack overflow inside
+  // one is the carrier's own RangeError) never reaches the realm; an error of the realm's does.
+  const outer = (fn, a, b) => {
+    try {
+      return fn(a, b);
+    } catch {
+      throw new RangeError("the import could not be completed (the call stack may be exhausted)");
+    }
+  };
   const records = new Map();
   const namespaces = new Map();
   const failure = (text) => {
@@ -50,12 +60,12 @@ const LOADER = new vm.Script(`(factoryOf, linkOf, makeError) => {
   const load = (key) => {
     const known = records.get(key);
     if (known !== undefined) return known.exports;
-    const factory = factoryOf(key);
+    const factory = outer(factoryOf, key);
     if (typeof factory !== "function") throw makeError("Error", factory);
     const module = { exports: {}, id: key, loaded: false };
     records.set(key, module);
     const require = function require(specifier) {
-      const target = linkOf(key, "" + specifier);
+      const target = outer(linkOf, key, "" + specifier);
       if (target[0] === "!") throw failure(target);
       return load(target);
     };
@@ -68,7 +78,7 @@ const LOADER = new vm.Script(`(factoryOf, linkOf, makeError) => {
     module.loaded = true;
     return module.exports;
   };
-  return (key) => {
+  const namespaceOf = (key) => {
     const known = namespaces.get(key);
     if (known !== undefined) return known;
     const exports = load(key);
@@ -87,11 +97,27 @@ const LOADER = new vm.Script(`(factoryOf, linkOf, makeError) => {
     namespaces.set(key, namespace);
     return namespace;
   };
+  // The eval's static imports, run before its first line (see source.ts on the host).
+  const importSync = (specifier) => {
+    const target = outer(linkOfEval, "" + specifier);
+    if (typeof target !== "string") throw target;
+    return namespaceOf(target);
+  };
+  return { namespaceOf, importSync };
 }`, { filename: "paddock:modules" });
 
-type MakeLoader = (factoryOf: (key: string) => unknown, linkOf: (from: string, specifier: string) => string, makeError: unknown) => (key: string) => unknown;
+interface Loader {
+  namespaceOf(key: string): unknown;
+  importSync(specifier: string): unknown;
+}
+type MakeLoader = (
+  factoryOf: (key: string) => unknown,
+  linkOf: (from: string, specifier: string) => string,
+  makeError: unknown,
+  linkOfEval: (specifier: string) => unknown,
+) => Loader;
 
-function loaderOf(realm: Realm): (key: string) => unknown {
+function loaderOf(realm: Realm): Loader {
   let loader = loaders.get(realm);
   if (!loader) {
     const make = LOADER.runInContext(realm.context) as MakeLoader;
@@ -109,7 +135,14 @@ function loaderOf(realm: Realm): (key: string) => unknown {
       if (link === undefined) return "!" + JSON.stringify({ name: "Error", message: `Cannot find module "${specifier}" (required by ${from})` });
       return typeof link === "string" ? link : "!" + JSON.stringify(link.error);
     };
-    loader = make(factoryOf, linkOf, realm.helpers.makeError);
+    // The unit the running eval's import of `specifier` reaches, or the error it fails with (the realm's own).
+    const linkOfEval = (specifier: string): unknown => {
+      const scope = realm.slot.scope;
+      const link = own(scope ? evalImports.get(scope) : undefined, specifier);
+      if (typeof link === "string") return link;
+      return capabilityError(realm.helpers, link === undefined ? notPrepared(specifier) : { ...link.error, kind: kindOf(link.error.name) });
+    };
+    loader = make(factoryOf, linkOf, realm.helpers.makeError, linkOfEval);
     loaders.set(realm, loader);
   }
   return loader;
@@ -143,29 +176,61 @@ function own(links: Record<string, ModuleLink> | undefined, specifier: string): 
 }
 
 let currentRealm: (() => Realm | undefined) | undefined;
+let ownerOf: ((value: unknown) => Realm | undefined) | undefined;
 
-/** How the carrier tells which realm is running (for imports made from units' code). */
-export function trackRealm(lookup: () => Realm | undefined): void {
+/** How the carrier tells which realm is running, and which realm made a value. */
+export function trackRealm(lookup: () => Realm | undefined, owner: (value: unknown) => Realm | undefined): void {
   currentRealm = lookup;
+  ownerOf = owner;
+}
+
+/**
+ * An import() hook's body: what it throws becomes the import's rejection inside the realm, so it
+ * throws only the realm's own errors — or a string, when even making one failed (an exhausted
+ * stack) or no eval is running (a finalizer's callback): never an object of the carrier's.
+ */
+export function guardedImport(specifier: string, load: (realm: Realm) => unknown): unknown {
+  const realm = currentRealm?.();
+  if (!realm) throw `import of "${specifier}" outside an eval`;
+  try {
+    return load(realm);
+  } catch (error) {
+    if (ownerOf?.(error) === realm) throw error;
+    let replacement: unknown = "the import could not be completed";
+    try {
+      const made = capabilityError(realm.helpers, { name: "RangeError", message: "the import could not be completed (the call stack may be exhausted)" });
+      if (ownerOf?.(made) === realm) replacement = made;
+    } catch {
+      // the string, then
+    }
+    throw replacement;
+  }
 }
 
 function linkTarget(specifier: string, link: ModuleLink | undefined, where: string): unknown {
-  const realm = currentRealm?.();
-  if (!realm) throw new Error(`import of "${specifier}" outside an eval`);
-  if (link === undefined) return refuse(realm, { name: "PolicyError", message: `import of "${specifier}" refused: ${where} was not known before the eval ran`, kind: "policy" });
-  return resolveLink(realm, specifier, link);
+  return guardedImport(specifier, (realm) => {
+    if (link === undefined) return refuse(realm, { name: "PolicyError", message: `import of "${specifier}" refused: ${where} was not known before the eval ran`, kind: "policy" });
+    return resolveLink(realm, specifier, link);
+  });
+}
+
+function notPrepared(specifier: string): CallError {
+  return {
+    name: "PolicyError",
+    message: `import of "${specifier}" refused: import() needs a string literal, so that the host can check and prepare the module before the eval runs`,
+    kind: "policy",
+  };
 }
 
 function resolveLink(realm: Realm, specifier: string, link: ModuleLink | undefined): unknown {
-  if (link === undefined) {
-    return refuse(realm, {
-      name: "PolicyError",
-      message: `import of "${specifier}" refused: import() needs a string literal, so that the host can check and prepare the module before the eval runs`,
-      kind: "policy",
-    });
-  }
+  if (link === undefined) return refuse(realm, notPrepared(specifier));
   if (typeof link !== "string") return refuse(realm, { ...link.error, kind: kindOf(link.error.name) });
-  return loaderOf(realm)(link);
+  return loaderOf(realm).namespaceOf(link);
+}
+
+/** The eval's static imports, as a function of its realm's own (`$paddock$import`, see source.ts). */
+export function staticImporter(realm: Realm): unknown {
+  return loaderOf(realm).importSync;
 }
 
 function kindOf(name: string): FailureKind {

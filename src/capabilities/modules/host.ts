@@ -7,7 +7,8 @@ import { ModuleError, PolicyError, ResourceLimitError, TimeoutError, type Sandbo
 import { ModulePolicy, isPackageName, semver } from "./policy.js";
 import { storeFor, unitKey, type PackageStore, type PreparedUnit } from "./store.js";
 import { isBuiltin, packageNameOf } from "./prepare.js";
-import type { Manifest } from "./registry.js";
+import { checkedIntegrity, type Manifest } from "./registry.js";
+import { BoundedCache } from "../../shared/bounded-cache.js";
 import { TraceMap, originalPositionFor } from "@jridgewell/trace-mapping";
 import type { ModuleLink, ModuleUnit } from "./messages.js";
 import type { ModuleLock, ResolvedModulesOptions } from "./options.js";
@@ -50,6 +51,17 @@ interface LinkedUnit {
   next: Array<{ manifest: Manifest; subpath: string }>;
 }
 
+/** How long a set of imports, once resolved, is served without asking the store (its packuments' lifetime). */
+const RESOLVED_TTL_MS = 5 * 60 * 1000;
+const RESOLVED_SETS = 256;
+const RESOLVED_SETS_CHARS = 1024 * 1024;
+
+function servedBy(records: ImportRecord[]): () => void {
+  return () => {
+    for (const record of records) if (record.from === "cache") record.from = "carrier";
+  };
+}
+
 const NO_IMPORTS: EvalModules = { imports: {}, units: new Map(), failures: new Map(), servedByCarrier: () => {} };
 
 export class SandboxModules implements StackMapper {
@@ -57,6 +69,8 @@ export class SandboxModules implements StackMapper {
   private readonly store: PackageStore;
   /** Linked units of this sandbox (links depend on its policy), by key. */
   private readonly linked = new Map<string, Promise<LinkedUnit>>();
+  /** Import lists resolved before, by their JSON: an agent's code repeats its imports. */
+  private readonly resolvedSets = new BoundedCache<{ modules: EvalModules; records: ImportRecord[]; at: number }>(RESOLVED_SETS, RESOLVED_SETS_CHARS);
   /** Units whose download an import record has already reported. */
   private readonly reported = new Set<string>();
   /** What this sandbox resolved, by "name@wanted" (see modulesLock). */
@@ -91,13 +105,26 @@ export class SandboxModules implements StackMapper {
   async prepareEval(named: readonly NamedImport[], records: ImportRecord[]): Promise<EvalModules> {
     // Every eval of the sandbox says it has a module policy, also one that imports nothing.
     if (named.length === 0) return NO_IMPORTS;
+    const started = performance.now();
+    const id = JSON.stringify(named);
+    const known = this.resolvedSets.get(id);
+    if (known && started - known.at < RESOLVED_TTL_MS) {
+      const ms = Math.round((performance.now() - started) * 1000) / 1000;
+      const fresh = known.records.map((record) => ({ ...record, from: "cache" as const, ms }));
+      records.push(...fresh);
+      return { ...known.modules, servedByCarrier: servedBy(fresh) };
+    }
+    if (known) this.resolvedSets.delete(id);
     const timeoutMs = this.options.timeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new TimeoutError(`resolving the eval's imports took longer than modules.timeoutMs (${timeoutMs} ms)`)), timeoutMs);
     });
     try {
-      return await Promise.race([this.resolveAll(named, records), late]);
+      const modules = await Promise.race([this.resolveAll(named, records), late]);
+      // The same imports resolve the same way for a while (the registry is asked again after that).
+      if (modules.failures.size === 0) this.resolvedSets.set(id, { modules, records: records.map((record) => ({ ...record })), at: started });
+      return modules;
     } finally {
       clearTimeout(timer);
     }
@@ -108,6 +135,8 @@ export class SandboxModules implements StackMapper {
     const units = new Map<string, ModuleUnit>();
     const failures = new Map<string, ModuleError>();
     const unique = [...new Map(named.map((entry) => [entry.specifier, entry])).values()];
+    // Counted before anything is fetched: each specifier needs one module at least.
+    if (unique.length > this.options.maxModulesPerEval) throw this.tooManyModules(unique.length);
     await Promise.all(unique.map(async ({ specifier, dynamic }) => {
       const started = performance.now();
       const record: ImportRecord = { specifier, resolved: null, integrity: null, from: null, ms: 0, verdict: "refused", rule: "" };
@@ -119,7 +148,7 @@ export class SandboxModules implements StackMapper {
         const key = unitKey(manifest, subpath);
         const downloaded = await this.collect(manifest, subpath, units);
         imports[specifier] = key;
-        Object.assign(record, { resolved: key, integrity: manifest.dist.integrity ?? null, from: downloaded ? "registry" : "cache" });
+        Object.assign(record, { resolved: key, integrity: checkedIntegrity(manifest) ?? null, from: downloaded ? "registry" : "cache" });
       } catch (error) {
         const failure = asSandboxError(error);
         if (!record.rule) record.rule = failure instanceof PolicyError ? "not in modules.allow" : failure.message;
@@ -130,13 +159,8 @@ export class SandboxModules implements StackMapper {
         record.ms = Math.round((performance.now() - started) * 1000) / 1000;
       }
     }));
-    if (units.size > this.options.maxModulesPerEval) {
-      throw new ResourceLimitError(`the eval's imports need ${units.size} modules (dependencies included), over modules.maxModulesPerEval (${this.options.maxModulesPerEval})`);
-    }
-    const servedByCarrier = () => {
-      for (const record of records) if (record.from === "cache") record.from = "carrier";
-    };
-    return { imports, units, failures, servedByCarrier };
+    if (units.size > this.options.maxModulesPerEval) throw this.tooManyModules(units.size);
+    return { imports, units, failures, servedByCarrier: servedBy(records) };
   }
 
   /** An import of the eval's own code: which package, version and subpath, and the rule that allows it. */
@@ -155,7 +179,7 @@ export class SandboxModules implements StackMapper {
     const id = `${name}@${wanted}`;
     const locked = this.options.lock?.packages[id];
     const manifest = await this.store.manifest(name, locked ? locked.version : wanted, specifier);
-    const integrity = manifest.dist.integrity ?? "";
+    const integrity = checkedIntegrity(manifest) ?? "";
     if (locked && integrity !== locked.integrity) {
       throw new ModuleError(`npm:${name}@${manifest.version} on the registry does not match modules.lock (its integrity differs from the one locked for "${id}"): refused`, "integrity");
     }
@@ -170,26 +194,36 @@ export class SandboxModules implements StackMapper {
     return { lockVersion: 1, packages };
   }
 
-  /** Adds the unit and everything it links to `units`; true if anything had to be downloaded. */
+  /**
+   * The unit and everything it links to, added to `units` only once all of them linked (a failed
+   * import adds nothing); true if anything had to be downloaded.
+   */
   private async collect(manifest: Manifest, subpath: string, units: Map<string, ModuleUnit>): Promise<boolean> {
+    const found = new Map<string, ModuleUnit>();
+    const seen = new Set<string>(units.keys());
     let downloaded = false;
     let wave = [{ manifest, subpath }];
     while (wave.length > 0) {
-      const fresh = wave.filter(({ manifest, subpath }) => !units.has(unitKey(manifest, subpath)));
-      for (const item of fresh) units.set(unitKey(item.manifest, item.subpath), undefined as unknown as ModuleUnit);
+      const fresh = wave.filter(({ manifest, subpath }) => !seen.has(unitKey(manifest, subpath)));
+      for (const item of fresh) seen.add(unitKey(item.manifest, item.subpath));
+      if (seen.size > this.options.maxModulesPerEval) throw this.tooManyModules(seen.size);
       const linked = await Promise.all(fresh.map(({ manifest, subpath }) => this.link(manifest, subpath)));
       wave = [];
       for (const entry of linked) {
-        units.set(entry.unit.key, entry.unit);
+        found.set(entry.unit.key, entry.unit);
         if (entry.downloaded && !this.reported.has(entry.unit.key)) {
           this.reported.add(entry.unit.key);
           downloaded = true;
         }
         wave.push(...entry.next);
       }
-      if (units.size > this.options.maxModulesPerEval) break;
     }
+    for (const [key, unit] of found) units.set(key, unit);
     return downloaded;
+  }
+
+  private tooManyModules(count: number): ResourceLimitError {
+    return new ResourceLimitError(`the eval's imports need more than modules.maxModulesPerEval (${this.options.maxModulesPerEval}) modules, dependencies included (${count} so far)`);
   }
 
   private link(manifest: Manifest, subpath: string): Promise<LinkedUnit> {
@@ -279,5 +313,7 @@ export function parseSpecifier(specifier: string): { name: string; range: string
 
 function asSandboxError(error: unknown): SandboxError {
   if (error instanceof PolicyError || error instanceof ModuleError || error instanceof TimeoutError || error instanceof ResourceLimitError) return error;
-  return new ModuleError(`the import could not be prepared (${(error as Error)?.message ?? String(error)})`, "unsupported");
+  // Anything else is the host's own failure (a full disk, say): its message may hold host paths.
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return new ModuleError(`the import could not be prepared on the host${typeof code === "string" && /^E[A-Z]+$/.test(code) ? ` (${code})` : ""}`, "unsupported");
 }

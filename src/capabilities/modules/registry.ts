@@ -107,6 +107,8 @@ export interface FetchSettings {
   offline: boolean;
   /** pacote's own packument cache: without it, fetching a tarball asks for the packument again. */
   packuments: Map<string, unknown>;
+  /** One request's time limit (modules.timeoutMs): a stalled request is abandoned, not waited for. */
+  timeoutMs: number;
 }
 
 function pacoteOptions(settings: FetchSettings): object {
@@ -115,6 +117,9 @@ function pacoteOptions(settings: FetchSettings): object {
     cache: settings.cache,
     offline: settings.offline,
     fullMetadata: false,
+    timeout: settings.timeoutMs,
+    // npm retries for minutes by default; an import waits at most modules.timeoutMs anyway.
+    retry: { retries: 1, minTimeout: 200, maxTimeout: 1000 },
     packumentCache: settings.packuments,
     // Only registry packages: never git, file, directory or remote-tarball specs.
     allowGit: "none", allowFile: "none", allowDirectory: "none", allowRemote: "none",
@@ -164,14 +169,30 @@ export async function fetchTarball(settings: FetchSettings, manifest: Manifest, 
   if (!sameOrigin(manifest.dist.tarball, registry)) {
     throw new ModuleError(`the metadata of npm:${spec} points its tarball away from the registry ${shownRegistry(registry)}: refused`, "invalid-package");
   }
-  const integrity = manifest.dist.integrity ?? (manifest.dist.shasum ? `sha1-${Buffer.from(manifest.dist.shasum, "hex").toString("base64")}` : undefined);
-  if (!integrity) throw new ModuleError(`the registry publishes no integrity for npm:${spec}: refused`, "integrity");
+  const integrity = checkedIntegrity(manifest);
+  if (!integrity) throw new ModuleError(`the registry publishes no usable integrity for npm:${spec} (a sha512, sha384 or sha256 digest, or a sha1 shasum): refused`, "integrity");
   try {
     return await pacote().tarball.stream(spec, (stream) => collect(stream, maxBytes, spec), { ...pacoteOptions(settings), integrity, resolved: manifest.dist.tarball });
   } catch (error) {
     if (error instanceof ModuleError) throw error;
     throw registryError(error, `npm:${spec}`, registry);
   }
+}
+
+const DIGEST_BYTES: Record<string, number> = { sha512: 64, sha384: 48, sha256: 32 };
+
+/**
+ * The integrity a tarball must match, if the metadata gives one that really checks something: a
+ * well-formed digest of a strong algorithm (pacote would let an empty or malformed one pass), or
+ * else the legacy sha1 shasum of packages published before npm recorded integrity.
+ */
+export function checkedIntegrity(manifest: Manifest): string | undefined {
+  const match = /^(sha512|sha384|sha256)-([A-Za-z0-9+/]+={0,2})$/.exec(manifest.dist.integrity?.trim() ?? "");
+  if (match && Buffer.from(match[2]!, "base64").byteLength === DIGEST_BYTES[match[1]!]) return match[0];
+  if (manifest.dist.integrity === undefined && /^[0-9a-f]{40}$/i.test(manifest.dist.shasum ?? "")) {
+    return `sha1-${Buffer.from(manifest.dist.shasum!, "hex").toString("base64")}`;
+  }
+  return undefined;
 }
 
 function collect(stream: Readable, maxBytes: number, spec: string): Promise<Buffer> {

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { fetchPackument, fetchTarball, pickVersion, registrySettings, type FetchSettings, type Manifest, type Packument } from "./registry.js";
+import { checkedIntegrity, fetchPackument, fetchTarball, pickVersion, registrySettings, type FetchSettings, type Manifest, type Packument } from "./registry.js";
 import { readTarball, writePackage, type UnpackLimits } from "./unpack.js";
 import { bundleEntry, type BundledUnit } from "./prepare.js";
 import { ModuleError } from "../../host/errors.js";
@@ -18,8 +18,34 @@ import type { ResolvedModulesOptions } from "./options.js";
 
 /** How long a packument is trusted before the registry is asked again (npm's own cache uses 5 minutes too). */
 const PACKUMENT_TTL_MS = 5 * 60 * 1000;
+/** Prepared units and packuments held in memory by a store (the disk cache holds the rest). */
+const UNITS_IN_MEMORY = 1_000;
+const PACKUMENTS_IN_MEMORY = 2_000;
+/** Unpacking and bundling at once, in the whole process. */
+const HEAVY_WORK_AT_ONCE = 2;
+
+/** Runs at most `limit` tasks at once; the others wait their turn, in order. */
+class WorkQueue {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+const heavyWork = new WorkQueue(HEAVY_WORK_AT_ONCE);
+
 /** Bumped when prepared code changes shape: older prepared files are then left unused. */
-const PREPARE_VERSION = "2";
+const PREPARE_VERSION = "4";
 
 export interface PreparedUnit extends BundledUnit {
   key: string;
@@ -49,15 +75,16 @@ export class PackageStore {
     readonly cacheDir: string,
     registry: string | undefined,
     offline: boolean,
-    private readonly limits: UnpackLimits & { maxPackageBytes: number },
+    private readonly limits: UnpackLimits & { maxPackageBytes: number; timeoutMs: number },
   ) {
-    this.fetchSettings = { registry: registrySettings(registry), cache: join(cacheDir, "npm"), offline, packuments: new Map() };
+    this.fetchSettings = { registry: registrySettings(registry), cache: join(cacheDir, "npm"), offline, packuments: new Map(), timeoutMs: limits.timeoutMs };
   }
 
   /** The version `wanted` (a range or a dist-tag) picks. */
   async manifest(name: string, wanted: string, specifier: string): Promise<Manifest> {
     let entry = this.packuments.get(name);
     if (!entry || performance.now() - entry.at > PACKUMENT_TTL_MS) {
+      if (this.packuments.size >= PACKUMENTS_IN_MEMORY) this.packuments.delete(this.packuments.keys().next().value!);
       // pacote's copy would answer with the old packument.
       if (entry) this.fetchSettings.packuments.clear();
       const packument = fetchPackument(this.fetchSettings, name);
@@ -69,20 +96,28 @@ export class PackageStore {
     return pickVersion(await entry.packument, wanted, specifier);
   }
 
-  /** The unit for `subpath` ("" or "/sub") of the package, prepared once. */
+  /** The unit for `subpath` ("" or "/sub") of the package, prepared once (kept in memory while recently used, else on disk). */
   unit(manifest: Manifest, subpath: string): Promise<PreparedUnit> {
     const key = unitKey(manifest, subpath);
     let unit = this.units.get(key);
-    if (!unit) {
+    if (unit) {
+      this.units.delete(key);
+    } else {
       unit = this.prepare(manifest, subpath, key);
-      this.units.set(key, unit);
       unit.catch(() => this.units.delete(key));
     }
+    this.units.set(key, unit);
+    if (this.units.size > UNITS_IN_MEMORY) this.units.delete(this.units.keys().next().value!);
     return unit;
   }
 
   private async prepare(manifest: Manifest, subpath: string, key: string): Promise<PreparedUnit> {
-    const integrity = manifest.dist.integrity ?? manifest.dist.shasum ?? "";
+    // Unpacking and bundling take CPU and memory: a few at a time for the whole process.
+    return heavyWork.run(() => this.prepareNow(manifest, subpath, key));
+  }
+
+  private async prepareNow(manifest: Manifest, subpath: string, key: string): Promise<PreparedUnit> {
+    const integrity = checkedIntegrity(manifest) ?? "";
     const id = createHash("sha256").update(`${PREPARE_VERSION}\0${manifest.name}\0${manifest.version}\0${integrity}\0${subpath}`).digest("hex");
     const preparedFile = join(this.cacheDir, "prepared", id.slice(0, 2), `${id}.json`);
     const cached = await readPrepared(preparedFile);
@@ -167,11 +202,11 @@ const stores = new Map<string, PackageStore>();
 /** The store for these options: one per cache directory, registry and mode in this process. */
 export function storeFor(options: ResolvedModulesOptions): PackageStore {
   const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const id = JSON.stringify([cacheDir, options.registry ?? null, options.offline, options.maxPackageBytes, options.maxUnpackedBytes, options.maxPackageFiles]);
+  const id = JSON.stringify([cacheDir, options.registry ?? null, options.offline, options.maxPackageBytes, options.maxUnpackedBytes, options.maxPackageFiles, options.timeoutMs]);
   let store = stores.get(id);
   if (!store) {
     store = new PackageStore(cacheDir, options.registry, options.offline, {
-      maxPackageBytes: options.maxPackageBytes, maxUnpackedBytes: options.maxUnpackedBytes, maxFiles: options.maxPackageFiles,
+      maxPackageBytes: options.maxPackageBytes, maxUnpackedBytes: options.maxUnpackedBytes, maxFiles: options.maxPackageFiles, timeoutMs: options.timeoutMs,
     });
     stores.set(id, store);
   }

@@ -4,7 +4,7 @@
  * (no absolute paths, no "..", no links, no devices), so nothing lands outside the package.
  * Limits hold for the unpacked size (a gzip bomb stops at the limit) and the number of files.
  */
-import { gunzipSync } from "node:zlib";
+import { createGunzip } from "node:zlib";
 import { mkdir, rename, rm, writeFile, mkdtemp, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type * as Tar from "tar";
@@ -25,60 +25,64 @@ export interface PackageFile {
   data: Buffer;
 }
 
-/** The files of a tarball, checked. `what` names the package in errors ("npm:x@1.0.0"). */
+/**
+ * The files of a tarball, checked. `what` names the package in errors ("npm:x@1.0.0"). The
+ * tarball is inflated and read as a stream, a chunk at a time: every byte and every entry counts
+ * toward the limits as it comes, so a bomb stops at the limit without stalling the host.
+ */
 export async function readTarball(tarball: Buffer, limits: UnpackLimits, what: string): Promise<PackageFile[]> {
-  let tar: Buffer;
-  try {
-    // The tar stream's own headers count too; the limit stops a bomb before it is all inflated.
-    tar = gunzipSync(tarball, { maxOutputLength: limits.maxUnpackedBytes + 1024 * 1024 });
-  } catch (error) {
-    if (error instanceof RangeError) throw new ModuleError(`${what} unpacks to more than modules.maxUnpackedBytes (${limits.maxUnpackedBytes} bytes)`, "limit");
-    throw new ModuleError(`the tarball of ${what} is not valid gzip`, "invalid-package");
-  }
-  const files: PackageFile[] = [];
-  const seen = new Set<string>();
+  const files = new Map<string, Buffer>();
+  let entries = 0;
   let total = 0;
   let failure: ModuleError | undefined;
+  const tooLarge = () => new ModuleError(`${what} unpacks to more than modules.maxUnpackedBytes (${limits.maxUnpackedBytes} bytes)`, "limit");
   const parser = new (tarModule().Parser)({
     strict: true,
     onReadEntry: (entry: ReadEntry) => {
-      const problem = failure ? undefined : checkEntry(entry, what);
-      if (failure || problem) {
-        failure ??= problem;
-        entry.resume();
-        return;
-      }
-      if (entry.type === "Directory") return entry.resume();
+      // Directories and repeated paths count too: a tarball of a million empty entries is a bomb as well.
+      if (!failure && ++entries > limits.maxFiles) failure = new ModuleError(`${what} holds more than modules.maxPackageFiles (${limits.maxFiles}) entries`, "limit");
+      failure ??= checkEntry(entry, what);
+      if (failure || entry.type === "Directory") return entry.resume();
       const path = packagePath(entry.path);
       if (path === undefined) {
         failure = new ModuleError(`${what} holds a file at a path that would leave the package ("${shown(entry.path)}"): refused`, "invalid-package");
         return entry.resume();
       }
-      if (files.length >= limits.maxFiles) {
-        failure = new ModuleError(`${what} holds more than modules.maxPackageFiles (${limits.maxFiles}) files`, "limit");
-        return entry.resume();
-      }
       const chunks: Buffer[] = [];
-      entry.on("data", (chunk: Buffer) => chunks.push(chunk));
+      entry.on("data", (chunk: Buffer) => {
+        total += chunk.byteLength;
+        if (total > limits.maxUnpackedBytes) failure ??= tooLarge();
+        if (!failure) chunks.push(chunk);
+      });
+      // A later entry of the same path replaces the earlier, as tar would.
       entry.on("end", () => {
-        const data = Buffer.concat(chunks);
-        total += data.byteLength;
-        if (total > limits.maxUnpackedBytes) failure ??= new ModuleError(`${what} unpacks to more than modules.maxUnpackedBytes (${limits.maxUnpackedBytes} bytes)`, "limit");
-        // A later entry of the same path replaces the earlier, as tar would.
-        if (seen.has(path)) files.splice(files.findIndex((file) => file.path === path), 1);
-        seen.add(path);
-        files.push({ path, data });
+        if (!failure) files.set(path, Buffer.concat(chunks));
       });
     },
   });
+  const gunzip = createGunzip();
+  let inflated = 0;
   await new Promise<void>((resolve, reject) => {
-    parser.on("error", (error: Error) => reject(new ModuleError(`the tarball of ${what} is not a valid tar archive (${error.message})`, "invalid-package")));
+    const fail = (error: ModuleError) => {
+      gunzip.destroy();
+      reject(error);
+    };
+    gunzip.on("data", (chunk: Buffer) => {
+      // The tar stream's own headers count too (a little slack for them).
+      inflated += chunk.byteLength;
+      if (inflated > limits.maxUnpackedBytes + 1024 * 1024) return fail(tooLarge());
+      if (failure) return fail(failure);
+      parser.write(chunk);
+    });
+    gunzip.on("error", () => fail(new ModuleError(`the tarball of ${what} is not valid gzip`, "invalid-package")));
+    gunzip.on("end", () => parser.end());
+    parser.on("error", (error: Error) => fail(new ModuleError(`the tarball of ${what} is not a valid tar archive (${error.message})`, "invalid-package")));
     parser.on("close", () => resolve());
-    parser.end(tar);
+    gunzip.end(tarball);
   });
   if (failure) throw failure;
-  if (!files.some((file) => file.path === "package.json")) throw new ModuleError(`${what} has no package.json at its top`, "invalid-package");
-  return files;
+  if (!files.has("package.json")) throw new ModuleError(`${what} has no package.json at its top`, "invalid-package");
+  return [...files].map(([path, data]) => ({ path, data }));
 }
 
 function checkEntry(entry: ReadEntry, what: string): ModuleError | undefined {
