@@ -13,6 +13,8 @@ const USAGE = `usage:
   paddock eval <code> [flags]     run code; its value is printed as JSON on stdout
   paddock run <file> [flags]      run a JavaScript or TypeScript file the same way
   paddock bench [--quick] [--fetch]  run the benchmark (same as npm run bench); --fetch: only the network mediation rows
+  paddock modules add <package…>   fetch and prepare npm packages into the module cache (npm:lodash-es@4, date-fns)
+  paddock modules list | clear     what the module cache holds; empty it
 
 flags:
   --timeout-ms <n>        wall-clock limit per eval (default 5000)
@@ -26,6 +28,7 @@ flags:
   --allow-import <pattern>  let the code import npm packages matching the pattern (repeatable): npm:lodash-es, npm:@scope/*, npm:*
   --registry <url>        the npm registry to import from (default: npm's own configuration)
   --offline               import only what the module cache already holds
+  --cache-dir <dir>       the module cache (default: PADDOCK_CACHE_DIR, else ~/.cache/paddock)
 
 console output goes to stderr; on failure a readable error goes to stderr and the exit code is 1.`;
 
@@ -41,6 +44,7 @@ const FLAGS = {
   "allow-import": { type: "string", multiple: true },
   registry: { type: "string" },
   offline: { type: "boolean" },
+  "cache-dir": { type: "string" },
   quick: { type: "boolean" },
   fetch: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -92,6 +96,10 @@ async function main(argv: string[]): Promise<number> {
     await runBenchmark({ quick: values.quick ?? false, fetchOnly: values.fetch ?? false });
     return 0;
   }
+  if (command === "modules") {
+    const { modulesCommand } = await import("./modules.js");
+    return modulesCommand(target, positionals.slice(2), { cacheDir: values["cache-dir"], registry: values.registry });
+  }
   if ((command !== "eval" && command !== "run") || target === undefined) throw new UsageError(USAGE);
   const code = command === "eval" ? target : readFileSync(target, "utf8");
   const filename = command === "eval" ? (values.ts ? "eval.ts" : "eval.js") : basename(target);
@@ -113,7 +121,10 @@ async function main(argv: string[]): Promise<number> {
     globals,
     onLog: printLog,
     ...(values.allow ? { net: { allow: values.allow, allowPrivate: values["allow-private"] ?? [] } } : {}),
-    ...(values["allow-import"] ? { modules: { allow: values["allow-import"], ...(values.registry ? { registry: values.registry } : {}), offline: values.offline === true } } : {}),
+    ...(values["allow-import"] ? { modules: {
+      allow: values["allow-import"], offline: values.offline === true,
+      ...(values.registry ? { registry: values.registry } : {}), ...(values["cache-dir"] ? { cacheDir: values["cache-dir"] } : {}),
+    } } : {}),
   });
   try {
     const result = await sandbox.run(code, { filename, language: values.ts ? "ts" : "auto" });
