@@ -1,6 +1,7 @@
 /** The results of a run, and their Markdown rendering: one table, its notes, and the targets. */
 import type { Throughput } from "./measure.js";
 import type { MediationResults } from "./fetch.js";
+import type { ModulesResults } from "./modules.js";
 import type { Floor } from "./floor.js";
 import type { Startup } from "./startup.js";
 import { PHASE_TITLES, type Breakdown } from "./breakdown.js";
@@ -63,6 +64,8 @@ export interface Results {
   notes: string[];
   targets: TargetResult[];
   mediation: MediationResults;
+  /** Absent in a `--fetch` run. */
+  modules?: ModulesResults;
   floor: Floor;
   startup: Startup;
   /** Where a noop eval's time goes, per Paddock column (pace). */
@@ -96,6 +99,7 @@ export function renderMarkdown(results: Results): string {
   lines.push("", ...renderFloor(results.floor, results.startup));
   lines.push("", ...renderBreakdown(results));
   lines.push("", ...renderMediation(results.mediation));
+  if (results.modules) lines.push("", ...renderModules(results.modules));
   lines.push("", "### Targets (Paddock)", "");
   for (const target of results.targets) {
     lines.push(`- ${target.goal} — ${target.measured} → **${target.met ? "met" : "not met"}**`);
@@ -134,6 +138,15 @@ function renderBreakdown(results: Results): string[] {
 }
 
 /** The network mediation table: a sandboxed fetch against the host's own request. */
+export function renderModules(modules: ModulesResults | undefined): string[] {
+  if (!modules) return [];
+  const lines = ["### Imports (a loopback npm registry serving real packages; agent pace)", ""];
+  lines.push(tableLine(["measurement", "p50 / p99 / max (µs)"]), tableLine(["---", "---"]));
+  for (const row of modules.rows) lines.push(tableLine([row.title, row.figures ? formatPercentiles(row.figures) : `n/a (${row.note ?? "not measured"})`]));
+  lines.push("", `Idle RSS of a persistent sandbox's carrier with ten packages imported: ${modules.rssTenPackages === undefined ? "n/a" : formatMegabytes(modules.rssTenPackages)}.`);
+  return lines;
+}
+
 export function renderMediation(mediation: MediationResults): string[] {
   const lines = ["### Network mediation (sandboxed fetch to a loopback server)", ""];
   lines.push(tableLine(["measurement", "p50 / p99 / max (µs)"]), tableLine(["---", "---"]));

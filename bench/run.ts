@@ -17,11 +17,12 @@ import { RSS_IDLE_MS, measureIdleRss, measureParallel, measureSequential, measur
 import { POOL_SETTLE_MS, createPaddock, drainPool, measureCreate, measureCreateFirstEval } from "./paddock.js";
 import { cpuShare, cpuSnapshot } from "./proc.js";
 import { PUBLISHED, PUBLISHED_NOTE } from "./published.js";
-import { renderMarkdown, renderMediation, type Cell, type Column, type LatencyCell, type Machine, type Results, type Row } from "./report.js";
+import { renderMarkdown, renderMediation, renderModules, type Cell, type Column, type LatencyCell, type Machine, type Results, type Row } from "./report.js";
 import { ADD, EVAL_SCENARIOS, assertResult } from "./scenarios.js";
 import { formatInteger, formatMegabytes, formatPercentiles, type Summary } from "./stats.js";
 import { checkTargets } from "./targets.js";
 import { benchMediation, type MediationResults } from "./fetch.js";
+import { benchModules, type ModulesResults } from "./modules.js";
 import { measureFloor } from "./floor.js";
 import { measureStartup } from "./startup.js";
 import { measureBreakdown } from "./breakdown.js";
@@ -106,11 +107,15 @@ const ROWS: ReadonlyArray<{ id: string; title: string }> = [
 
 type SetCell = (rowId: string, columnId: string, cell: Cell) => void;
 
-export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean }): Promise<void> {
+export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean }): Promise<void> {
   const plan = options.quick ? QUICK : FULL;
   if (options.fetchOnly) {
     const mediation = await measureMediation(plan);
     console.log(renderMediation(mediation).join("\n"));
+    return;
+  }
+  if (options.modulesOnly) {
+    console.log(renderModules(await benchModules({ samples: plan.samples.medium, warmup: plan.warmup.medium, pauseMs: AGENT_PAUSE_MS, starts: plan.starts })).join("\n"));
     return;
   }
   const started = performance.now();
@@ -125,10 +130,13 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   const floor = await measureFloor({ samples: plan.samples.fast, warmup: plan.warmup.fast, starts: plan.starts, pauseMs: AGENT_PAUSE_MS });
   log(`floor: sync pipe ${formatPercentiles(floor.syncPipe.backToBack)} µs back-to-back, ${formatPercentiles(floor.syncPipe.agentPace)} µs agent pace; async pipe ${formatPercentiles(floor.asyncPipe)} µs; empty deno ${formatPercentiles(floor.emptyDeno)} µs, empty node ${formatPercentiles(floor.emptyNode)} µs`);
   let mediation: MediationResults;
+  let modules: ModulesResults;
   let breakdown: Results["breakdown"];
   try {
     breakdown = await benchPaddock(plan, set);
     mediation = await measureMediation(plan);
+    modules = await benchModules({ samples: plan.samples.medium, warmup: plan.warmup.medium, pauseMs: AGENT_PAUSE_MS, starts: plan.starts });
+    for (const row of modules.rows) if (row.figures) progress(`modules ${row.id}`, row.figures);
   } finally {
     drainPool();
   }
@@ -152,8 +160,9 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     columns,
     rows,
     notes: notes(plan),
-    targets: checkTargets({ rows, columns: { agent: agent!.column, backToBack: backToBack!.column, quickjs: quickjs.id }, floor, startup, mediation }),
+    targets: checkTargets({ rows, columns: { agent: agent!.column, backToBack: backToBack!.column, quickjs: quickjs.id }, floor, startup, mediation, modules }),
     mediation,
+    modules,
     floor,
     startup,
     breakdown,
@@ -375,8 +384,8 @@ function log(message: string): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false } }, strict: true });
-  runBenchmark({ quick: values.quick, fetchOnly: values.fetch }).catch((error: unknown) => {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false } }, strict: true });
+  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules }).catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   });

@@ -8,6 +8,7 @@ import { formatInteger, formatMegabytes } from "./stats.js";
 import type { Floor } from "./floor.js";
 import type { MediationResults } from "./fetch.js";
 import type { Startup } from "./startup.js";
+import type { ModulesResults } from "./modules.js";
 
 const MB = 1024 * 1024;
 
@@ -19,6 +20,7 @@ export interface TargetInputs {
   floor: Floor;
   startup: Startup;
   mediation: MediationResults;
+  modules: ModulesResults | undefined;
 }
 
 interface Check {
@@ -69,12 +71,21 @@ export function checkTargets(inputs: TargetInputs): TargetResult[] {
     { goal: `sandboxed fetch adds ≤ sync-pipe floor (agent pace) + 100 µs at p50`, measured: inputs.mediation.addedP50Us, limit: agentFloor.p50 + 100, unit: "µs" },
     { goal: `\`await import("paddock")\` p50 ≤ empty node (${ms(floor.emptyNode.p50)}) + 100 ms`, measured: startup.importPackage.p50, limit: floor.emptyNode.p50 + 100_000, unit: "µs" },
     { goal: "`paddock eval \"1+1\"` wall p50 ≤ empty node + empty deno + 100 ms", measured: startup.cliEval.p50, limit: floor.emptyNode.p50 + emptyDenoUs + 100_000, unit: "µs" },
+    // Issue 9 (modules): absolute targets for 2 cores.
+    { goal: "warm import of a small package, whole eval p50 ≤ 0.5 ms", measured: moduleP50(inputs, "warm-tiny"), limit: 500, unit: "µs" },
+    { goal: "warm import of lodash-es (whole), whole eval p50 ≤ 3 ms", measured: moduleP50(inputs, "warm-lodash-es"), limit: 3_000, unit: "µs" },
+    { goal: "warm import of zod, whole eval p50 ≤ 3 ms", measured: moduleP50(inputs, "warm-zod"), limit: 3_000, unit: "µs" },
+    { goal: "first import of a small package already prepared on disk (a new process) p50 ≤ 30 ms", measured: moduleP50(inputs, "first-disk"), limit: 30_000, unit: "µs" },
   ];
   return checks.map((check) => {
     const met = check.measured !== undefined && Number.isFinite(check.limit) && (check.kind === "min" ? check.measured >= check.limit : check.measured <= check.limit);
     const shown = check.measured === undefined ? "not measured" : `${show(check.measured, check.unit)} (limit ${show(check.limit, check.unit)})`;
     return { goal: check.goal, measured: shown, met };
   });
+}
+
+function moduleP50(inputs: TargetInputs, id: string): number | undefined {
+  return inputs.modules?.rows.find((row) => row.id === id)?.figures?.p50;
 }
 
 function find(rows: readonly Row[], row: string, column: string): Cell | undefined {

@@ -12,7 +12,7 @@ import { Sandbox, SandboxError, ScriptError, configurePool, type LogEntry } from
 const USAGE = `usage:
   paddock eval <code> [flags]     run code; its value is printed as JSON on stdout
   paddock run <file> [flags]      run a JavaScript or TypeScript file the same way
-  paddock bench [--quick] [--fetch]  run the benchmark (same as npm run bench); --fetch: only the network mediation rows
+  paddock bench [--quick] [--fetch | --modules]  run the benchmark (same as npm run bench); --fetch, --modules: only those rows
   paddock modules add <package…>   fetch and prepare npm packages into the module cache (npm:lodash-es@4, date-fns)
   paddock modules list | clear     what the module cache holds; empty it
 
@@ -47,6 +47,7 @@ const FLAGS = {
   "cache-dir": { type: "string" },
   quick: { type: "boolean" },
   fetch: { type: "boolean" },
+  modules: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -93,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "bench") {
     const { runBenchmark } = await import("../../bench/run.js");
-    await runBenchmark({ quick: values.quick ?? false, fetchOnly: values.fetch ?? false });
+    await runBenchmark({ quick: values.quick ?? false, fetchOnly: values.fetch ?? false, modulesOnly: values.modules ?? false });
     return 0;
   }
   if (command === "modules") {

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Sandbox, ModuleError, PolicyError, ResourceLimitError, type RunResult, type SandboxError, type SandboxOptions } from "../../src/index.js";
-import { TestRegistry, tarEntries } from "./registry.js";
+import { TestRegistry, tarEntries } from "../../bench/npm-registry.js";
 
 let registry: TestRegistry;
 

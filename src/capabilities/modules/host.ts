@@ -76,7 +76,7 @@ export class SandboxModules implements StackMapper {
   /** What this sandbox resolved, by "name@wanted" (see modulesLock). */
   private readonly resolutions = new Map<string, { version: string; integrity: string }>();
   /** Each linked unit's source map (JSON), made into a TraceMap when a stack first needs it. */
-  private readonly maps = new Map<string, string | TraceMap>();
+  private readonly maps = new Map<string, (() => string | undefined) | TraceMap>();
 
   constructor(readonly options: ResolvedModulesOptions) {
     this.policy = new ModulePolicy(options.allow, options.strict);
@@ -86,11 +86,13 @@ export class SandboxModules implements StackMapper {
   mapStack(stack: string): string {
     return stack.replace(UNIT_POSITION, (whole, key: string, line: string, column: string) => {
       let map = this.maps.get(key);
-      if (map === undefined) return whole;
-      if (typeof map === "string") {
-        map = new TraceMap(map);
+      if (typeof map === "function") {
+        const text = map();
+        if (text === undefined) return whole;
+        map = new TraceMap(text);
         this.maps.set(key, map);
       }
+      if (map === undefined) return whole;
       const found = originalPositionFor(map, { line: Number(line), column: Number(column) - 1 });
       if (found.source === null || found.line === null || found.source.startsWith("..")) return whole;
       const pkg = /^npm:(?:@[^/]+\/)?[^/@]+@[^/]+/.exec(key)?.[0] ?? key;
@@ -249,7 +251,7 @@ export class SandboxModules implements StackMapper {
         next.push(target);
       }
     }));
-    this.maps.set(prepared.key, prepared.map);
+    this.maps.set(prepared.key, prepared.readMap);
     return { unit: { key: prepared.key, code: prepared.code, links }, downloaded: prepared.downloaded, next };
   }
 

@@ -7,10 +7,11 @@
  * temporary name and renamed into place.
  */
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { checkedIntegrity, fetchPackument, fetchTarball, pickVersion, registrySettings, type FetchSettings, type Manifest, type Packument } from "./registry.js";
+import { checkedIntegrity, fetchPackument, fetchTarball, pickVersion, registryFor, registrySettings, type FetchSettings, type Manifest, type Packument } from "./registry.js";
 import { readTarball, writePackage, type UnpackLimits } from "./unpack.js";
 import { bundleEntry, type BundledUnit } from "./prepare.js";
 import { ModuleError } from "../../host/errors.js";
@@ -45,9 +46,11 @@ class WorkQueue {
 const heavyWork = new WorkQueue(HEAVY_WORK_AT_ONCE);
 
 /** Bumped when prepared code changes shape: older prepared files are then left unused. */
-const PREPARE_VERSION = "4";
+const PREPARE_VERSION = "5";
 
-export interface PreparedUnit extends BundledUnit {
+export interface PreparedUnit extends Omit<BundledUnit, "map"> {
+  /** The code's source map (JSON), if it can still be read. */
+  readMap(): string | undefined;
   key: string;
   manifest: Manifest;
   /** Whether this call had to download the package (else: memory or disk cache). */
@@ -80,8 +83,27 @@ export class PackageStore {
     this.fetchSettings = { registry: registrySettings(registry), cache: join(cacheDir, "npm"), offline, packuments: new Map(), timeoutMs: limits.timeoutMs };
   }
 
-  /** The version `wanted` (a range or a dist-tag) picks. */
+  /**
+   * The version `wanted` (a range or a dist-tag) picks. A resolution made in the last 5 minutes
+   * (by any process sharing the cache; any time at all when offline) is read from disk: a new
+   * process then imports a prepared package without loading npm's fetcher or asking the registry.
+   */
   async manifest(name: string, wanted: string, specifier: string): Promise<Manifest> {
+    if (!this.packuments.has(name)) {
+      const known = await readResolution(this.resolutionFile(name, wanted));
+      if (known && (this.fetchSettings.offline || Date.now() - known.at < PACKUMENT_TTL_MS)) return known.manifest;
+    }
+    const manifest = pickVersion(await this.packument(name), wanted, specifier);
+    await writeAtomically(this.resolutionFile(name, wanted), JSON.stringify({ version: PREPARE_VERSION, at: Date.now(), manifest: essentials(manifest) }));
+    return manifest;
+  }
+
+  private resolutionFile(name: string, wanted: string): string {
+    const id = createHash("sha256").update(`${registryFor(this.fetchSettings.registry, name)}\0${name}\0${wanted}`).digest("hex");
+    return join(this.cacheDir, "resolved", id.slice(0, 2), `${id}.json`);
+  }
+
+  private async packument(name: string): Promise<Packument> {
     let entry = this.packuments.get(name);
     if (!entry || performance.now() - entry.at > PACKUMENT_TTL_MS) {
       if (this.packuments.size >= PACKUMENTS_IN_MEMORY) this.packuments.delete(this.packuments.keys().next().value!);
@@ -93,7 +115,7 @@ export class PackageStore {
       // A failure is not kept: the next import asks again (the registry may be back).
       packument.catch(() => this.packuments.delete(name));
     }
-    return pickVersion(await entry.packument, wanted, specifier);
+    return entry.packument;
   }
 
   /** The unit for `subpath` ("" or "/sub") of the package, prepared once (kept in memory while recently used, else on disk). */
@@ -112,20 +134,22 @@ export class PackageStore {
   }
 
   private async prepare(manifest: Manifest, subpath: string, key: string): Promise<PreparedUnit> {
-    // Unpacking and bundling take CPU and memory: a few at a time for the whole process.
-    return heavyWork.run(() => this.prepareNow(manifest, subpath, key));
-  }
-
-  private async prepareNow(manifest: Manifest, subpath: string, key: string): Promise<PreparedUnit> {
     const integrity = checkedIntegrity(manifest) ?? "";
     const id = createHash("sha256").update(`${PREPARE_VERSION}\0${manifest.name}\0${manifest.version}\0${integrity}\0${subpath}`).digest("hex");
     const preparedFile = join(this.cacheDir, "prepared", id.slice(0, 2), `${id}.json`);
+    // The source map is a file of its own, read only if a stack needs it.
+    const mapFile = preparedFile.replace(/\.json$/, ".map");
+    const readMap = () => readMapFile(mapFile);
     const cached = await readPrepared(preparedFile);
-    if (cached) return { ...cached, key, manifest, downloaded: false };
-    const { root, packageDir, downloaded } = await this.unpacked(manifest, integrity);
-    const bundled = await bundleEntry(root, packageDir, manifest.name, subpath, key);
-    await writeAtomically(preparedFile, JSON.stringify({ version: PREPARE_VERSION, ...bundled }));
-    return { ...bundled, key, manifest, downloaded };
+    if (cached) return { ...cached, key, manifest, downloaded: false, readMap };
+    // Unpacking and bundling take CPU and memory: a few at a time for the whole process.
+    return heavyWork.run(async () => {
+      const { root, packageDir, downloaded } = await this.unpacked(manifest, integrity);
+      const { map, ...bundled } = await bundleEntry(root, packageDir, manifest.name, subpath, key);
+      await writeAtomically(mapFile, map);
+      await writeAtomically(preparedFile, JSON.stringify({ version: PREPARE_VERSION, ...bundled }));
+      return { ...bundled, key, manifest, downloaded, readMap: () => map };
+    });
   }
 
   private unpacked(manifest: Manifest, integrity: string): Promise<{ root: string; packageDir: string; downloaded: boolean }> {
@@ -160,6 +184,24 @@ export class PackageStore {
   }
 }
 
+/** What resolution and linking need of a manifest (a packument's version entry holds much more). */
+function essentials(manifest: Manifest): Manifest {
+  const { name, version, dependencies, optionalDependencies, peerDependencies, dist } = manifest;
+  return { name, version, dependencies, optionalDependencies, peerDependencies, dist: { tarball: dist.tarball, integrity: dist.integrity, shasum: dist.shasum } };
+}
+
+async function readResolution(file: string): Promise<{ at: number; manifest: Manifest } | undefined> {
+  try {
+    const value = JSON.parse(await readFile(file, "utf8")) as { version?: unknown; at?: unknown; manifest?: Partial<Manifest> };
+    const manifest = value.manifest;
+    if (value.version !== PREPARE_VERSION || typeof value.at !== "number" || typeof manifest?.name !== "string" || typeof manifest.version !== "string") return undefined;
+    if (typeof manifest.dist?.tarball !== "string") return undefined;
+    return { at: value.at, manifest: manifest as Manifest };
+  } catch {
+    return undefined;
+  }
+}
+
 function parsePackageJson(data: Buffer): { name?: unknown; version?: unknown } | undefined {
   try {
     const value: unknown = JSON.parse(data.toString("utf8"));
@@ -170,12 +212,20 @@ function parsePackageJson(data: Buffer): { name?: unknown; version?: unknown } |
 }
 
 /** A prepared unit from disk; anything unreadable or malformed (a torn write, corruption) counts as absent. */
-async function readPrepared(file: string): Promise<BundledUnit | undefined> {
+function readMapFile(file: string): string | undefined {
   try {
-    const value = JSON.parse(await readFile(file, "utf8")) as { version?: unknown; code?: unknown; map?: unknown; externals?: unknown };
-    if (value.version !== PREPARE_VERSION || typeof value.code !== "string" || typeof value.map !== "string") return undefined;
+    return readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+async function readPrepared(file: string): Promise<Omit<BundledUnit, "map"> | undefined> {
+  try {
+    const value = JSON.parse(await readFile(file, "utf8")) as { version?: unknown; code?: unknown; externals?: unknown };
+    if (value.version !== PREPARE_VERSION || typeof value.code !== "string") return undefined;
     if (!Array.isArray(value.externals) || !value.externals.every((e) => typeof e === "string")) return undefined;
-    return { code: value.code, map: value.map, externals: value.externals as string[] };
+    return { code: value.code, externals: value.externals as string[] };
   } catch {
     return undefined;
   }

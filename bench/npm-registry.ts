@@ -1,5 +1,5 @@
 /**
- * A real npm registry on loopback for the module tests: packuments and gzipped tarballs over HTTP,
+ * A real npm registry on loopback for the module tests and the benchmark: packuments and gzipped tarballs over HTTP,
  * built from fixture packages (files given here, or a package repacked from this project's own
  * node_modules). Tarballs are written by hand, header by header, so that tests can also serve the
  * hostile ones no honest packer would make (traversal, links, devices, lying metadata).
@@ -9,7 +9,11 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Header } from "tar";
+
+/** This project's node_modules (from dist/bench/). */
+const INSTALLED = fileURLToPath(new URL("../../node_modules/", import.meta.url));
 
 export interface TarEntry {
   /** The path as written in the tarball (the packer's "package/" prefix included). */
@@ -93,7 +97,7 @@ export class TestRegistry {
   }
 
   /** Publishes a package installed in this project's node_modules, as it is on disk. */
-  publishInstalled(name: string, root = join(process.cwd(), "node_modules")): this {
+  publishInstalled(name: string, root = INSTALLED): this {
     const dir = join(root, name);
     const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version: string; dependencies?: Record<string, string> };
     const files: Record<string, Uint8Array> = {};
