@@ -129,8 +129,17 @@ const capabilityErrorKinds = new WeakMap<object, FailureKind>();
  * DOMException, for aborts and timeouts, as the web platform has it). If it ends the eval, the
  * eval fails with the call's kind (a PolicyError, say), which code cannot forge.
  */
-export function capabilityError(realm: RealmHelpers, { name, message, kind }: CallError): Error {
-  const error = name === "AbortError" || name === "TimeoutError" ? new DOMException(message, name) : realm.makeError(name, message);
+export function capabilityError(realm: RealmHelpers, failure: CallError): Error {
+  const { name, message, kind } = failure;
+  if (name !== "AbortError" && name !== "TimeoutError") return realmError(realm, failure);
+  const error = new DOMException(message, name);
+  if (kind) capabilityErrorKinds.set(error, kind);
+  return error;
+}
+
+/** Like capabilityError, always an error of the realm's own classes (never a platform object). */
+export function realmError(realm: RealmHelpers, { name, message, kind }: CallError): Error {
+  const error = realm.makeError(name, message);
   if (kind) capabilityErrorKinds.set(error, kind);
   return error;
 }

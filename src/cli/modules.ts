@@ -1,9 +1,10 @@
 /** `paddock modules add|list|clear`: the module cache, filled ahead of time (an air-gapped deploy) or emptied. */
 import { readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
 import { SandboxModules } from "../capabilities/modules/host.js";
 import { modulesOptionsSchema } from "../capabilities/modules/options.js";
-import { defaultCacheDir } from "../capabilities/modules/store.js";
+import { CACHE_TAG, defaultCacheDir } from "../capabilities/modules/store.js";
 import { parseOptions } from "../host/options.js";
 import type { ImportRecord } from "../capabilities/modules/host.js";
 
@@ -12,11 +13,12 @@ export interface CacheFlags {
   registry: string | undefined;
 }
 
-/** What the cache is made of: pacote's tarballs and packuments, unpacked packages, prepared units. */
-const CACHE_PARTS = ["npm", "packages", "prepared"];
+/** What the cache is made of: pacote's tarballs and packuments, unpacked packages, prepared units, resolutions. */
+const CACHE_PARTS = ["npm", "packages", "prepared", "resolved"];
 
 export async function modulesCommand(action: string | undefined, specifiers: string[], flags: CacheFlags): Promise<number> {
   const cacheDir = flags.cacheDir ?? defaultCacheDir();
+  if (!isAbsolute(cacheDir) || cacheDir === "/") throw new TypeError(`paddock modules: the cache directory must be an absolute path (got "${cacheDir}")`);
   switch (action) {
     case "add": {
       if (specifiers.length === 0) throw new TypeError("paddock modules add: name at least one package (npm:lodash-es@4, date-fns…)");
@@ -33,6 +35,11 @@ export async function modulesCommand(action: string | undefined, specifiers: str
       return 0;
     }
     case "clear": {
+      // Only a directory Paddock made into its cache: a mistyped --cache-dir must not cost anyone a folder.
+      if (!existsSync(join(cacheDir, CACHE_TAG))) {
+        if (!existsSync(cacheDir)) return 0;
+        throw new TypeError(`paddock modules clear: ${cacheDir} is not a Paddock module cache (it has no ${CACHE_TAG}); nothing was deleted`);
+      }
       for (const part of CACHE_PARTS) await rm(join(cacheDir, part), { recursive: true, force: true });
       console.log(`cleared ${cacheDir}`);
       return 0;

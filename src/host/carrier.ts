@@ -129,8 +129,8 @@ export class Carrier {
   private stopWatching: (() => void) | undefined;
   /** Call ids only grow: a stream message for an id at or below this one may be late, not forged. */
   private lastCall = 0;
-  /** Module units this carrier holds, by key, with their size, oldest first (see provideModules). */
-  private readonly shelf = new Map<string, number>();
+  /** Module units this carrier holds, by key, oldest first (see provideModules). */
+  private readonly shelf = new Map<string, ModuleUnit>();
   private shelfChars = 0;
   private readonly pipe: PortPipe;
   /** Resolves when stdin, backed up, drains: one promise per backed-up spell. */
@@ -214,18 +214,20 @@ export class Carrier {
    * beyond its budget. Returns how many were sent.
    */
   provideModules(units: Map<string, ModuleUnit>): number {
-    const fresh = [...units.values()].filter((unit) => !this.shelf.has(unit.key));
+    // A key held with other code (the package changed under its version) is sent again, replacing it.
+    const fresh = [...units.values()].filter((unit) => this.shelf.get(unit.key)?.code !== unit.code);
     if (fresh.length === 0) return 0;
     for (const unit of fresh) {
-      this.shelf.set(unit.key, unit.code.length);
-      this.shelfChars += unit.code.length;
+      this.shelfChars += unit.code.length - (this.shelf.get(unit.key)?.code.length ?? 0);
+      this.shelf.delete(unit.key);
+      this.shelf.set(unit.key, unit);
     }
     const forget: string[] = [];
-    for (const [key, chars] of this.shelf) {
+    for (const [key, unit] of this.shelf) {
       if (this.shelfChars <= MODULE_SHELF_CHARS) break;
       if (units.has(key)) continue;
       this.shelf.delete(key);
-      this.shelfChars -= chars;
+      this.shelfChars -= unit.code.length;
       forget.push(key);
     }
     this.send({ t: "modules", units: fresh, forget });

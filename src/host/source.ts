@@ -169,11 +169,15 @@ function rewrite(code: string, parsed: { program: Program; module: boolean }): P
   if (!parsed.module && !topLevelAwait) return { code, kind: "script", ...listed };
   const edits: Edit[] = [];
   const importLines: string[] = [];
+  // A hashbang is only valid as a source's very first line, which is now Paddock's.
+  if (code.startsWith("#!")) edits.push(blank(code, 0, code.search(/[\n\r]|$/)));
   if (!module && !topLevelAwait) {
     // Imports only: a plain script after a first line of Paddock's that loads them (\`var\`, so a
-    // persistent sandbox may import the same names again in a later eval).
+    // persistent sandbox may import the same names again in a later eval). A "use strict" the
+    // code begins with must still begin it.
     for (const node of program.body) if (node.type === "ImportDeclaration") rewriteModuleStatement(code, node, edits, importLines, "var");
-    return { code: `${importLines.join(" ")}\n${applyEdits(code, edits)}`, kind: "prologue", ...listed };
+    const strict = program.body.some((node) => node.type === "ExpressionStatement" && (node as { directive?: string }).directive === "use strict") ? '"use strict"; ' : "";
+    return { code: `${strict}${importLines.join(" ")}\n${applyEdits(code, edits)}`, kind: "prologue", ...listed };
   }
   const hoisted: string[] = [];
   let defaultExport = module ? "undefined" : "";

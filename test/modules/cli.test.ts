@@ -55,3 +55,20 @@ test("paddock eval imports npm:lodash-es with --allow-import, then offline from 
   assert.equal((await paddock(["modules", "clear"])).code, 0);
   assert.equal((await paddock(["modules", "list"])).stdout.trim(), "");
 });
+
+test("paddock modules clear refuses a directory that is not a Paddock module cache, and deletes nothing", async () => {
+  const { mkdirSync, writeFileSync, existsSync } = await import("node:fs");
+  const other = mkdtempSync(join(tmpdir(), "paddock-not-a-cache-"));
+  try {
+    mkdirSync(join(other, "packages", "app"), { recursive: true });
+    writeFileSync(join(other, "packages", "app", "index.js"), "precious");
+    const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, [bin, "modules", "clear", "--cache-dir", other], { cwd: root, timeout: 120_000 }, (error, _stdout, stderr) => resolve({ code: error ? (typeof error.code === "number" ? error.code : -1) : 0, stderr }));
+    });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /not a Paddock module cache/);
+    assert.ok(existsSync(join(other, "packages", "app", "index.js")));
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});

@@ -443,3 +443,48 @@ test("metadata whose integrity checks nothing is refused; an entry bomb stops at
     await tricky.close();
   }
 });
+
+test("two registries serving different contents under one name and version never share code through the cache", async () => {
+  const evil = await TestRegistry.start();
+  const honest = await TestRegistry.start();
+  const files = (word: string) => ({ "index.js": `module.exports = "${word}";`, "sub.js": `module.exports = "${word} sub";` });
+  evil.publish({ name: "twin", version: "1.0.0", files: files("EVIL") });
+  honest.publish({ name: "twin", version: "1.0.0", files: files("GOOD") });
+  const cacheDir = newCacheDir();
+  try {
+    const honestRun = await withSandbox({ registry: honest.url }, (sandbox) => sandbox.run(`import main from "twin"; main`));
+    assert.equal(honestRun.ok && honestRun.value, "GOOD");
+    assert.equal(await withSandbox({ registry: evil.url, cacheDir }, (sandbox) => sandbox.eval(`import main from "twin@1.0.0"; main`)), "EVIL");
+    // The evil registry now claims the honest integrity for its unchanged tarball. A new store on it
+    // (other options) resolves "twin@1.0.0" from disk (the evil package, unpacked before) and
+    // "twin@^1" afresh (the honest integrity): the second must not be built from the first's files.
+    evil.publish({ name: "twin", version: "1.0.0", files: files("EVIL"), integrity: honestRun.imports[0]!.integrity! });
+    const mixed = await withSandbox({ registry: evil.url, cacheDir, timeoutMs: 59_000 }, (sandbox) => sandbox.run(`import sub from "twin@1.0.0/sub.js"; import main from "twin@^1"; [main, sub]`));
+    assert.equal(errorOf(mixed).reason, "integrity");
+    // A sandbox on the honest registry sharing the cache gets the honest code.
+    assert.deepEqual(await withSandbox({ registry: honest.url, cacheDir }, (sandbox) => sandbox.eval(`import main from "twin"; import sub from "twin/sub.js"; [main, sub]`)), ["GOOD", "GOOD sub"]);
+  } finally {
+    await evil.close();
+    await honest.close();
+  }
+});
+
+test("user text that looks like a package frame is left alone, and never breaks run()", async () => {
+  await withSandbox({}, async (sandbox) => {
+    for (const position of ["npm:tiny-esm@1.0.0:0:1", "npm:tiny-esm@1.0.0:5:0", "npm:tiny-esm@1.0.0:99999:99999"]) {
+      const result = await sandbox.run(`import { chunk } from "tiny-esm"; throw new Error("${position}")`);
+      assert.equal(errorOf(result).name, "ScriptError");
+      assert.match(errorOf(result).message, new RegExp(position.replace(/[.]/g, "\\.")));
+    }
+  });
+});
+
+test("import-only code keeps its hashbang line and its \"use strict\"", async () => {
+  await withSandbox({}, async (sandbox) => {
+    assert.equal(await sandbox.eval(`#!/usr/bin/env paddock\nimport { chunk } from "tiny-esm";\nchunk([1, 2], 1).length`), 2);
+    assert.equal(await sandbox.eval(`"use strict";\nimport { chunk } from "tiny-esm";\n(function () { return this; })()`), undefined);
+    const error = errorOf(await sandbox.run(`import { chunk } from "tiny-esm";\n\nnotDefined + 1`));
+    assert.equal(error.name, "ScriptError");
+    assert.equal((error as { line?: number }).line, 3);
+  });
+});

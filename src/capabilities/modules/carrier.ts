@@ -7,7 +7,7 @@
 import vm from "node:vm";
 import type { Realm } from "../../carrier/realm.js";
 import type { EvalScope } from "../../carrier/scope.js";
-import { capabilityError } from "../../carrier/values.js";
+import { realmError } from "../../carrier/values.js";
 import type { CallError, FailureKind } from "../../protocol/messages.js";
 import type { ModuleLink, ModuleUnit, ModulesMessage } from "./messages.js";
 
@@ -140,7 +140,7 @@ function loaderOf(realm: Realm): Loader {
       const scope = realm.slot.scope;
       const link = own(scope ? evalImports.get(scope) : undefined, specifier);
       if (typeof link === "string") return link;
-      return capabilityError(realm.helpers, link === undefined ? notPrepared(specifier) : { ...link.error, kind: kindOf(link.error.name) });
+      return realmError(realm.helpers, link === undefined ? notPrepared(specifier) : { ...link.error, kind: kindOf(link.error.name) });
     };
     loader = make(factoryOf, linkOf, realm.helpers.makeError, linkOfEval);
     loaders.set(realm, loader);
@@ -198,7 +198,7 @@ export function guardedImport(specifier: string, load: (realm: Realm) => unknown
     if (ownerOf?.(error) === realm) throw error;
     let replacement: unknown = "the import could not be completed";
     try {
-      const made = capabilityError(realm.helpers, { name: "RangeError", message: "the import could not be completed (the call stack may be exhausted)" });
+      const made = realmError(realm.helpers, { name: "RangeError", message: "the import could not be completed (the call stack may be exhausted)" });
       if (ownerOf?.(made) === realm) replacement = made;
     } catch {
       // the string, then
@@ -238,5 +238,5 @@ function kindOf(name: string): FailureKind {
 }
 
 function refuse(realm: Realm, error: CallError): never {
-  throw capabilityError(realm.helpers, error);
+  throw realmError(realm.helpers, error);
 }

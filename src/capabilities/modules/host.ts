@@ -5,7 +5,7 @@
  */
 import { ModuleError, PolicyError, ResourceLimitError, TimeoutError, type SandboxError } from "../../host/errors.js";
 import { ModulePolicy, isPackageName, semver } from "./policy.js";
-import { storeFor, unitKey, type PackageStore, type PreparedUnit } from "./store.js";
+import { contentId, storeFor, unitKey, type PackageStore, type PreparedUnit } from "./store.js";
 import { isBuiltin, packageNameOf } from "./prepare.js";
 import { checkedIntegrity, type Manifest } from "./registry.js";
 import { BoundedCache } from "../../shared/bounded-cache.js";
@@ -84,20 +84,33 @@ export class SandboxModules implements StackMapper {
   }
 
   mapStack(stack: string): string {
-    return stack.replace(UNIT_POSITION, (whole, key: string, line: string, column: string) => {
+    // Only frame lines: the message is the user's own text, whatever it looks like.
+    return stack
+      .split("\n")
+      .map((line) => (line.startsWith("    at ") ? line.replace(UNIT_POSITION, (whole, key: string, row: string, column: string) => this.mapPosition(key, Number(row), Number(column)) ?? whole) : line))
+      .join("\n");
+  }
+
+  private mapPosition(key: string, line: number, column: number): string | undefined {
+    if (line < 1 || column < 1) return undefined;
+    try {
       let map = this.maps.get(key);
       if (typeof map === "function") {
         const text = map();
-        if (text === undefined) return whole;
+        if (text === undefined) return undefined;
         map = new TraceMap(text);
         this.maps.set(key, map);
       }
-      if (map === undefined) return whole;
-      const found = originalPositionFor(map, { line: Number(line), column: Number(column) - 1 });
-      if (found.source === null || found.line === null || found.source.startsWith("..")) return whole;
+      if (map === undefined) return undefined;
+      const found = originalPositionFor(map, { line, column: column - 1 });
+      if (found.source === null || found.line === null || found.source.startsWith("..") || found.source.startsWith("/")) return undefined;
       const pkg = /^npm:(?:@[^/]+\/)?[^/@]+@[^/]+/.exec(key)?.[0] ?? key;
       return `${pkg}/${found.source}:${found.line}:${found.column + 1}`;
-    });
+    } catch {
+      // A map file that cannot be read as one (damaged on disk): the frame stays as it was.
+      this.maps.delete(key);
+      return undefined;
+    }
   }
 
   /**
@@ -229,12 +242,12 @@ export class SandboxModules implements StackMapper {
   }
 
   private link(manifest: Manifest, subpath: string): Promise<LinkedUnit> {
-    const key = unitKey(manifest, subpath);
-    let linked = this.linked.get(key);
+    const id = contentId(manifest, subpath);
+    let linked = this.linked.get(id);
     if (!linked) {
       linked = this.store.unit(manifest, subpath).then((prepared) => this.linkUnit(prepared));
-      this.linked.set(key, linked);
-      linked.catch(() => this.linked.delete(key));
+      this.linked.set(id, linked);
+      linked.catch(() => this.linked.delete(id));
     }
     return linked;
   }

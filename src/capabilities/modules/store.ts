@@ -57,6 +57,10 @@ export interface PreparedUnit extends Omit<BundledUnit, "map"> {
   downloaded: boolean;
 }
 
+/** Marks a directory as Paddock's module cache (the CACHEDIR.TAG convention): `modules clear` empties only such a directory. */
+export const CACHE_TAG = "CACHEDIR.TAG";
+const CACHE_TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# This directory is Paddock's module cache (paddock modules clear empties it).\n";
+
 export function defaultCacheDir(): string {
   const env = process.env.PADDOCK_CACHE_DIR;
   if (env) return env;
@@ -68,11 +72,18 @@ export function unitKey(manifest: Pick<Manifest, "name" | "version">, subpath: s
   return `npm:${manifest.name}@${manifest.version}${subpath}`;
 }
 
+/** A unit's key with the integrity of the package it comes from: what identifies its contents. */
+export function contentId(manifest: Manifest, subpath: string): string {
+  return `${unitKey(manifest, subpath)}\0${checkedIntegrity(manifest) ?? ""}`;
+}
+
 export class PackageStore {
   private readonly fetchSettings: FetchSettings;
   private readonly packuments = new Map<string, { packument: Promise<Packument>; at: number }>();
   private readonly packages = new Map<string, Promise<{ root: string; packageDir: string; downloaded: boolean }>>();
   private readonly units = new Map<string, Promise<PreparedUnit>>();
+  /** Resolutions made, by the package they picked, not yet on disk (see confirm). */
+  private readonly unconfirmed = new Map<string, Map<string, Manifest>>();
 
   constructor(
     readonly cacheDir: string,
@@ -89,13 +100,28 @@ export class PackageStore {
    * process then imports a prepared package without loading npm's fetcher or asking the registry.
    */
   async manifest(name: string, wanted: string, specifier: string): Promise<Manifest> {
+    const file = this.resolutionFile(name, wanted);
     if (!this.packuments.has(name)) {
-      const known = await readResolution(this.resolutionFile(name, wanted));
-      if (known && (this.fetchSettings.offline || Date.now() - known.at < PACKUMENT_TTL_MS)) return known.manifest;
+      const known = await readResolution(file, name);
+      const age = known ? Date.now() - known.at : Infinity;
+      if (known && age > -60_000 && (this.fetchSettings.offline || age < PACKUMENT_TTL_MS)) return known.manifest;
     }
     const manifest = pickVersion(await this.packument(name), wanted, specifier);
-    await writeAtomically(this.resolutionFile(name, wanted), JSON.stringify({ version: PREPARE_VERSION, at: Date.now(), manifest: essentials(manifest) }));
+    // Kept on disk once a unit of that version has been prepared from a checked tarball, not before.
+    const id = contentId(manifest, "");
+    const files = this.unconfirmed.get(id) ?? new Map<string, Manifest>();
+    files.set(file, manifest);
+    this.unconfirmed.set(id, files);
     return manifest;
+  }
+
+  /** The resolutions that picked this package, written now that a unit of it was prepared. */
+  private async confirm(manifest: Manifest): Promise<void> {
+    const id = contentId(manifest, "");
+    const files = this.unconfirmed.get(id);
+    if (!files) return;
+    this.unconfirmed.delete(id);
+    await Promise.all([...files].map(([file, picked]) => writeAtomically(file, JSON.stringify({ version: PREPARE_VERSION, at: Date.now(), manifest: essentials(picked) }))));
   }
 
   private resolutionFile(name: string, wanted: string): string {
@@ -121,16 +147,29 @@ export class PackageStore {
   /** The unit for `subpath` ("" or "/sub") of the package, prepared once (kept in memory while recently used, else on disk). */
   unit(manifest: Manifest, subpath: string): Promise<PreparedUnit> {
     const key = unitKey(manifest, subpath);
-    let unit = this.units.get(key);
+    // The same name and version may come with other contents (another registry, a republished
+    // package): everything held is by integrity too.
+    const id = contentId(manifest, subpath);
+    let unit = this.units.get(id);
     if (unit) {
-      this.units.delete(key);
+      this.units.delete(id);
     } else {
       unit = this.prepare(manifest, subpath, key);
-      unit.catch(() => this.units.delete(key));
+      unit.catch(() => this.units.delete(id));
     }
-    this.units.set(key, unit);
+    // A resolution is kept on disk once it has led to a prepared unit (a failed write costs only the shortcut).
+    unit.then(() => this.confirm(manifest)).catch(() => {});
+    this.units.set(id, unit);
     if (this.units.size > UNITS_IN_MEMORY) this.units.delete(this.units.keys().next().value!);
     return unit;
+  }
+
+  private tagged: Promise<void> | undefined;
+
+  /** Writes the cache's tag once per store (before anything else is written into the directory). */
+  private tag(): Promise<void> {
+    this.tagged ??= mkdir(this.cacheDir, { recursive: true }).then(() => writeFile(join(this.cacheDir, CACHE_TAG), CACHE_TAG_TEXT));
+    return this.tagged;
   }
 
   private async prepare(manifest: Manifest, subpath: string, key: string): Promise<PreparedUnit> {
@@ -144,6 +183,7 @@ export class PackageStore {
     if (cached) return { ...cached, key, manifest, downloaded: false, readMap };
     // Unpacking and bundling take CPU and memory: a few at a time for the whole process.
     return heavyWork.run(async () => {
+      await this.tag();
       const { root, packageDir, downloaded } = await this.unpacked(manifest, integrity);
       const { map, ...bundled } = await bundleEntry(root, packageDir, manifest.name, subpath, key);
       await writeAtomically(mapFile, map);
@@ -153,7 +193,7 @@ export class PackageStore {
   }
 
   private unpacked(manifest: Manifest, integrity: string): Promise<{ root: string; packageDir: string; downloaded: boolean }> {
-    const id = `${manifest.name}@${manifest.version}`;
+    const id = contentId(manifest, "");
     let entry = this.packages.get(id);
     if (!entry) {
       entry = this.unpack(manifest, integrity);
@@ -190,11 +230,11 @@ function essentials(manifest: Manifest): Manifest {
   return { name, version, dependencies, optionalDependencies, peerDependencies, dist: { tarball: dist.tarball, integrity: dist.integrity, shasum: dist.shasum } };
 }
 
-async function readResolution(file: string): Promise<{ at: number; manifest: Manifest } | undefined> {
+async function readResolution(file: string, name: string): Promise<{ at: number; manifest: Manifest } | undefined> {
   try {
     const value = JSON.parse(await readFile(file, "utf8")) as { version?: unknown; at?: unknown; manifest?: Partial<Manifest> };
     const manifest = value.manifest;
-    if (value.version !== PREPARE_VERSION || typeof value.at !== "number" || typeof manifest?.name !== "string" || typeof manifest.version !== "string") return undefined;
+    if (value.version !== PREPARE_VERSION || typeof value.at !== "number" || manifest?.name !== name || typeof manifest.version !== "string") return undefined;
     if (typeof manifest.dist?.tarball !== "string") return undefined;
     return { at: value.at, manifest: manifest as Manifest };
   } catch {
