@@ -488,3 +488,48 @@ test("import-only code keeps its hashbang line and its \"use strict\"", async ()
     assert.equal((error as { line?: number }).line, 3);
   });
 });
+
+test("a damaged cache heals: a torn prepared unit is rebuilt, a damaged unpacked package or resolution is fetched again", async () => {
+  const { readdirSync: list, writeFileSync, rmSync: remove } = await import("node:fs");
+  const healing = await TestRegistry.start();
+  healing.publish({ name: "healer", version: "1.0.0", files: { "index.js": "module.exports = 'whole';" } });
+  const cacheDir = newCacheDir();
+  const code = `import v from "healer"; v`;
+  try {
+    assert.equal(await withSandbox({ registry: healing.url, cacheDir }, (sandbox) => sandbox.eval(code)), "whole");
+    const filesIn = (dir: string): string[] => list(dir, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
+    for (const file of filesIn(join(cacheDir, "prepared"))) writeFileSync(file, file.endsWith(".json") ? '{"version":' : "{garbage");
+    for (const file of filesIn(join(cacheDir, "resolved"))) writeFileSync(file, "");
+    // Other options: a new store of this process, so nothing is served from memory.
+    assert.equal(await withSandbox({ registry: healing.url, cacheDir, timeoutMs: 59_000 }, (sandbox) => sandbox.eval(code)), "whole");
+    remove(join(cacheDir, "packages"), { recursive: true, force: true });
+    for (const file of filesIn(join(cacheDir, "prepared"))) remove(file);
+    assert.equal(await withSandbox({ registry: healing.url, cacheDir, timeoutMs: 58_000 }, (sandbox) => sandbox.eval(code)), "whole");
+  } finally {
+    await healing.close();
+  }
+});
+
+test("two host processes sharing one cache directory import the same new packages at once", async () => {
+  const { execFile } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const shared = await TestRegistry.start();
+  for (let i = 0; i < 4; i++) shared.publish({ name: `shared-${i}`, version: "1.0.0", files: { "index.js": `module.exports = ${i};` } });
+  const cacheDir = newCacheDir();
+  const entry = fileURLToPath(new URL("../../src/index.js", import.meta.url));
+  const script = `
+    const { Sandbox } = await import(${JSON.stringify(entry)});
+    const sandbox = await Sandbox.create({ modules: { allow: ["npm:*"], registry: ${JSON.stringify(shared.url)}, cacheDir: ${JSON.stringify(cacheDir)} } });
+    const value = await sandbox.eval(${JSON.stringify(`import a from "shared-0"; import b from "shared-1"; import c from "shared-2"; import d from "shared-3"; a + b + c + d`)});
+    await sandbox.close();
+    console.log(value);`;
+  const run = () => new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ["--input-type=module", "-e", script], { timeout: 120_000 }, (error, stdout, stderr) => (error ? reject(new Error(stderr)) : resolve(stdout.trim())));
+  });
+  try {
+    assert.deepEqual(await Promise.all([run(), run(), run()]), ["6", "6", "6"]);
+    assert.equal(await withSandbox({ registry: shared.url, cacheDir, offline: true }, (sandbox) => sandbox.eval(`import d from "shared-3"; d`)), 3);
+  } finally {
+    await shared.close();
+  }
+});
