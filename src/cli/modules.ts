@@ -14,7 +14,7 @@ export interface CacheFlags {
 }
 
 /** What the cache is made of: pacote's tarballs and packuments, unpacked packages, prepared units, resolutions. */
-const CACHE_PARTS = ["npm", "packages", "prepared", "resolved"];
+const CACHE_PARTS = ["npm", "packages", "prepared", "resolved", "urls"];
 
 export async function modulesCommand(action: string | undefined, specifiers: string[], flags: CacheFlags): Promise<number> {
   const cacheDir = flags.cacheDir ?? defaultCacheDir();

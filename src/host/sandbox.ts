@@ -227,6 +227,7 @@ export class Sandbox implements AsyncDisposable {
       exits.push(carrier.exited);
     }
     if (this.network) exits.push(this.network.close());
+    if (this.modules) exits.push(this.modules.close());
     await Promise.all(exits);
   }
 

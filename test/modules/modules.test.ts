@@ -290,7 +290,7 @@ test("20 sandboxes importing the same new package at once download it once", asy
 });
 
 test("invalid module options are refused at create, naming the entry", async () => {
-  for (const allow of [["lodash"], ["npm:Bad Name"], ["npm:x@not-a-range!"], ["https://esm.sh/*"]]) {
+  for (const allow of [["lodash"], ["npm:Bad Name"], ["npm:x@not-a-range!"], ["https://esm.sh/lib*"], ["ftp://x/*"]]) {
     await assert.rejects(Sandbox.create({ modules: { allow } }), (error: Error) => error instanceof TypeError && error.message.includes("modules.allow"));
   }
 });

@@ -9,6 +9,7 @@ import { contentId, storeFor, unitKey, type PackageStore, type PreparedUnit } fr
 import { isBuiltin, packageNameOf } from "./prepare.js";
 import { checkedIntegrity, type Manifest } from "./registry.js";
 import { BoundedCache } from "../../shared/bounded-cache.js";
+import { UrlFetcher, shown } from "./urls.js";
 import { TraceMap, originalPositionFor } from "@jridgewell/trace-mapping";
 import type { ModuleLink, ModuleUnit } from "./messages.js";
 import type { ModuleLock, ResolvedModulesOptions } from "./options.js";
@@ -19,8 +20,8 @@ export interface ImportRecord {
   /** The unit it resolved to ("npm:lodash-es@4.17.21/chunk"); null if it did not resolve. */
   resolved: string | null;
   integrity: string | null;
-  /** Where its code came from: already in the carrier, the host's cache, or the registry. */
-  from: "carrier" | "cache" | "registry" | null;
+  /** Where its code came from: already in the carrier, the host's cache, the registry, or its URL. */
+  from: "carrier" | "cache" | "registry" | "url" | null;
   ms: number;
   verdict: "allowed" | "refused";
   /** The allow pattern that admitted it, or why it was refused or failed. */
@@ -71,6 +72,9 @@ export class SandboxModules implements StackMapper {
   private readonly linked = new Map<string, Promise<LinkedUnit>>();
   /** Import lists resolved before, by their JSON: an agent's code repeats its imports. */
   private readonly resolvedSets = new BoundedCache<{ modules: EvalModules; records: ImportRecord[]; at: number }>(RESOLVED_SETS, RESOLVED_SETS_CHARS);
+  /** URL modules' fetcher, made at the first URL import. */
+  private urls: UrlFetcher | undefined;
+  private readonly closing = new AbortController();
   /** Units whose download an import record has already reported. */
   private readonly reported = new Set<string>();
   /** What this sandbox resolved, by "name@wanted" (see modulesLock). */
@@ -157,6 +161,12 @@ export class SandboxModules implements StackMapper {
       const record: ImportRecord = { specifier, resolved: null, integrity: null, from: null, ms: 0, verdict: "refused", rule: "" };
       records.push(record);
       try {
+        if (/^https?:/i.test(specifier)) {
+          const unit = await this.resolveUrl(specifier, record);
+          units.set(unit.key, unit);
+          imports[specifier] = unit.key;
+          return;
+        }
         const { manifest, subpath, rule } = await this.resolveRoot(specifier);
         record.verdict = "allowed";
         record.rule = rule;
@@ -176,6 +186,43 @@ export class SandboxModules implements StackMapper {
     }));
     if (units.size > this.options.maxModulesPerEval) throw this.tooManyModules(units.size);
     return { imports, units, failures, servedByCarrier: servedBy(records) };
+  }
+
+  /** A URL module: admitted by a URL pattern, fetched through this sandbox's own policy, every URL in it checked again. */
+  private async resolveUrl(specifier: string, record: ImportRecord): Promise<ModuleUnit> {
+    let url: URL;
+    try {
+      url = new URL(specifier);
+    } catch {
+      throw new ModuleError(`"${specifier}" is not a valid URL`, "not-found");
+    }
+    const rule = this.policy.admitsUrl(url);
+    if (!rule) throw new PolicyError(`import of ${shown(url)} refused: not in modules.allow`);
+    record.verdict = "allowed";
+    record.rule = rule;
+    this.urls ??= new UrlFetcher((next) => this.policy.admitsUrl(next), this.policy.urlPatterns, this.options.allowPrivate, { maxBytes: this.options.maxPackageBytes, timeoutMs: this.options.timeoutMs });
+    const fetcher = this.urls;
+    const prepared = await this.store.urlUnit(url.href, (next) => fetcher.fetch(next, this.closing.signal));
+    // A unit prepared for another sandbox may hold URLs this sandbox's policy does not admit.
+    const outside = prepared.urls.find((held) => !this.policy.admitsUrl(new URL(held)));
+    if (outside) throw new PolicyError(`import of ${shown(url)} refused: it imports ${shown(new URL(outside))}, which is not in modules.allow`);
+    const locked = this.options.lock?.packages[url.href];
+    if (locked && locked.integrity !== prepared.integrity) {
+      throw new ModuleError(`${shown(url)} no longer matches modules.lock (its contents changed): refused`, "integrity");
+    }
+    this.resolutions.set(url.href, { version: "url", integrity: prepared.integrity });
+    const links: Record<string, ModuleLink> = {};
+    for (const external of prepared.externals) {
+      links[external] = { error: { name: "Error", message: `Cannot find module "${external}" (imported by ${shown(url)}): a URL module can import other URLs only` } };
+    }
+    Object.assign(record, { resolved: prepared.key, integrity: prepared.integrity, from: prepared.downloaded ? "url" : "cache" });
+    return { key: prepared.key, code: prepared.code, links };
+  }
+
+  /** Stops this sandbox's URL fetches (its sandbox is closing). */
+  close(): Promise<void> {
+    this.closing.abort();
+    return this.urls?.close() ?? Promise.resolve();
   }
 
   /** An import of the eval's own code: which package, version and subpath, and the rule that allows it. */
@@ -312,8 +359,8 @@ export function parseSpecifier(specifier: string): { name: string; range: string
   if (specifier.startsWith("node:") || (isBuiltin(specifier) && !specifier.startsWith("npm:"))) {
     throw new PolicyError(`import of "${specifier}" refused: Node.js built-in modules are not available in the sandbox`);
   }
-  if (/^(https?|jsr|file|data|blob):/i.test(specifier)) {
-    throw new PolicyError(`import of "${specifier}" refused: only npm packages can be imported ("npm:name" or a bare "name"); ${specifier.split(":")[0]}: imports are not supported`);
+  if (/^(jsr|file|data|blob):/i.test(specifier)) {
+    throw new PolicyError(`import of "${specifier}" refused: only npm packages ("npm:name" or a bare "name") and http(s) URLs can be imported; ${specifier.split(":")[0]}: imports are not supported`);
   }
   if (specifier.startsWith(".") || specifier.startsWith("/")) {
     throw new PolicyError(`import of "${specifier}" refused: the eval's code has no files to import relatively; import packages by name`);

@@ -17,8 +17,10 @@ export type ModuleLock = z.output<ReturnType<typeof moduleLockSchema>>;
 
 export const modulesOptionsSchema = lazySchema((z) =>
   z.strictObject({
-    /** Patterns: "npm:lodash-es", "npm:lodash@^4", "npm:@scope/*", "npm:*". */
+    /** Patterns: "npm:lodash-es", "npm:lodash@^4", "npm:@scope/*", "npm:*"; URL prefixes "https://esm.sh/*". */
     allow: z.array(z.string().min(1).max(512)).max(10_000),
+    /** Private or otherwise non-public addresses URL modules may come from anyway: "10.1.2.0/24", "127.0.0.1". */
+    allowPrivate: z.array(z.string().min(1).max(64)).max(1_000).default([]),
     /** Every package, dependencies included, must match `allow` (by default a package's dependencies come with it). */
     strict: z.boolean().default(false),
     /** The npm registry; by default the one npm itself uses (.npmrc, npm_config_registry). */

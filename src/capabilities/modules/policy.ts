@@ -29,10 +29,21 @@ export function isPackageName(name: string): boolean {
 }
 
 export class ModulePolicy {
-  private readonly patterns: Pattern[];
+  private readonly patterns: Pattern[] = [];
+  /** URL patterns: a URL, or a prefix ending in "*". */
+  readonly urlPatterns: string[] = [];
 
   constructor(allow: readonly string[], readonly strict: boolean) {
-    this.patterns = allow.map(parsePattern);
+    for (const text of allow) {
+      if (/^https?:/i.test(text)) this.urlPatterns.push(parseUrlPattern(text));
+      else this.patterns.push(parsePattern(text));
+    }
+  }
+
+  /** The URL pattern that admits `url`, if one does. */
+  admitsUrl(url: URL): string | undefined {
+    const href = url.href;
+    return this.urlPatterns.find((pattern) => (pattern.endsWith("*") ? href.startsWith(pattern.slice(0, -1)) : href === pattern));
   }
 
   /** May `name@version` be imported? `direct`: named by the eval's code (not a dependency). */
@@ -58,10 +69,24 @@ function nameMatches(pattern: string, name: string): boolean {
   return pattern === name;
 }
 
+function parseUrlPattern(text: string): string {
+  const fail = (why: string) => new TypeError(`modules.allow: "${text}" ${why}`);
+  let url: URL;
+  try {
+    url = new URL(text.endsWith("*") ? text.slice(0, -1) : text);
+  } catch {
+    throw fail("is not a valid URL pattern (e.g. \"https://esm.sh/*\")");
+  }
+  if (url.username || url.password) throw fail("holds credentials");
+  if (url.hash || (text.endsWith("*") && url.search)) throw fail("may not have a fragment, or a query before its *");
+  if (text.endsWith("*") && !url.pathname.endsWith("/")) throw fail("must end in \"/*\" to allow a prefix (a whole path segment)");
+  // Normalized, so that the prefix is compared with URLs as the URL parser writes them.
+  return text.endsWith("*") ? url.href + "*" : url.href;
+}
+
 function parsePattern(text: string): Pattern {
   const fail = (why: string) => new TypeError(`modules.allow: "${text}" ${why}`);
-  if (/^https?:/i.test(text)) throw fail("is a URL pattern: URL modules are not supported yet (npm packages are)");
-  if (!text.startsWith("npm:")) throw fail('must start with "npm:" (e.g. "npm:lodash-es", "npm:@scope/*", "npm:*")');
+  if (!text.startsWith("npm:")) throw fail('must start with "npm:" (e.g. "npm:lodash-es", "npm:@scope/*", "npm:*") or be a URL pattern ("https://esm.sh/*")');
   const body = text.slice(4);
   if (body === "*") return { text, name: "*", range: undefined };
   const at = body.indexOf("@", 1);

@@ -13,7 +13,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { checkedIntegrity, fetchPackument, fetchTarball, pickVersion, registryFor, registrySettings, type FetchSettings, type Manifest, type Packument } from "./registry.js";
 import { readTarball, writePackage, type UnpackLimits } from "./unpack.js";
-import { bundleEntry, type BundledUnit } from "./prepare.js";
+import { bundleEntry, bundleUrl, type BundledUnit } from "./prepare.js";
 import { ModuleError } from "../../host/errors.js";
 import type { ResolvedModulesOptions } from "./options.js";
 
@@ -61,6 +61,16 @@ export interface PreparedUnit extends Omit<BundledUnit, "map"> {
 export const CACHE_TAG = "CACHEDIR.TAG";
 const CACHE_TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# This directory is Paddock's module cache (paddock modules clear empties it).\n";
 
+/** A URL module, bundled with the URL modules it imports. */
+export interface UrlUnit extends Omit<BundledUnit, "map"> {
+  key: string;
+  /** sha512 of the code: what a lock keeps for a URL. */
+  integrity: string;
+  /** Every URL whose text went into the code. */
+  urls: string[];
+  downloaded: boolean;
+}
+
 export function defaultCacheDir(): string {
   const env = process.env.PADDOCK_CACHE_DIR;
   if (env) return env;
@@ -82,6 +92,7 @@ export class PackageStore {
   private readonly packuments = new Map<string, { packument: Promise<Packument>; at: number }>();
   private readonly packages = new Map<string, Promise<{ root: string; packageDir: string; downloaded: boolean }>>();
   private readonly units = new Map<string, Promise<PreparedUnit>>();
+  private readonly urlUnits = new Map<string, { unit: Promise<UrlUnit>; at: number }>();
   /** Resolutions made, by the package they picked, not yet on disk (see confirm). */
   private readonly unconfirmed = new Map<string, Map<string, Manifest>>();
 
@@ -142,6 +153,42 @@ export class PackageStore {
       packument.catch(() => this.packuments.delete(name));
     }
     return entry.packument;
+  }
+
+  /**
+   * The unit of a URL module and everything it imports by URL, fetched through `load` (the
+   * sandbox's policy). Prepared units are kept by URL, on disk too, and trusted like packuments
+   * (5 minutes; always when offline); the URLs each holds are listed so that every sandbox checks
+   * them against its own policy.
+   */
+  urlUnit(url: string, load: (url: string) => Promise<{ text: string; contentType: string }>): Promise<UrlUnit> {
+    const known = this.urlUnits.get(url);
+    if (known && performance.now() - known.at < PACKUMENT_TTL_MS) return known.unit;
+    const unit = this.prepareUrl(url, load);
+    this.urlUnits.set(url, { unit, at: performance.now() });
+    unit.catch(() => this.urlUnits.delete(url));
+    if (this.urlUnits.size > UNITS_IN_MEMORY) this.urlUnits.delete(this.urlUnits.keys().next().value!);
+    return unit;
+  }
+
+  private async prepareUrl(url: string, load: (url: string) => Promise<{ text: string; contentType: string }>): Promise<UrlUnit> {
+    const id = createHash("sha256").update(`${PREPARE_VERSION}\0url\0${url}`).digest("hex");
+    const file = join(this.cacheDir, "urls", id.slice(0, 2), `${id}.json`);
+    const cached = await readUrlUnit(file, url);
+    if (cached && (this.fetchSettings.offline || (Date.now() - cached.at < PACKUMENT_TTL_MS && Date.now() >= cached.at - 60_000))) return { ...cached.unit, downloaded: false };
+    if (this.fetchSettings.offline) throw new ModuleError(`${url} is not in the cache, and modules.offline forbids the network`, "offline");
+    return heavyWork.run(async () => {
+      await this.tag();
+      const urls: string[] = [];
+      const { map: _map, ...bundled } = await bundleUrl(url, (next) => {
+        urls.push(next);
+        return load(next);
+      }, url);
+      const integrity = `sha512-${createHash("sha512").update(bundled.code).digest("base64")}`;
+      const unit = { ...bundled, key: url, integrity, urls: urls.sort() };
+      await writeAtomically(file, JSON.stringify({ version: PREPARE_VERSION, at: Date.now(), unit }));
+      return { ...unit, downloaded: true };
+    });
   }
 
   /** The unit for `subpath` ("" or "/sub") of the package, prepared once (kept in memory while recently used, else on disk). */
@@ -252,6 +299,22 @@ function parsePackageJson(data: Buffer): { name?: unknown; version?: unknown } |
 }
 
 /** A prepared unit from disk; anything unreadable or malformed (a torn write, corruption) counts as absent. */
+async function readUrlUnit(file: string, url: string): Promise<{ at: number; unit: Omit<UrlUnit, "downloaded"> } | undefined> {
+  try {
+    const value = JSON.parse(await readFile(file, "utf8")) as { version?: unknown; at?: unknown; unit?: Partial<UrlUnit> };
+    const unit = value.unit;
+    if (value.version !== PREPARE_VERSION || typeof value.at !== "number" || unit?.key !== url || typeof unit.code !== "string" || typeof unit.integrity !== "string") return undefined;
+    if (!isStrings(unit.externals) || !isStrings(unit.urls)) return undefined;
+    return { at: value.at, unit: { key: unit.key, code: unit.code, integrity: unit.integrity, externals: unit.externals, urls: unit.urls } };
+  } catch {
+    return undefined;
+  }
+}
+
+function isStrings(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === "string");
+}
+
 function readMapFile(file: string): string | undefined {
   try {
     return readFileSync(file, "utf8");
