@@ -228,6 +228,13 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
     const phases = clock ? { phases: clock.phases } : {};
     if ("kind" in outcome) {
       io.send({ t: "done", id: request.id, ok: false, error: outcome, logs, stats, ...phases });
+      // An eval stopped at its time limit has often been allocating all along (a runaway chain):
+      // its garbage is collected now, once the answer is out and before the next eval is taken,
+      // rather than left to fill the heap under the next eval.
+      if (outcome.kind === "timeout" && running === 1) {
+        evalsSinceCollection = 0;
+        hooks.collectGarbage();
+      }
     } else {
       const header = outcome.as === "inline" ? { v: outcome.v } : {};
       io.send({ t: "done", id: request.id, ok: true, as: outcome.as, ...header, logs, stats, ...phases }, outcome.body);
