@@ -533,3 +533,45 @@ test("two host processes sharing one cache directory import the same new package
     await shared.close();
   }
 });
+
+test("a private registry's token comes from .npmrc and never reaches a sandbox, an error or a record", async () => {
+  const { writeFileSync } = await import("node:fs");
+  const TOKEN = "npm_s3cr3t-token-never-shown";
+  const locked = await TestRegistry.start();
+  locked.requireToken(TOKEN);
+  locked.publish({ name: "private-pkg", version: "1.0.0", files: { "index.js": "module.exports = 'private';" } });
+  const dir = newCacheDir();
+  const npmrc = join(dir, "npmrc");
+  const host = new URL(locked.url).host;
+  const previous = process.env.npm_config_userconfig;
+  try {
+    writeFileSync(npmrc, `registry=${locked.url}\n//${host}/:_authToken=\${PADDOCK_TEST_TOKEN}\n`);
+    process.env.npm_config_userconfig = npmrc;
+    process.env.PADDOCK_TEST_TOKEN = TOKEN;
+    // No `registry` option: the one .npmrc names, with its token.
+    const sandbox = await Sandbox.create({ modules: { allow: ["npm:*"], cacheDir: join(dir, "cache") } });
+    try {
+      const result = await sandbox.run(`import v from "private-pkg"; [v, JSON.stringify(globalThis).includes("s3cr3t")]`);
+      assert.deepEqual(result.ok && result.value, ["private", false]);
+      assert.doesNotMatch(JSON.stringify(result.imports), /s3cr3t/);
+    } finally {
+      await sandbox.close();
+    }
+    process.env.PADDOCK_TEST_TOKEN = "wrong-token";
+    const refused = await Sandbox.create({ modules: { allow: ["npm:*"], cacheDir: join(dir, "cache2") } });
+    try {
+      const result = await refused.run(`import v from "private-pkg"; v`);
+      const error = errorOf(result);
+      assert.equal(error.reason, "unreachable");
+      assert.match(error.message, /refused access.*HTTP 401/);
+      assert.doesNotMatch(error.message + JSON.stringify(result.imports), /s3cr3t|wrong-token/);
+    } finally {
+      await refused.close();
+    }
+  } finally {
+    if (previous === undefined) delete process.env.npm_config_userconfig;
+    else process.env.npm_config_userconfig = previous;
+    delete process.env.PADDOCK_TEST_TOKEN;
+    await locked.close();
+  }
+});
