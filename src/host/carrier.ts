@@ -81,8 +81,12 @@ interface PendingEval {
 }
 
 const RESTARTED = { carrierRestarted: true } as const;
-/** Module code a carrier keeps (compiled, for every realm); beyond it the oldest units are forgotten. */
+/**
+ * Module code a carrier keeps (compiled, for every realm): at most this, and at most a quarter of
+ * its heap limit; beyond it the oldest units are forgotten (and sent again if needed).
+ */
 const MODULE_SHELF_CHARS = 64 * 1024 * 1024;
+const MODULE_SHELF_SHARE = 0.25;
 
 /** How every carrier is run, before its V8 flags and program: no permissions, no remote code, no state on disk. */
 export const CARRIER_RUN_FLAGS = ["run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache"] as const;
@@ -224,7 +228,7 @@ export class Carrier {
     }
     const forget: string[] = [];
     for (const [key, unit] of this.shelf) {
-      if (this.shelfChars <= MODULE_SHELF_CHARS) break;
+      if (this.shelfChars <= Math.min(MODULE_SHELF_CHARS, this.spec.memoryMb * 1024 * 1024 * MODULE_SHELF_SHARE)) break;
       if (units.has(key)) continue;
       this.shelf.delete(key);
       this.shelfChars -= unit.code.length;

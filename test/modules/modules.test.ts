@@ -575,3 +575,20 @@ test("a private registry's token comes from .npmrc and never reaches a sandbox, 
     await locked.close();
   }
 });
+
+test("a carrier forgets the oldest module code beyond its share of the heap, and gets it again when an eval needs it", async () => {
+  const big = await TestRegistry.start();
+  // Three packages of ~6 MB of code each; a 64 MB carrier keeps at most 16 MB of module code.
+  for (const name of ["big-a", "big-b", "big-c"]) big.publish({ name, version: "1.0.0", files: { "index.js": `module.exports = ${JSON.stringify(name)} + ${JSON.stringify("x".repeat(6 * 1024 * 1024))}.length;` } });
+  try {
+    await withSandbox({ registry: big.url }, async (sandbox) => {
+      for (const name of ["big-a", "big-b", "big-c", "big-a"]) {
+        assert.equal(await sandbox.eval(`import v from "${name}"; v`), `${name}${6 * 1024 * 1024}`);
+      }
+      // Every package again, in one eval: all three are sent, whatever was forgotten.
+      assert.equal(await sandbox.eval(`import a from "big-a"; import b from "big-b"; import c from "big-c"; [a, b, c].length`), 3);
+    }, { memoryMb: 64 });
+  } finally {
+    await big.close();
+  }
+});

@@ -152,7 +152,8 @@ function compiled(key: string): vm.Script {
   const kept = units.get(key);
   // The host sends every unit an eval needs before the eval; a missing one is a host bug.
   if (!kept) throw new Error(`paddock: module ${key} was never sent to this carrier`);
-  kept.script ??= new vm.Script(`(function (module, exports, require) {\n${kept.unit.code}\n})`, {
+  if (kept.script) return kept.script;
+  kept.script = new vm.Script(`(function (module, exports, require) {\n${kept.unit.code}\n})`, {
     filename: key,
     lineOffset: -1,
     importModuleDynamically: ((specifier: string) => {
@@ -160,6 +161,8 @@ function compiled(key: string): vm.Script {
       return linkTarget(specifier, link, `a computed import() inside ${key}`);
     }) as unknown as vm.ScriptOptions["importModuleDynamically"],
   });
+  // The compiled script holds the source; the text need not be kept twice.
+  kept.unit = { ...kept.unit, code: "" };
   return kept.script;
 }
 
