@@ -6,10 +6,10 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Agent } from "undici";
 import { Sandbox } from "../src/index.js";
 import { elapsedUs, summarize, type Summary } from "./stats.js";
+import { sampleSequentially } from "./measure.js";
 
 export interface MediationPlan {
   samples: number;
@@ -38,7 +38,7 @@ export async function benchMediation(plan: MediationPlan): Promise<MediationResu
   const agent = new Agent();
   const sandbox = await Sandbox.create({ net: { allow: [`127.0.0.1:${port}`], allowPrivate: ["127.0.0.1"], maxRequests: 10 } });
   try {
-    const direct = await sample(plan, async () => {
+    const direct = await sampleSequentially(plan, async () => {
       const started = performance.now();
       const response = await agent.request({ origin, path: "/data", method: "GET" });
       const text = await response.body.text();
@@ -47,14 +47,14 @@ export async function benchMediation(plan: MediationPlan): Promise<MediationResu
     });
     const inside = `const started = performance.now(); const response = await fetch("${origin}/data"); const text = await response.text(); [performance.now() - started, text]`;
     const wall: number[] = [];
-    const sandboxed = await sample(plan, async () => {
+    const sandboxed = await sampleSequentially(plan, async () => {
       const started = performance.now();
       const [ms, text] = await sandbox.eval<[number, string]>(inside);
       wall.push(elapsedUs(started));
       check(text);
       return ms * 1000;
     });
-    const asyncNoop = await sample(plan, async () => {
+    const asyncNoop = await sampleSequentially(plan, async () => {
       const started = performance.now();
       await sandbox.eval("await 0");
       return elapsedUs(started);
@@ -71,16 +71,6 @@ export async function benchMediation(plan: MediationPlan): Promise<MediationResu
     await agent.close();
     server.close();
   }
-}
-
-async function sample(plan: MediationPlan, once: () => Promise<number>): Promise<Summary> {
-  const samples: number[] = [];
-  for (let i = 0; i < plan.warmup + plan.samples; i++) {
-    const us = await once();
-    if (i >= plan.warmup) samples.push(us);
-    if (plan.pauseMs > 0) await sleep(plan.pauseMs);
-  }
-  return summarize(samples);
 }
 
 function check(text: string): void {

@@ -15,13 +15,21 @@ export interface SequentialPlan {
 }
 
 /** One eval at a time. The pause, if any, is not part of any sample. */
-export async function measureSequential(engine: Engine, scenario: EvalScenario, plan: SequentialPlan): Promise<Summary> {
-  const samples: number[] = [];
-  for (let i = 0; i < plan.warmup + plan.samples; i++) {
+export function measureSequential(engine: Engine, scenario: EvalScenario, plan: SequentialPlan): Promise<Summary> {
+  return sampleSequentially(plan, async () => {
     const start = performance.now();
     const value = await engine.eval(scenario.code);
     const us = elapsedUs(start);
     assertResult(value, scenario.expected, scenario.id);
+    return us;
+  });
+}
+
+/** Runs `once` (which times itself, in µs) warmup + samples times, one at a time, the pause between untimed. */
+export async function sampleSequentially(plan: SequentialPlan, once: () => Promise<number>): Promise<Summary> {
+  const samples: number[] = [];
+  for (let i = 0; i < plan.warmup + plan.samples; i++) {
+    const us = await once();
     if (i >= plan.warmup) samples.push(us);
     if (plan.pauseMs > 0) await sleep(plan.pauseMs);
   }

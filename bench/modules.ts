@@ -10,10 +10,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Sandbox } from "../src/index.js";
 import { TestRegistry } from "./npm-registry.js";
-import { measureIdleRss } from "./measure.js";
+import { measureIdleRss, sampleSequentially } from "./measure.js";
 import { elapsedUs, summarize, type Summary } from "./stats.js";
 import { createPaddock } from "./paddock.js";
 
@@ -59,7 +58,7 @@ export async function benchModules(plan: ModulesPlan): Promise<ModulesResults> {
           rows.push({ id: `warm-${scenario.id}`, title: `warm import per eval: ${scenario.title}`, figures: undefined, note: "not installed" });
           continue;
         }
-        const figures = await sample(plan, async () => {
+        const figures = await sampleSequentially(plan, async () => {
           const started = performance.now();
           const result = await sandbox.run(scenario.code);
           if (!result.ok) throw result.error;
@@ -80,16 +79,6 @@ export async function benchModules(plan: ModulesPlan): Promise<ModulesResults> {
     await registry.close();
     rmSync(cacheDir, { recursive: true, force: true });
   }
-}
-
-async function sample(plan: ModulesPlan, once: () => Promise<number>): Promise<Summary> {
-  const samples: number[] = [];
-  for (let i = 0; i < plan.warmup + plan.samples; i++) {
-    const us = await once();
-    if (i >= plan.warmup) samples.push(us);
-    if (plan.pauseMs > 0) await sleep(plan.pauseMs);
-  }
-  return summarize(samples);
 }
 
 /** Times the first importing eval in a new Node process (its sandbox created first, untimed). */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Sandbox, type SandboxOptions, type SandboxError } from "../src/index.js";
+import { Sandbox, type ModuleError, type RunResult, type SandboxOptions, type SandboxError } from "../src/index.js";
 
 /** Runs `body` with a fresh sandbox and always closes it. */
 export async function withSandbox<T>(options: SandboxOptions, body: (sandbox: Sandbox) => Promise<T>): Promise<T> {
@@ -9,6 +9,12 @@ export async function withSandbox<T>(options: SandboxOptions, body: (sandbox: Sa
   } finally {
     await sandbox.close();
   }
+}
+
+/** The eval's error (the eval must have failed), with a ModuleError's reason if it is one. */
+export function errorOf(result: RunResult): SandboxError & Partial<Pick<ModuleError, "reason">> {
+  if (result.ok) assert.fail(`expected the eval to fail, it gave ${JSON.stringify(result.value)}`);
+  return result.error;
 }
 
 /** Asserts that `code` fails in `sandbox` with an error of class `errorClass`; returns the error. */

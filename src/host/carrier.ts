@@ -227,8 +227,9 @@ export class Carrier {
       this.shelf.set(unit.key, unit);
     }
     const forget: string[] = [];
+    const budget = Math.min(MODULE_SHELF_CHARS, this.spec.memoryMb * 1024 * 1024 * MODULE_SHELF_SHARE);
     for (const [key, unit] of this.shelf) {
-      if (this.shelfChars <= Math.min(MODULE_SHELF_CHARS, this.spec.memoryMb * 1024 * 1024 * MODULE_SHELF_SHARE)) break;
+      if (this.shelfChars <= budget) break;
       if (units.has(key)) continue;
       this.shelf.delete(key);
       this.shelfChars -= unit.code.length;

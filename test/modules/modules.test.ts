@@ -8,16 +8,12 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Sandbox, ModuleError, PolicyError, ResourceLimitError, type RunResult, type SandboxError, type SandboxOptions } from "../../src/index.js";
+import { Sandbox, ModuleError, PolicyError, ResourceLimitError, type SandboxOptions } from "../../src/index.js";
 import { TestRegistry, tarEntries } from "../../bench/npm-registry.js";
+import { errorOf, withSandbox as withFreshSandbox } from "../helpers.js";
 
 let registry: TestRegistry;
 
-/** The eval's error (the eval must have failed). */
-function errorOf(result: RunResult): SandboxError & Partial<Pick<ModuleError, "reason">> {
-  if (result.ok) assert.fail(`expected the eval to fail, it gave ${JSON.stringify(result.value)}`);
-  return result.error;
-}
 const cacheDirs: string[] = [];
 
 function newCacheDir(): string {
@@ -86,13 +82,8 @@ after(async () => {
   for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-async function withSandbox<T>(options: Partial<SandboxOptions["modules"]> & { allow?: string[] }, body: (sandbox: Sandbox) => Promise<T>, extra: SandboxOptions = {}): Promise<T> {
-  const sandbox = await Sandbox.create({ ...extra, modules: { allow: ["npm:*"], registry: registry.url, cacheDir: newCacheDir(), ...options } });
-  try {
-    return await body(sandbox);
-  } finally {
-    await sandbox.close();
-  }
+function withSandbox<T>(options: Partial<SandboxOptions["modules"]> & { allow?: string[] }, body: (sandbox: Sandbox) => Promise<T>, extra: SandboxOptions = {}): Promise<T> {
+  return withFreshSandbox({ ...extra, modules: { allow: ["npm:*"], registry: registry.url, cacheDir: newCacheDir(), ...options } }, body);
 }
 
 test("ESM packages: named, default and namespace imports, subpaths and JSON, npm: and bare specifiers", async () => {

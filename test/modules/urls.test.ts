@@ -10,7 +10,8 @@ import type { AddressInfo } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Sandbox, ModuleError, PolicyError, type RunResult, type SandboxError, type SandboxOptions } from "../../src/index.js";
+import { Sandbox, ModuleError, PolicyError, type SandboxOptions } from "../../src/index.js";
+import { errorOf, withSandbox as withFreshSandbox } from "../helpers.js";
 
 let server: Server;
 let origin: string;
@@ -54,20 +55,10 @@ after(async () => {
   for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-function errorOf(result: RunResult): SandboxError & { reason?: string } {
-  if (result.ok) assert.fail(`expected the eval to fail, it gave ${JSON.stringify(result.value)}`);
-  return result.error;
-}
-
-async function withSandbox<T>(modules: Partial<NonNullable<SandboxOptions["modules"]>>, body: (sandbox: Sandbox) => Promise<T>): Promise<T> {
+function withSandbox<T>(modules: Partial<NonNullable<SandboxOptions["modules"]>>, body: (sandbox: Sandbox) => Promise<T>): Promise<T> {
   const cacheDir = mkdtempSync(join(tmpdir(), "paddock-url-modules-"));
   cacheDirs.push(cacheDir);
-  const sandbox = await Sandbox.create({ modules: { allow: [`${origin}/lib/*`, `${origin}/shared/*`, `${origin}/redirect/*`], allowPrivate: ["127.0.0.1"], cacheDir, ...modules } });
-  try {
-    return await body(sandbox);
-  } finally {
-    await sandbox.close();
-  }
+  return withFreshSandbox({ modules: { allow: [`${origin}/lib/*`, `${origin}/shared/*`, `${origin}/redirect/*`], allowPrivate: ["127.0.0.1"], cacheDir, ...modules } }, body);
 }
 
 test("URL modules: relative, root-relative and absolute imports, JSON and TypeScript, static and import()", async () => {

@@ -166,7 +166,7 @@ export async function fetchTarball(settings: FetchSettings, manifest: Manifest, 
   const registry = registryFor(settings.registry, manifest.name);
   const spec = `${manifest.name}@${manifest.version}`;
   // A registry's metadata may point tarballs anywhere; the host fetches only from the registry itself.
-  if (!sameOrigin(manifest.dist.tarball, registry)) {
+  if (!sameHost(manifest.dist.tarball, registry)) {
     throw new ModuleError(`the metadata of npm:${spec} points its tarball away from the registry ${shownRegistry(registry)}: refused`, "invalid-package");
   }
   const integrity = checkedIntegrity(manifest);
@@ -213,7 +213,7 @@ function collect(stream: Readable, maxBytes: number, spec: string): Promise<Buff
   });
 }
 
-function sameOrigin(url: string, registry: string): boolean {
+function sameHost(url: string, registry: string): boolean {
   try {
     return new URL(url).host === new URL(registry).host;
   } catch {

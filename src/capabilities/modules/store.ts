@@ -12,7 +12,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { checkedIntegrity, fetchPackument, fetchTarball, pickVersion, registryFor, registrySettings, type FetchSettings, type Manifest, type Packument } from "./registry.js";
-import { readTarball, writePackage, type UnpackLimits } from "./unpack.js";
+import { exists, readTarball, writePackage, type UnpackLimits } from "./unpack.js";
 import { bundleEntry, bundleUrl, type BundledUnit } from "./prepare.js";
 import { ModuleError } from "../../host/errors.js";
 import type { ResolvedModulesOptions } from "./options.js";
@@ -255,7 +255,7 @@ export class PackageStore {
     const hash = createHash("sha256").update(integrity).digest("hex").slice(0, 16);
     const root = join(this.cacheDir, "packages", `${manifest.name.replace("/", "+")}@${manifest.version}-${hash}`);
     const packageDir = join(root, "node_modules", ...manifest.name.split("/"));
-    if (await readable(join(packageDir, "package.json"))) return { root, packageDir, downloaded: false };
+    if (await exists(join(packageDir, "package.json"))) return { root, packageDir, downloaded: false };
     const tarball = await fetchTarball(this.fetchSettings, manifest, this.limits.maxPackageBytes);
     const files = await readTarball(tarball, this.limits, what);
     const own = parsePackageJson(files.find((file) => file.path === "package.json")!.data);
@@ -327,8 +327,8 @@ async function readPrepared(file: string): Promise<Omit<BundledUnit, "map"> | un
   try {
     const value = JSON.parse(await readFile(file, "utf8")) as { version?: unknown; code?: unknown; externals?: unknown };
     if (value.version !== PREPARE_VERSION || typeof value.code !== "string") return undefined;
-    if (!Array.isArray(value.externals) || !value.externals.every((e) => typeof e === "string")) return undefined;
-    return { code: value.code, externals: value.externals as string[] };
+    if (!isStrings(value.externals)) return undefined;
+    return { code: value.code, externals: value.externals };
   } catch {
     return undefined;
   }
@@ -341,14 +341,6 @@ async function writeAtomically(file: string, text: string): Promise<void> {
   await rename(temporary, file);
 }
 
-async function readable(path: string): Promise<boolean> {
-  try {
-    await readFile(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const stores = new Map<string, PackageStore>();
 

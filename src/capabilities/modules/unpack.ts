@@ -122,7 +122,6 @@ function shown(path: string): string {
  */
 export async function writePackage(dir: string, name: string, files: PackageFile[]): Promise<string> {
   const packageDir = join(dir, "node_modules", ...name.split("/"));
-  if (await exists(join(packageDir, "package.json"))) return packageDir;
   await mkdir(dirname(dir), { recursive: true });
   const temporary = await mkdtemp(`${dir}.tmp-`);
   try {
@@ -146,7 +145,7 @@ export async function writePackage(dir: string, name: string, files: PackageFile
   return packageDir;
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
