@@ -7,6 +7,11 @@ export type { ModulesOptions, ModuleLock } from "./capabilities/modules/options.
 export type { ImportRecord } from "./capabilities/modules/host.js";
 export {
   SandboxError, ScriptError, TimeoutError, MemoryLimitError, OutputLimitError, ResourceLimitError, PolicyError,
-  CarrierCrashedError, CarrierStartError, SandboxClosedError, ModuleError, type ModuleErrorReason,
+  CarrierCrashedError, CarrierStartError, SandboxClosedError, ModuleError, type ModuleErrorReason, McpError,
 } from "./host/errors.js";
+export { tool, type ToolDefinition, type ToolTree, type ToolContext } from "./capabilities/tools/options.js";
+export type { ToolCallRecord } from "./capabilities/tools/host.js";
+export type { JsonSchema, StandardSchemaV1, ToolSchema } from "./capabilities/tools/schema.js";
+export { McpHub, type McpServerConfig, type McpStdioServer, type McpHttpServer, type McpHubOptions } from "./capabilities/tools/mcp.js";
+export { toolDeclarations } from "./capabilities/tools/catalog.js";
 export { configurePool, type PoolOptions } from "./host/pool.js";

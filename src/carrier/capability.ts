@@ -5,6 +5,8 @@ import type { Membrane } from "./web/membrane.js";
 /** Helpers compiled inside each realm, so what they create has the realm's own prototypes. */
 export interface RealmHelpers {
   makeError(name: string, message: string): Error;
+  /** The realm's own error class `name` (a subclass of its Error), made on first use; makeError then makes its instances. */
+  errorClass(name: string): unknown;
   adopt(value: unknown): unknown;
   /** A queueMicrotask for the realm's own queue; errors thrown by callbacks go to `report`. */
   makeQueueMicrotask(report: (error: unknown) => void): (callback: unknown) => void;

@@ -17,6 +17,7 @@ import { prepareWebBindings } from "./web/bindings.js";
 import { EvalScope, carrierFailure, isCarrierFailure, type CallHandle, type CallResult, type CallStreamEvent, type HostCaller } from "./scope.js";
 import { encodeValue, describeThrown, setDescriber, capabilityError, type EncodedValue } from "./values.js";
 import { CARRIER_CAPABILITIES } from "./capabilities.js";
+import { receiveToolCatalog } from "../capabilities/tools/carrier.js";
 import { defineGlobal } from "./capability.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
 import { pumpWhileRunning, runMicrotasks, wake } from "./pump.js";
@@ -374,6 +375,10 @@ function onFrame(frame: RawFrame, readAt: number): void {
       break;
     case "modules":
       receiveModules(message);
+      break;
+    case "tools":
+      receiveToolCatalog(message);
+      realms.discardSpares();
       break;
     case "globals":
       sandboxGlobals = frame.body ? (deserialize(frame.body) as Record<string, unknown>) : {};

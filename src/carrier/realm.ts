@@ -47,6 +47,16 @@ const HELPERS_SOURCE = `(() => {
   const { keys, defineProperty } = Object;
   const apply = Reflect.apply;
   const tag = (v) => apply(toTag, v, []).slice(8, -1);
+  // An error class of the realm's own for a capability's errors (ToolError), made once.
+  const errorClass = (name) => {
+    let Ctor = ERRORS.get(name);
+    if (Ctor) return Ctor;
+    Ctor = class extends Error {};
+    defineProperty(Ctor, "name", { value: name, configurable: true });
+    defineProperty(Ctor.prototype, "name", { value: name, writable: true, configurable: true });
+    ERRORS.set(name, Ctor);
+    return Ctor;
+  };
   const makeError = (name, message) => {
     const Ctor = ERRORS.get(name) ?? Error;
     const error = new Ctor(message);
@@ -168,11 +178,11 @@ const HELPERS_SOURCE = `(() => {
     for (const key of keys(apis)) defineProperty(scope, key, { __proto__: null, value: apis[key], enumerable: true, writable: true });
     return scope;
   };
-  return { makeError, adopt, makeQueueMicrotask, defineLazy, makeWindow, channelScope, objectPrototype: G.Object.prototype };
+  return { makeError, errorClass, adopt, makeQueueMicrotask, defineLazy, makeWindow, channelScope, objectPrototype: G.Object.prototype };
 })()`;
 
 /** What HELPERS_SOURCE gives the carrier. */
-interface RealmSide extends Pick<RealmHelpers, "makeError" | "adopt" | "makeQueueMicrotask"> {
+interface RealmSide extends Pick<RealmHelpers, "makeError" | "errorClass" | "adopt" | "makeQueueMicrotask"> {
   defineLazy(names: readonly string[], resolve: (name: string) => unknown): void;
   makeWindow(eventTarget: unknown): { prototype: object };
   channelScope(apis: Record<string, unknown>): Record<string, unknown>;
@@ -247,6 +257,11 @@ export class RealmFactory {
   /** Tops up the spares synchronously: the carrier is idle and about to block on its input. */
   fillNow(): void {
     while (this.spares.length < this.spareTarget) this.spares.push(this.create());
+  }
+
+  /** Drops the spare realms: what their capabilities were installed with has changed (the sandbox's tools). */
+  discardSpares(): void {
+    this.spares.length = 0;
   }
 
   take(): Realm {
@@ -332,6 +347,7 @@ export class RealmFactory {
     };
     const helpers: RealmHelpers = {
       makeError: realmSide.makeError,
+      errorClass: realmSide.errorClass,
       adopt: realmSide.adopt,
       makeQueueMicrotask: realmSide.makeQueueMicrotask,
       get membrane() {

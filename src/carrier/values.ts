@@ -37,7 +37,7 @@ class ResultSerializer extends DefaultSerializer implements HostObjectWriter {
   }
 }
 
-function serialize(value: unknown): Uint8Array {
+export function serializeValue(value: unknown): Uint8Array {
   const serializer = new ResultSerializer();
   serializer.writeHeader();
   serializer.writeValue(value);
@@ -69,7 +69,7 @@ export function encodeValue(value: unknown, maxBytes: number, scope: EvalScope):
   }
   let body: Uint8Array;
   try {
-    body = serialize(value);
+    body = serializeValue(value);
   } catch (error) {
     if (error instanceof LimitBreach || error instanceof UncloneableResult) throw error;
     if (error instanceof RangeError) {

@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { Deserializer } from "node:v8";
 import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
 import { acceptHotMessage } from "../protocol/hot-messages.js";
 import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type CarrierPhases, type DoneMessage, type Failure, type HostMessage, type EvalLimits, type SourceKind } from "../protocol/messages.js";
@@ -15,9 +14,10 @@ import { engineLaunch, engineProblem, engineSource, type EngineLaunch } from "./
 import { carrierStarts } from "./start-queue.js";
 import { CarrierCrashedError, CarrierStartError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
 import { watchMemory, readRssBytes } from "./memory-watch.js";
-import { countValues, DIRECT_DECODE_BYTES } from "./result-budget.js";
+import { decodeResult } from "./decode.js";
 import { CallPort, type PortPipe } from "./call-port.js";
 import type { ModuleLink, ModuleUnit } from "../capabilities/modules/messages.js";
+import type { ToolCatalogMessage } from "../capabilities/tools/messages.js";
 
 export interface CarrierSpec {
   memoryMb: number;
@@ -133,6 +133,7 @@ export class Carrier {
   private stopWatching: (() => void) | undefined;
   /** Call ids only grow: a stream message for an id at or below this one may be late, not forged. */
   private lastCall = 0;
+  private toolsSent: ToolCatalogMessage | undefined;
   /** Module units this carrier holds, by key, oldest first (see provideModules). */
   private readonly shelf = new Map<string, ModuleUnit>();
   private shelfChars = 0;
@@ -211,6 +212,13 @@ export class Carrier {
     // A call frame may carry a whole request body.
     this.reader.maxFrameBytes = Math.max(limits.maxResultBytes + 8 * limits.maxLogBytes, limits.maxCallBytes) + FRAME_SLACK_BYTES;
     if (globals) this.send({ t: "globals" }, globals);
+  }
+
+  /** Sends the sandbox's tools, unless this carrier has them already. */
+  provideTools(catalog: ToolCatalogMessage): void {
+    if (this.toolsSent === catalog) return;
+    this.toolsSent = catalog;
+    this.send(catalog);
   }
 
   /**
@@ -418,7 +426,7 @@ export class Carrier {
           return resolve({ ok: true, value: message.as === "inline" ? message.v : undefined, logs, cpuMs });
         }
         if (!body) return this.lied(pending, "a result without its body");
-        void decodeResult(body, pending.request.limits.maxResultBytes).then((decoded) => {
+        void decodeResult(body, pending.request.limits.maxResultBytes, { noun: "result", limit: "maxResultBytes" }).then((decoded) => {
           if ("violation" in decoded) return this.lied(pending, decoded.violation);
           resolve("failure" in decoded ? { ok: false, error: decoded.failure, logs, cpuMs } : { ok: true, value: decoded.value, logs, cpuMs });
         });
@@ -594,59 +602,4 @@ function stderrExcerpt(text: string): string {
   const lines = text.split("\n").map((line) => line.trim()).filter(Boolean).slice(0, 3).join(" | ");
   const clean = lines.replace(/(?:[A-Za-z]:)?[\\/][^\s'"`:,;)]+/g, "<path>").replace(/[^\x20-\x7e]/g, "?").slice(0, 300);
   return clean ? `; it printed: ${clean}` : "";
-}
-
-/** Node's typed-array order for V8 host objects, which Deno's node:v8 also writes (10 is Buffer). */
-const VIEW_TYPES = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, DataView, Uint8Array, BigInt64Array, BigUint64Array] as const;
-
-/**
- * V8's deserializer, with typed arrays copied into buffers of their own: a result never holds a
- * view onto the frame (or any other memory of the host).
- */
-class ResultDeserializer extends Deserializer {
-  _readHostObject(): unknown {
-    const View = VIEW_TYPES[this.readUint32()];
-    if (!View) throw new Error("unknown typed array type");
-    const byteLength = this.readUint32();
-    const unit = "BYTES_PER_ELEMENT" in View ? View.BYTES_PER_ELEMENT : 1;
-    if (byteLength % unit !== 0) throw new Error("typed array length is not a whole number of elements");
-    const bytes = new Uint8Array(byteLength);
-    bytes.set(this.readRawBytes(byteLength));
-    return new (View as new (buffer: ArrayBuffer, offset: number, length: number) => ArrayBufferView)(bytes.buffer, 0, View === DataView ? byteLength : byteLength / unit);
-  }
-}
-
-type Decoded = { value: unknown } | { failure: Failure } | { violation: string };
-
-/**
- * Decodes a result body. Large bodies are counted first, off the host's heap (result-budget.ts);
- * a result too deep or too big for the host is an OutputLimitError, anything else unreadable is
- * the carrier lying.
- */
-async function decodeResult(body: Uint8Array, maxResultBytes: number): Promise<Decoded> {
-  const maxValues = Math.floor(maxResultBytes / 8);
-  const tooLarge = (what: string): Decoded => ({ failure: { kind: "output", name: "OutputLimitError", message: what } });
-  if (body.byteLength > DIRECT_DECODE_BYTES) {
-    let count: number;
-    try {
-      count = await countValues(body, maxValues);
-    } catch (error) {
-      const message = (error as Error).message;
-      if (/call stack|memory/i.test(message)) return tooLarge(`the result is too large or too deep for the host to decode (${message})`);
-      return { violation: `an undecodable result (${message})` };
-    }
-    if (count > maxValues) return tooLarge(`the result holds more than ${maxValues} values (objects, elements, entries); the limit is one per 8 bytes of maxResultBytes`);
-  }
-  try {
-    return { value: decodeValue(body) };
-  } catch (error) {
-    if (error instanceof RangeError) return tooLarge("the result is nested too deeply for the host to decode");
-    return { violation: `an undecodable result (${(error as Error).message})` };
-  }
-}
-
-function decodeValue(body: Uint8Array): unknown {
-  const deserializer = new ResultDeserializer(body);
-  deserializer.readHeader();
-  return deserializer.readValue();
 }

@@ -94,3 +94,8 @@ export class ModuleError extends SandboxError {
     super(message);
   }
 }
+
+/** An MCP server the sandbox's tools come from could not be reached, or could not list its tools. */
+export class McpError extends SandboxError {
+  override name = "McpError";
+}

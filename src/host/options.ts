@@ -5,6 +5,9 @@ import type { FetchRecord } from "../capabilities/fetch/host.js";
 import { netOptionsSchema } from "../capabilities/fetch/options.js";
 import { modulesOptionsSchema } from "../capabilities/modules/options.js";
 import type { ImportRecord } from "../capabilities/modules/host.js";
+import type { ToolCallRecord } from "../capabilities/tools/host.js";
+import type { ToolTree } from "../capabilities/tools/options.js";
+import { McpHub, type McpServerConfig } from "../capabilities/tools/mcp.js";
 import { describeIssues, lazySchema } from "../shared/schema.js";
 import { once } from "../shared/lazy.js";
 
@@ -17,6 +20,8 @@ const isFunction = (value: unknown) => typeof value === "function";
 const logListener = lazySchema((z) => z.custom<(entry: LogEntry) => void>(isFunction, "expected a function"));
 const fetchListener = lazySchema((z) => z.custom<(record: FetchRecord) => void>(isFunction, "expected a function"));
 const importListener = lazySchema((z) => z.custom<(record: ImportRecord) => void>(isFunction, "expected a function"));
+const toolCallListener = lazySchema((z) => z.custom<(record: ToolCallRecord) => void>(isFunction, "expected a function"));
+const isObject = (value: unknown) => typeof value === "object" && value !== null && !Array.isArray(value);
 
 export const sandboxOptionsSchema = lazySchema((z) =>
   z.strictObject({
@@ -48,6 +53,26 @@ export const sandboxOptionsSchema = lazySchema((z) =>
     modules: modulesOptionsSchema().optional(),
     /** Called with each import record (one per specifier of an eval) once it is resolved. */
     onImport: importListener().optional(),
+    /** Host functions the sandbox may call as `tools.<name>(input)` (checked in full by Sandbox.create). */
+    tools: z.custom<ToolTree>(isObject, "expected an object of tools").optional(),
+    /**
+     * MCP servers whose tools the sandbox may call as `tools.<server>.<tool>(input)`: their
+     * configurations (connected on first use, closed with the sandbox), or an McpHub shared with
+     * other sandboxes (the host closes it).
+     */
+    mcp: z.union([z.instanceof(McpHub), z.record(z.string(), z.custom<McpServerConfig>(isObject, "expected { command, args?, env? } or { url, headers? }"))]).optional(),
+    /** Tool calls one eval may make. */
+    maxToolCalls: z.number().int().min(0).max(1_000_000).default(1_000),
+    /** Tool calls of one eval running at once; more wait their turn. */
+    maxConcurrentToolCalls: z.number().int().min(1).max(10_000).default(16),
+    /** One tool call's time limit (its signal aborts, the call fails with a TimeoutError). */
+    toolTimeoutMs: z.number().int().min(1).max(3_600_000).default(60_000),
+    maxToolInputBytes: z.number().int().min(1024).max(256 * MiB).default(4 * MiB),
+    maxToolResultBytes: z.number().int().min(1024).max(256 * MiB).default(16 * MiB),
+    /** Record each tool call's input in its record (inputs may hold personal data). */
+    auditArguments: z.boolean().default(false),
+    /** Called with each tool call's record as it completes. */
+    onToolCall: toolCallListener().optional(),
   }),
 );
 
@@ -65,6 +90,7 @@ export const evalOptionsSchema = lazySchema((z) =>
     language: z.enum(["auto", "js", "ts"]).optional(),
     onLog: logListener().optional(),
     onFetch: fetchListener().optional(),
+    onToolCall: toolCallListener().optional(),
     /** Report where the eval's time went, phase by phase, in `stats.phases`. */
     trace: z.boolean().optional(),
   }),

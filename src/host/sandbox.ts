@@ -18,6 +18,10 @@ import { prepareSource, type Language, type PreparedSource, type SourceImport } 
 import type { ModuleLock } from "../capabilities/modules/options.js";
 import { SandboxModules, type EvalModules, type ImportRecord, type StackMapper } from "../capabilities/modules/host.js";
 import { originalPositionFor } from "@jridgewell/trace-mapping";
+import { EvalToolCalls, hostToolEntries, type ToolCallRecord } from "../capabilities/tools/host.js";
+import { SandboxTools } from "../capabilities/tools/catalog.js";
+import { flattenTools } from "../capabilities/tools/options.js";
+import { McpHub } from "../capabilities/tools/mcp.js";
 
 export interface EvalStats {
   /** Host-measured time from submitting the eval to its result. */
@@ -51,6 +55,8 @@ interface RunRecords {
   fetches: FetchRecord[];
   /** Every import the eval's code names with a string, resolved or refused. */
   imports: ImportRecord[];
+  /** Every tool call the eval made, in the order they finished. */
+  toolCalls: ToolCallRecord[];
   stats: EvalStats;
 }
 
@@ -63,6 +69,7 @@ export class Sandbox implements AsyncDisposable {
   private readonly globalsBytes: Uint8Array | undefined;
   private readonly network: Network | undefined;
   private readonly modules: SandboxModules | undefined;
+  private readonly tools: SandboxTools | undefined;
   private closed = false;
   private running = 0;
 
@@ -76,6 +83,7 @@ export class Sandbox implements AsyncDisposable {
     }
     this.network = options.net ? withOptionsContext(() => new Network(options.net!)) : undefined;
     this.modules = options.modules ? withOptionsContext(() => new SandboxModules(options.modules!)) : undefined;
+    this.tools = options.tools || options.mcp ? withOptionsContext(() => sandboxTools(options)) : undefined;
     const env = options.env || this.network?.secrets.isEmpty === false ? { ...options.env, ...this.network?.secrets.placeholders() } : undefined;
     if (env && options.globals && "env" in options.globals) throw new TypeError("Sandbox.create: globals.env and env/net.secrets both define the global `env`");
     const globals = env ? { ...options.globals, env } : options.globals;
@@ -133,6 +141,7 @@ export class Sandbox implements AsyncDisposable {
     } : undefined;
     const fetches = new EvalFetches(this.network, onFetch);
     const imports: ImportRecord[] = [];
+    let toolCalls: EvalToolCalls | undefined;
     const finish = (outcome: { ok: true; value: T } | { ok: false; error: SandboxError }, cpuMs = 0, timeline?: EvalTimeline): RunResult<T> => {
       const now = performance.now();
       return {
@@ -140,6 +149,7 @@ export class Sandbox implements AsyncDisposable {
         logs,
         fetches: fetches.records,
         imports,
+        toolCalls: toolCalls?.records ?? [],
         stats: { wallMs: round(now - started), cpuMs, ...(timeline ? { phases: phasesOf(timeline, started, now) } : {}) },
       };
     };
@@ -157,6 +167,8 @@ export class Sandbox implements AsyncDisposable {
       const language: Language = evalOptions.language ?? (/\.[mc]?tsx?$/.test(filename) ? "ts" : "auto");
       const prepared = prepareSource(code, language);
       const modules = this.modules || prepared.imports ? await this.resolveImports(prepared.imports ?? [], imports) : undefined;
+      const tools = this.tools ? this.tools.current ?? (await this.tools.catalog()) : undefined;
+      if (tools) toolCalls = new EvalToolCalls(tools.entries, this.tools!.limits, this, evalOptions.onToolCall);
       const limits: EvalLimits = {
         timeoutMs: evalOptions.timeoutMs ?? this.options.timeoutMs,
         maxResultBytes: this.options.maxResultBytes,
@@ -176,7 +188,7 @@ export class Sandbox implements AsyncDisposable {
         limits,
         ...(evalOptions.globals ? { globals: serializeGlobals(evalOptions.globals, "eval globals") } : {}),
         onLog,
-        handleCall: callHandler({ fetch: fetches }),
+        handleCall: callHandler({ fetch: fetches, tools: toolCalls }),
         trace: evalOptions.trace === true,
         ...(modules ? { modules } : {}),
       });
@@ -216,6 +228,15 @@ export class Sandbox implements AsyncDisposable {
     return this.modules?.lock();
   }
 
+  /**
+   * TypeScript declarations of everything the sandbox's code can call (`declare const tools: …`),
+   * with each tool's description and schemas as JSDoc: what a model needs in its prompt to write
+   * code against the tools. Connects the sandbox's MCP servers if they are not yet.
+   */
+  async toolDeclarations(): Promise<string> {
+    return this.tools ? this.tools.declarations() : "";
+  }
+
   /** Kills the sandbox's carriers; running evals fail with SandboxClosedError. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -228,6 +249,7 @@ export class Sandbox implements AsyncDisposable {
     }
     if (this.network) exits.push(this.network.close());
     if (this.modules) exits.push(this.modules.close());
+    if (this.tools) exits.push(this.tools.close());
     await Promise.all(exits);
   }
 
@@ -243,6 +265,7 @@ export class Sandbox implements AsyncDisposable {
       const carrier = this.carrierAt(slot);
       if (!carrier.isReady) request = await this.whenStarted(carrier, request);
       if (this.closed) throw new SandboxClosedError("the sandbox is closed");
+      if (this.tools?.current) carrier.provideTools(this.tools.current.message);
       if (request.modules && carrier.provideModules(request.modules.units) === 0) request.modules.servedByCarrier();
       return await carrier.eval(request);
     } finally {
@@ -282,7 +305,8 @@ export class Sandbox implements AsyncDisposable {
     if (current?.isAlive) return current;
     const carrier = pool.take({ memoryMb: this.options.memoryMb }, this.startedAhead);
     this.startedAhead = undefined;
-    carrier.attach({ ...this.options, maxCallBytes: this.options.net?.maxRequestBytes ?? 0 }, this.globalsBytes);
+    const maxCallBytes = Math.max(this.options.net?.maxRequestBytes ?? 0, this.tools ? this.options.maxToolInputBytes : 0);
+    carrier.attach({ ...this.options, maxCallBytes }, this.globalsBytes);
     this.slots[index] = carrier;
     void carrier.exited.then(() => {
       // A carrier that served and died (a limit, a crash, a kill) is replaced at once, so that its
@@ -292,6 +316,17 @@ export class Sandbox implements AsyncDisposable {
     });
     return carrier;
   }
+}
+
+/** The sandbox's tools: its own (their schemas compiled now) and its MCP servers' (listed on first use). */
+function sandboxTools(options: ResolvedSandboxOptions): SandboxTools {
+  const own = hostToolEntries(options.tools ? flattenTools(options.tools, "Sandbox.create") : []);
+  const hub = options.mcp instanceof McpHub ? options.mcp : options.mcp ? new McpHub(options.mcp, options.net ? { allowPrivate: options.net.allowPrivate } : {}) : undefined;
+  const namespaces = new Set(hub?.namespaces);
+  const clash = own.find((entry) => namespaces.has(entry.path[0]!));
+  if (clash) throw new TypeError(`tools.${clash.name} clashes with the MCP server whose tools are tools.${clash.path[0]}.*: rename one of them`);
+  const { maxToolCalls, maxConcurrentToolCalls, toolTimeoutMs, maxToolInputBytes, maxToolResultBytes, auditArguments, onToolCall } = options;
+  return new SandboxTools(own, hub, !(options.mcp instanceof McpHub), { maxToolCalls, maxConcurrentToolCalls, toolTimeoutMs, maxToolInputBytes, maxToolResultBytes, auditArguments, onToolCall });
 }
 
 /** The memory limit the options ask for, if it is plainly valid without the schema; else undefined. */

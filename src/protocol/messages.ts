@@ -6,6 +6,7 @@ import type { z } from "zod";
 import { lazySchema } from "../shared/schema.js";
 import { consoleMessages } from "../capabilities/console/messages.js";
 import { fetchMessages } from "../capabilities/fetch/messages.js";
+import { toolMessages, type ToolCatalogMessage } from "../capabilities/tools/messages.js";
 
 import { PROTOCOL_LIMITS } from "./limits.js";
 import type { ModuleLink, ModulesMessage } from "../capabilities/modules/messages.js";
@@ -70,14 +71,11 @@ const schemas = lazySchema((z) => {
       }),
     ]),
     z.strictObject({ t: z.literal("logs"), id: evalId, logs: logBatch }),
-    /** A capability request; the frame body may carry its payload (a request body, say). */
-    z.strictObject({
-      t: z.literal("call"),
-      id: evalId,
-      call: callId,
-      cap: z.literal("fetch"),
-      args: fetchMessages.request(),
-    }),
+    /** A capability request; the frame body may carry its payload (a request body, a tool's input). */
+    z.discriminatedUnion("cap", [
+      z.strictObject({ t: z.literal("call"), id: evalId, call: callId, cap: z.literal("fetch"), args: fetchMessages.request() }),
+      z.strictObject({ t: z.literal("call"), id: evalId, call: callId, cap: z.literal("tool"), args: toolMessages.call() }),
+    ]),
     /**
      * More about a call in progress: "data" (frame body, within the credit the host gave) and
      * "end" stream the call's payload up;
@@ -142,6 +140,8 @@ export type HostMessage =
     }
   /** Prepared modules, sent before the first eval that needs them. */
   | ModulesMessage
+  /** The sandbox's tools (realms made before it are dropped). */
+  | ToolCatalogMessage
   /** Body: V8-serialized sandbox-wide globals, installed into every realm of this carrier. */
   | { t: "globals" }
   | { t: "reply"; call: number; ok: true; value: unknown }

@@ -1,0 +1,379 @@
+/**
+ * Host tools: functions of the host that sandboxed code calls as `tools.<name>(input)`, on real
+ * carriers. Inputs are checked against their schemas on the host, results come back as the realm's
+ * own values, failures are errors the code can catch, and every limit ends in a typed error.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { z } from "zod";
+import {
+  Sandbox, tool, toolDeclarations, ResourceLimitError, ScriptError, TimeoutError, type ToolCallRecord, type ToolTree,
+} from "../../src/index.js";
+import { withSandbox, errorOf } from "../helpers.js";
+
+const weather: ToolTree = {
+  getWeather: {
+    description: "Current weather for a city",
+    inputSchema: {
+      type: "object",
+      properties: { city: { type: "string" }, units: { enum: ["c", "f"] } },
+      required: ["city"],
+      additionalProperties: false,
+    },
+    outputSchema: { type: "object", properties: { tempC: { type: "number" } }, required: ["tempC"] },
+    execute: async (input: { city: string }) => ({ tempC: input.city.length }),
+  },
+};
+
+/** A promise and the function that settles it, for handlers that wait on the test. */
+function signalled<T = void>(): { promise: Promise<T>; settle: (value: T) => void } {
+  let settle!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => (settle = resolve));
+  return { promise, settle };
+}
+
+describe("calling host tools", () => {
+  test("a tool's result comes back as the realm's own value", () =>
+    withSandbox({ tools: weather }, async (sandbox) => {
+      assert.equal(await sandbox.eval(`const w = await tools.getWeather({ city: "Oslo" }); w.tempC`), 4);
+      // The result is the realm's: its prototypes are the realm's Object and Promise.
+      assert.deepEqual(await sandbox.eval(`const p = tools.getWeather({ city: "Oslo" }); const w = await p; [p instanceof Promise, w.constructor === Object, Object.keys(w)]`), [true, true, ["tempC"]]);
+    }));
+
+  test("nested namespaces, null-prototype and frozen", () =>
+    withSandbox({ tools: { github: { issues: { create: { execute: (input: { title: string }) => ({ id: 7, title: input.title }) } } } } }, async (sandbox) => {
+      assert.deepEqual(await sandbox.eval(`await tools.github.issues.create({ title: "bug" })`), { id: 7, title: "bug" });
+      assert.deepEqual(
+        await sandbox.eval(`[Object.getPrototypeOf(tools), Object.isFrozen(tools), Object.isFrozen(tools.github), Object.keys(tools.github), typeof tools.github.issues.create, tools.github.issues.create.name]`),
+        [null, true, true, ["issues"], "function", "create"],
+      );
+      // Code cannot swap a tool out from under other code of the same eval.
+      assert.equal(await sandbox.eval(`"use strict"; try { tools.github = 1; "assigned" } catch (e) { e instanceof TypeError }`), true);
+    }));
+
+  test("structured values cross both ways: Map, Date, typed arrays, undefined", () =>
+    withSandbox(
+      {
+        tools: {
+          roundTrip: { execute: (input: unknown) => input },
+          nothing: { execute: () => undefined },
+        },
+      },
+      async (sandbox) => {
+        const value = await sandbox.eval(`
+          const r = await tools.roundTrip({ m: new Map([[1, "a"]]), d: new Date(5), b: new Uint8Array([1, 2]), n: null });
+          [r.m instanceof Map, r.m.get(1), r.d instanceof Date, r.d.getTime(), r.b instanceof Uint8Array, [...r.b], r.n, await tools.nothing()]`);
+        assert.deepEqual(value, [true, "a", true, 5, true, [1, 2], null, undefined]);
+      },
+    ));
+
+  test("a tool without an input schema takes any value, or none", () =>
+    withSandbox({ tools: { count: { execute: (input: unknown) => (input === undefined ? "none" : typeof input) } } }, async (sandbox) => {
+      assert.deepEqual(await sandbox.eval(`[await tools.count(), await tools.count(3), await tools.count("x")]`), ["none", "number", "string"]);
+    }));
+
+  test("the handler gets its signal, its name and the sandbox", async () => {
+    let seen: { tool: string; aborted: boolean; same: boolean } | undefined;
+    const sandbox: Sandbox = await Sandbox.create({
+      tools: { ns: { probe: { execute: (_input: unknown, context) => void (seen = { tool: context.tool, aborted: context.signal.aborted, same: context.sandbox === sandbox }) } } },
+    });
+    try {
+      await sandbox.eval(`await tools.ns.probe()`);
+      assert.deepEqual(seen, { tool: "ns.probe", aborted: false, same: true });
+    } finally {
+      await sandbox.close();
+    }
+  });
+
+  test("a persistent sandbox keeps its variables between evals that call tools", () =>
+    withSandbox({ persistent: true, tools: weather }, async (sandbox) => {
+      await sandbox.eval(`var total = 0`);
+      await sandbox.eval(`total += (await tools.getWeather({ city: "Oslo" })).tempC`);
+      await sandbox.eval(`total += (await tools.getWeather({ city: "Rome" })).tempC`);
+      assert.equal(await sandbox.eval(`total`), 8);
+    }));
+
+  test("a sandbox without tools has no `tools` global", () =>
+    withSandbox({}, async (sandbox) => {
+      assert.deepEqual(await sandbox.eval(`[typeof tools, typeof ToolError]`), ["undefined", "undefined"]);
+    }));
+
+  test("tools named like Object.prototype members are tools like any other", () =>
+    withSandbox(
+      {
+        tools: {
+          constructor: { execute: () => "constructor" },
+          toString: { execute: () => "toString" },
+          hasOwnProperty: { execute: () => "hasOwnProperty" },
+          ["__proto__"]: { execute: () => "__proto__" },
+        } as ToolTree,
+      },
+      async (sandbox) => {
+        assert.deepEqual(
+          await sandbox.eval(`[await tools.constructor(), await tools.toString(), await tools.hasOwnProperty(), await tools.__proto__(), Object.getPrototypeOf(tools)]`),
+          ["constructor", "toString", "hasOwnProperty", "__proto__", null],
+        );
+      },
+    ));
+
+  test("several carriers each get the tools", () =>
+    withSandbox({ carriers: 2, tools: weather }, async (sandbox) => {
+      const values = await Promise.all(Array.from({ length: 6 }, (_, i) => sandbox.eval(`(await tools.getWeather({ city: "x".repeat(${i}) })).tempC`)));
+      assert.deepEqual(values, [0, 1, 2, 3, 4, 5]);
+    }));
+});
+
+describe("input checks", () => {
+  test("JSON Schema: each problem named by its path, with what was given", () =>
+    withSandbox({ tools: weather }, async (sandbox) => {
+      const message = async (input: string) =>
+        sandbox.eval(`try { await tools.getWeather(${input}); "accepted" } catch (e) { (e instanceof TypeError ? "TypeError: " : "other: ") + e.message }`);
+      assert.equal(await message(`{ city: 42 }`), "TypeError: tools.getWeather: invalid input: input.city must be string (got number 42)");
+      assert.equal(await message(`{}`), `TypeError: tools.getWeather: invalid input: input is missing the required property "city"`);
+      assert.equal(await message(`{ city: "Oslo", town: "x" }`), `TypeError: tools.getWeather: invalid input: input has a property the schema does not allow: "town"`);
+      assert.equal(await message(`{ city: "Oslo", units: "k" }`), `TypeError: tools.getWeather: invalid input: input.units must be one of "c", "f" (got string "k")`);
+      assert.equal(await message(`"Oslo"`), `TypeError: tools.getWeather: invalid input: input must be object (got string "Oslo")`);
+    }));
+
+  test("zod (a Standard Schema): its messages, and its output is what the handler gets", () =>
+    withSandbox(
+      {
+        tools: {
+          create: tool({
+            inputSchema: z.object({ title: z.string().min(3), labels: z.array(z.string()).default([]) }),
+            execute: (input) => ({ title: input.title.toUpperCase(), labels: input.labels }),
+          }),
+        },
+      },
+      async (sandbox) => {
+        assert.deepEqual(await sandbox.eval(`await tools.create({ title: "bug" })`), { title: "BUG", labels: [] });
+        const message = (await sandbox.eval(`try { await tools.create({ title: "x", labels: [1] }) } catch (e) { e.message }`)) as string;
+        assert.match(message, /^tools\.create: invalid input: input\.title: .*>=3/);
+        assert.match(message, /input\.labels\[0\]: .*expected string/);
+      },
+    ));
+
+  test("an uncaught invalid-input TypeError fails the eval as a ScriptError at the calling line", () =>
+    withSandbox({ tools: weather }, async (sandbox) => {
+      const error = errorOf(await sandbox.run(`const a = 1;\nawait tools.getWeather({ city: 1 });`));
+      assert.ok(error instanceof ScriptError);
+      assert.equal(error.errorName, "TypeError");
+      assert.match(error.message, /input\.city must be string/);
+    }));
+
+  test("an input that cannot be cloned is refused in the sandbox, naming where", () =>
+    withSandbox({ tools: { echo: { execute: (input: unknown) => input } } }, async (sandbox) => {
+      const message = async (input: string) => sandbox.eval(`try { await tools.echo(${input}); "sent" } catch (e) { e.name + ": " + e.message }`);
+      assert.match((await message(`{ city: "x", run() {} }`)) as string, /^TypeError: tools\.echo: input\.run is a function, so it cannot be sent/);
+      assert.match((await message(`new Proxy({}, {})`)) as string, /^TypeError: tools\.echo: /);
+      assert.match((await message(`{ get boom() { throw new Error("getter") } }`)) as string, /^TypeError: tools\.echo: /);
+      // A getter is read as structured clone reads it: once, in the sandbox.
+      assert.deepEqual(await sandbox.eval(`await tools.echo({ get v() { return 5 } })`), { v: 5 });
+    }));
+
+  test("__proto__ and constructor keys arrive as plain own properties: no prototype pollution on the host", async () => {
+    let received: unknown;
+    await withSandbox({ tools: { take: { execute: (input: unknown) => void (received = input) } } }, async (sandbox) => {
+      await sandbox.eval(`await tools.take(JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}'))`);
+    });
+    const input = received as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(input), Object.prototype);
+    assert.ok(Object.hasOwn(input, "__proto__"));
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined);
+  });
+});
+
+describe("failures", () => {
+  test("a handler's error is a ToolError with its message only", () =>
+    withSandbox(
+      { tools: { fail: { execute: () => { const error = new Error("the city is unknown"); (error as Error & { secret: string }).secret = "s3cr3t"; throw error; } } } },
+      async (sandbox) => {
+        const value = await sandbox.eval(`try { await tools.fail() } catch (e) { [e instanceof ToolError, e instanceof Error, e.name, e.message, Object.keys(e), String(e.stack).includes("/")] }`);
+        assert.deepEqual(value, [true, true, "ToolError", "the city is unknown", [], false]);
+      },
+    ));
+
+  test("a non-Error thrown, and an empty message, still give a ToolError", () =>
+    withSandbox({ tools: { a: { execute: () => Promise.reject("plain words") }, b: { execute: () => { throw new Error(""); } } } }, async (sandbox) => {
+      assert.deepEqual(await sandbox.eval(`const m = async (f) => { try { await f() } catch (e) { return e.name + ": " + e.message } }; [await m(tools.a), await m(tools.b)]`), [
+        "ToolError: plain words",
+        "ToolError: the tool failed",
+      ]);
+    }));
+
+  test("an uncaught ToolError fails the eval as a ScriptError named ToolError", () =>
+    withSandbox({ tools: { fail: { execute: () => { throw new Error("no"); } } } }, async (sandbox) => {
+      const error = errorOf(await sandbox.run(`await tools.fail()`));
+      assert.ok(error instanceof ScriptError);
+      assert.equal(error.errorName, "ToolError");
+      assert.equal(error.message, "ToolError: no");
+    }));
+
+  test("a result that breaks the output schema, or cannot be cloned, is a ToolError", () =>
+    withSandbox(
+      {
+        tools: {
+          wrong: { outputSchema: { type: "object", properties: { n: { type: "number" } }, required: ["n"] }, execute: () => ({ n: "one" }) },
+          fn: { execute: () => ({ ok: true, callback: () => 1 }) },
+          cyclic: { execute: () => { const a: Record<string, unknown> = { name: "a" }; a.self = a; return a; } },
+        },
+      },
+      async (sandbox) => {
+        const message = (call: string) => sandbox.eval(`try { await ${call}; "fine" } catch (e) { e.name + ": " + e.message }`);
+        assert.equal(await message("tools.wrong()"), "ToolError: tools.wrong returned a result that does not match its output schema: the result.n must be number (got string \"one\")");
+        assert.match((await message("tools.fn()")) as string, /^ToolError: tools\.fn returned what cannot be passed into the sandbox: the result\.callback is a function/);
+        // Cycles are structured-cloneable: they arrive as cycles.
+        assert.equal(await sandbox.eval(`const c = await tools.cyclic(); c.self === c`), true);
+      },
+    ));
+});
+
+describe("limits", () => {
+  test("maxToolCalls: the next call is a ResourceLimitError; only the first refusal is recorded", () =>
+    withSandbox({ maxToolCalls: 3, tools: { ping: { execute: () => "pong" } } }, async (sandbox) => {
+      const caught = await sandbox.run(`let n = 0; for (let i = 0; i < 10; i++) { try { await tools.ping(); n++ } catch (e) { if (e.name !== "ResourceLimitError") throw e } } n`);
+      assert.equal(caught.ok && caught.value, 3);
+      assert.equal(caught.toolCalls.length, 4);
+      assert.equal(caught.toolCalls[3]!.ok, false);
+      assert.match(caught.toolCalls[3]!.error!, /maxToolCalls/);
+      // Uncaught, it fails the eval with the host's ResourceLimitError; the count is per eval.
+      const flood = await sandbox.run(`await Promise.all(Array.from({ length: 1000 }, () => tools.ping()))`);
+      assert.ok(errorOf(flood) instanceof ResourceLimitError);
+      assert.equal(await sandbox.eval(`await tools.ping()`), "pong");
+    }));
+
+  test("toolTimeoutMs: a handler that never settles fails its call with a TimeoutError, and its signal aborts", async () => {
+    const aborted = signalled<string>();
+    await withSandbox(
+      { toolTimeoutMs: 150, timeoutMs: 60_000, tools: { hang: { execute: (_input: unknown, { signal }) => new Promise(() => signal.addEventListener("abort", () => aborted.settle(String((signal.reason as Error).name)))) } } },
+      async (sandbox) => {
+        assert.deepEqual(await sandbox.eval(`try { await tools.hang() } catch (e) { [e.name, e.message] }`), ["TimeoutError", "tools.hang did not finish within 150 ms (toolTimeoutMs)"]);
+        assert.equal(await aborted.promise, "TimeoutError");
+        const uncaught = errorOf(await sandbox.run(`await tools.hang()`));
+        assert.ok(uncaught instanceof TimeoutError, uncaught.message);
+      },
+    );
+  });
+
+  test("a handler still running when its eval times out is aborted; the eval's own limit holds", async () => {
+    const aborted = signalled<string>();
+    await withSandbox(
+      { timeoutMs: 300, tools: { hang: { execute: (_input: unknown, { signal }) => new Promise(() => signal.addEventListener("abort", () => aborted.settle((signal.reason as Error).message))) } } },
+      async (sandbox) => {
+        const error = errorOf(await sandbox.run(`await tools.hang()`));
+        assert.ok(error instanceof TimeoutError);
+        assert.match(await aborted.promise, /eval that called tools\.hang has ended/);
+        assert.equal(await sandbox.eval(`1 + 1`), 2);
+      },
+    );
+  });
+
+  test("a call the eval did not wait for is aborted when the eval ends", async () => {
+    const aborted = signalled();
+    const started = signalled();
+    await withSandbox(
+      { tools: { slow: { execute: (_input: unknown, { signal }) => { started.settle(); return new Promise(() => signal.addEventListener("abort", () => aborted.settle())); } } } },
+      async (sandbox) => {
+        // The eval waits until the host has the call, then ends without its result.
+        assert.equal(await sandbox.eval(`tools.slow(); await new Promise((resolve) => setTimeout(resolve, 50)); "done"`), "done");
+        await started.promise;
+        await aborted.promise;
+      },
+    );
+  });
+
+  test("maxConcurrentToolCalls: more calls wait their turn, and all finish", async () => {
+    let running = 0;
+    let peak = 0;
+    await withSandbox(
+      {
+        maxConcurrentToolCalls: 2,
+        tools: {
+          work: {
+            execute: async (input: number) => {
+              peak = Math.max(peak, ++running);
+              await new Promise((resolve) => setTimeout(resolve, 5));
+              running--;
+              return input * 2;
+            },
+          },
+        },
+      },
+      async (sandbox) => {
+        assert.deepEqual(await sandbox.eval(`await Promise.all([1, 2, 3, 4, 5, 6].map((n) => tools.work(n)))`), [2, 4, 6, 8, 10, 12]);
+        assert.equal(peak, 2);
+      },
+    );
+  });
+
+  test("input and result sizes: typed errors, and the sandbox goes on", () =>
+    withSandbox(
+      { maxToolInputBytes: 64 * 1024, maxToolResultBytes: 64 * 1024, tools: { echo: { execute: (input: unknown) => input }, big: { execute: () => "x".repeat(200_000) } } },
+      async (sandbox) => {
+        const message = (call: string) => sandbox.eval(`try { await ${call}; "fine" } catch (e) { e.name + ": " + e.message }`);
+        assert.match((await message(`tools.echo("y".repeat(100000))`)) as string, /^ResourceLimitError: tools\.echo: the input is \d+ bytes; the limit is 65536 bytes \(maxToolInputBytes\)/);
+        assert.match((await message(`tools.big()`)) as string, /^ResourceLimitError: tools\.big returned \d+ bytes; the limit is 65536 bytes \(maxToolResultBytes\)/);
+        assert.equal(await sandbox.eval(`(await tools.echo("small")).length`), 5);
+      },
+    ));
+
+  test("a deeply nested input is refused in the sandbox, not by a crash", () =>
+    withSandbox({ tools: { echo: { execute: (input: unknown) => input } } }, async (sandbox) => {
+      const value = await sandbox.eval(`let v = []; for (let i = 0; i < 200000; i++) v = [v]; try { await tools.echo(v); "sent" } catch (e) { e.name + ": " + e.message }`);
+      assert.match(value as string, /^(TypeError|ResourceLimitError|RangeError): /);
+      assert.equal(await sandbox.eval(`await tools.echo(1)`), 1);
+    }));
+});
+
+describe("audit", () => {
+  test("run() lists each call; onToolCall (sandbox and eval) hears each; inputs only with auditArguments", async () => {
+    const heard: ToolCallRecord[] = [];
+    const heardByEval: ToolCallRecord[] = [];
+    await withSandbox({ tools: weather, onToolCall: (record) => heard.push(record) }, async (sandbox) => {
+      const result = await sandbox.run(`await tools.getWeather({ city: "Oslo" }); await tools.getWeather({ city: 1 }).catch(() => 0)`, { onToolCall: (record) => heardByEval.push(record) });
+      assert.equal(result.toolCalls.length, 2);
+      const [first, second] = result.toolCalls;
+      assert.equal(first!.tool, "getWeather");
+      assert.equal(first!.ok, true);
+      assert.ok(first!.bytesIn > 0 && first!.bytesOut > 0);
+      assert.equal(first!.input, undefined);
+      assert.equal(second!.ok, false);
+      assert.match(second!.error!, /^TypeError: .*input\.city/);
+      assert.deepEqual(heard, result.toolCalls);
+      assert.deepEqual(heardByEval, result.toolCalls);
+    });
+    await withSandbox({ tools: weather, auditArguments: true }, async (sandbox) => {
+      const result = await sandbox.run(`await tools.getWeather({ city: "Oslo" })`);
+      assert.deepEqual(result.toolCalls[0]!.input, { city: "Oslo" });
+    });
+  });
+});
+
+describe("declarations", () => {
+  test("sb.toolDeclarations() and toolDeclarations() describe every tool", async () => {
+    const tools: ToolTree = { ...weather, github: { createIssue: tool({ description: "Open an issue", inputSchema: z.object({ title: z.string() }), execute: () => 1 }) } };
+    const standalone = await toolDeclarations(tools);
+    await withSandbox({ tools }, async (sandbox) => {
+      assert.equal(await sandbox.toolDeclarations(), standalone);
+    });
+    assert.match(standalone, /declare const tools: \{/);
+    assert.match(standalone, /Current weather for a city/);
+    assert.match(standalone, /getWeather\(input: \{\n\s+city: string;\n\s+units\?: "c" \| "f";\n\s+\}\): Promise<\{\n\s+tempC: number;/);
+    assert.match(standalone, /github: \{[\s\S]*Open an issue[\s\S]*createIssue\(input: \{\n\s+title: string;/);
+  });
+});
+
+describe("bad tool definitions fail Sandbox.create with a TypeError that names them", () => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ["a name that is not an identifier", { "get-weather": { execute: () => 1 } }, /"get-weather".*not a JavaScript identifier/],
+    ["an invalid JSON Schema", { bad: { inputSchema: { type: "no-such-type" }, execute: () => 1 } }, /tools\.bad\.inputSchema is not a valid JSON Schema/],
+    ["a schema that is neither", { bad: { inputSchema: 42, execute: () => 1 } }, /tools\.bad\.inputSchema must be a JSON Schema object or a Standard Schema/],
+    ["a tool that is not an object", { bad: 3 }, /tools\.bad must be a tool/],
+  ];
+  for (const [what, tools, message] of cases) {
+    test(what, async () => {
+      await assert.rejects(Sandbox.create({ tools: tools as ToolTree }), (error: Error) => error instanceof TypeError && message.test(error.message));
+    });
+  }
+});
