@@ -209,7 +209,7 @@ test("agent code type-checks against the declarations, and a wrong call does not
     "const now: string = await tools.getTime();",
     'const issue: unknown = await tools.github.create_issue({ title: "Bug", labels: ["p1"] });',
     'await tools.signup({ email: "a@b.c", count: 1, pair: ["x", 2], note: null, scores: { a: 1 }, retries: 0 });',
-    "try { await tools.getTime({}); } catch (error) { if (error instanceof ToolError) console.log(error.message, t, issue, now); }",
+    "try { await tools.getTime({}); } catch (error) { if (error instanceof ToolError) void [error.message, t, issue, now]; }",
   ].join("\n");
   assert.deepEqual(check(declarations, good), []);
 
@@ -286,7 +286,6 @@ test("descriptions cannot close their comment, keep their lines, and are cut whe
     },
     { path: ["long"], description: `${"word ".repeat(1000)}`, inputSchema: {} },
   ]);
-  assert.equal(declarations.includes("pwned: number; /*"), true);
   const lines = declarations.split("\n");
   assert.deepEqual(lines.slice(3, 20), [
     "  /**",
@@ -626,7 +625,7 @@ test("zod's schemas, 2020-12 and draft-07, as z.toJSONSchema writes them", () =>
 test("malformed schemas read as unknown, and nothing throws", () => {
   const throwing = new Proxy({}, { get: () => { throw new Error("boom"); }, getOwnPropertyDescriptor: () => { throw new Error("boom"); } });
   const cases: unknown[] = [null, undefined, "string", 42, [], [{ type: "string" }], { type: 42 }, { type: [] }, { type: ["strang"] }, { type: {} }, { $ref: 7 }, { $ref: "#/%E0%A4%A" }, { enum: "a" }, { anyOf: "x" }, { allOf: [] }, throwing, Symbol("s"), () => 1];
-  for (const schema of cases) assert.equal(schemaToType(schema), "unknown", String(typeof schema === "symbol" ? "symbol" : JSON.stringify(schema)));
+  for (const [index, schema] of cases.entries()) assert.equal(schemaToType(schema), "unknown", `case ${index}`);
   assert.equal(schemaToType({ type: "object", properties: { a: throwing } }), "unknown");
   assert.equal(schemaToType({ type: "object", properties: [{ type: "string" }], required: "a" }), "Record<string, unknown>");
   assert.equal(schemaToType({ type: "array", items: 5, minItems: "2" }), "unknown[]");
@@ -654,8 +653,9 @@ test("nesting is bounded: a 10,000-deep schema ends in unknown without exhaustin
     text = `{"allOf":[${text}]}`;
   }
   const nestedObjects = schemaToType(objects);
-  assert.equal(nestedObjects.split("\n").length, 2 * 13 - 1);
-  assert.match(nestedObjects, /^ {24}a: unknown;$/m);
+  // Thirteen objects, each a line that opens it and one that closes it, and the unknown within.
+  assert.equal(nestedObjects.split("\n").length, 2 * 13 + 1);
+  assert.match(nestedObjects, /^ {26}a: unknown;$/m);
   assert.equal(schemaToType(arrays), `unknown${"[]".repeat(13)}`);
   assert.equal(schemaToType(unions), "unknown");
   assert.equal(schemaToType(JSON.parse(text)), "unknown");

@@ -45,24 +45,22 @@ const LINE_BREAK = /\r\n|[\n\r\u2028\u2029]/;
  */
 export function declareTools(tools: readonly ToolDeclaration[], options?: { namespaceDescriptions?: Record<string, string> }): string {
   const root: Namespace = { tool: undefined, members: new Map() };
-  for (const tool of Array.isArray(tools) ? (tools as readonly unknown[]) : []) {
-    if (!isRecord(tool)) continue;
-    const path = own(tool, "path");
-    if (!Array.isArray(path) || path.length === 0 || !path.every((segment) => typeof segment === "string")) continue;
+  for (const entry of Array.isArray(tools) ? (tools as readonly unknown[]) : []) {
+    const tool = readTool(entry);
+    if (!tool) continue;
     let namespace = root;
-    for (const segment of path as string[]) {
+    for (const segment of tool.path) {
       let next = namespace.members.get(segment);
       if (!next) namespace.members.set(segment, (next = { tool: undefined, members: new Map() }));
       namespace = next;
     }
-    namespace.tool ??= tool as unknown as ToolDeclaration;
+    namespace.tool ??= tool;
   }
-  const descriptions = options?.namespaceDescriptions;
   return [
     "/** A tool failed: its handler threw, or the MCP server reported an error. `message` says why. */",
     "declare class ToolError extends Error {}",
     "declare const tools: {",
-    ...namespaceMembers(root, [], "  ", isRecord(descriptions) ? descriptions : {}),
+    ...namespaceMembers(root, [], "  ", readDescriptions(options)),
     "};",
     "",
   ].join("\n");
@@ -80,12 +78,48 @@ export function schemaToType(schema: unknown, indent = ""): string {
   }
 }
 
+/** The tool's fields, read once (what is read is what is declared), or undefined if it has no usable path. */
+function readTool(entry: unknown): ToolDeclaration | undefined {
+  try {
+    if (!isRecord(entry)) return undefined;
+    const path = own(entry, "path");
+    if (!Array.isArray(path) || path.length === 0 || !path.every((segment) => typeof segment === "string")) return undefined;
+    const description = own(entry, "description");
+    const originalName = own(entry, "originalName");
+    return {
+      path: [...(path as string[])],
+      description: typeof description === "string" ? description : undefined,
+      inputSchema: own(entry, "inputSchema"),
+      outputSchema: own(entry, "outputSchema"),
+      originalName: typeof originalName === "string" ? originalName : undefined,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Namespace descriptions by dotted path ("github", "cloud.storage"). */
+function readDescriptions(options: unknown): Map<string, string> {
+  const descriptions = new Map<string, string>();
+  try {
+    const given = isRecord(options) ? own(options, "namespaceDescriptions") : undefined;
+    if (!isRecord(given)) return descriptions;
+    for (const path of Object.keys(given)) {
+      const description = own(given, path);
+      if (typeof description === "string") descriptions.set(path, description);
+    }
+  } catch {
+    // Options that throw when read describe nothing.
+  }
+  return descriptions;
+}
+
 interface Namespace {
   tool: ToolDeclaration | undefined;
   readonly members: Map<string, Namespace>;
 }
 
-function namespaceMembers(namespace: Namespace, path: readonly string[], indent: string, descriptions: Record<string, unknown>): string[] {
+function namespaceMembers(namespace: Namespace, path: readonly string[], indent: string, descriptions: ReadonlyMap<string, string>): string[] {
   const lines: string[] = [];
   for (const [name, member] of namespace.members) {
     const key = methodName(name);
@@ -93,9 +127,8 @@ function namespaceMembers(namespace: Namespace, path: readonly string[], indent:
       if (member.tool) lines.push(...toolMethod(member.tool, key, indent));
       continue;
     }
-    const dotted = [...path, name].join(".");
-    const description = own(descriptions, dotted);
-    if (typeof description === "string") lines.push(...comment(descriptionLines(description), indent));
+    const description = descriptions.get([...path, name].join("."));
+    if (description !== undefined) lines.push(...comment(descriptionLines(description), indent));
     lines.push(`${indent}${key}: {`);
     // Both a tool and a namespace of tools: a callable object, which a call signature declares.
     if (member.tool) lines.push(...toolMethod(member.tool, "", indent + "  "));
@@ -106,19 +139,24 @@ function namespaceMembers(namespace: Namespace, path: readonly string[], indent:
 }
 
 function toolMethod(tool: ToolDeclaration, key: string, indent: string): string[] {
-  const fields = tool as unknown as Record<string, unknown>;
-  const description = own(fields, "description");
-  const originalName = own(fields, "originalName");
-  const inputSchema = own(fields, "inputSchema");
-  const outputSchema = own(fields, "outputSchema");
-  const docs = typeof description === "string" ? descriptionLines(description) : [];
-  if (typeof originalName === "string") docs.push(`(MCP tool ${oneLine(JSON.stringify(originalName))})`);
-  const inputDescription = isRecord(inputSchema) ? own(inputSchema, "description") : undefined;
-  if (typeof inputDescription === "string") docs.push(`@param input ${oneLine(inputDescription, MAX_DESCRIPTION_CHARS)}`);
-  const outputDescription = isRecord(outputSchema) ? own(outputSchema, "description") : undefined;
-  if (typeof outputDescription === "string") docs.push(`@returns ${oneLine(outputDescription, MAX_DESCRIPTION_CHARS)}`);
+  const { description, originalName, inputSchema, outputSchema } = tool;
+  const docs = description === undefined ? [] : descriptionLines(description);
+  if (originalName !== undefined) docs.push(`(MCP tool ${oneLine(JSON.stringify(originalName))})`);
+  const inputDescription = descriptionOf(inputSchema);
+  if (inputDescription !== undefined) docs.push(`@param input ${oneLine(inputDescription, MAX_DESCRIPTION_CHARS)}`);
+  const outputDescription = descriptionOf(outputSchema);
+  if (outputDescription !== undefined) docs.push(`@returns ${oneLine(outputDescription, MAX_DESCRIPTION_CHARS)}`);
   const output = outputSchema === undefined ? "unknown" : schemaToType(outputSchema, indent);
   return [...comment(docs, indent, true), `${indent}${key}(${inputParameter(inputSchema, indent)}): Promise<${output}>;`];
+}
+
+function descriptionOf(schema: unknown): string | undefined {
+  try {
+    const description = isRecord(schema) ? own(schema, "description") : undefined;
+    return typeof description === "string" ? description : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function inputParameter(schema: unknown, indent: string): string {
@@ -231,8 +269,9 @@ function render(schema: unknown, context: Context, depth: number, indent: string
 
 function core(schema: Record<string, unknown>, context: Context, depth: number, indent: string): Type {
   if (Object.hasOwn(schema, "const")) {
-    const literal = literalType(own(schema, "const"));
-    if (literal) return literal;
+    const value = own(schema, "const");
+    const literal = literalType(value) ?? kindOf(value);
+    if (literal !== UNKNOWN) return literal;
   }
   const values = own(schema, "enum");
   if (Array.isArray(values)) return enumType(values, context);
@@ -423,7 +462,8 @@ function kindOf(value: unknown): Type {
 
 /**
  * JSON text of a value, or undefined when it is not JSON (NaN, a function, a cycle) or longer than
- * `limit`. Not JSON.stringify: that would call a hostile value's toJSON, and read its inherited keys' values.
+ * `limit`. Not JSON.stringify: that calls any toJSON the value has or inherits, and stringifies all
+ * of a huge value before its length can be checked.
  */
 function jsonText(value: unknown, limit: number): string | undefined {
   let out = "";

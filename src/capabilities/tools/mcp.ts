@@ -11,7 +11,7 @@ import { undici } from "../fetch/undici.js";
 import { NetworkPolicy } from "../fetch/policy.js";
 import { McpError } from "../../host/errors.js";
 import type { ToolEntry } from "./host.js";
-import { lazyJsonSchema } from "./schema.js";
+import { lazyJsonSchema, type CompiledSchema } from "./schema.js";
 
 /** A server started as a child process, speaking MCP over its stdin and stdout. */
 export interface McpStdioServer {
@@ -150,7 +150,7 @@ class McpServerLink {
       name,
       description: tool.description,
       originalName: key === tool.name ? undefined : tool.name,
-      input: lazyJsonSchema(tool.inputSchema as Record<string, unknown>, "input"),
+      input: argumentsSchema(lazyJsonSchema(tool.inputSchema as Record<string, unknown>, "input")),
       output: tool.outputSchema ? lazyJsonSchema(tool.outputSchema as Record<string, unknown>, "the result") : undefined,
       // (The SDK's client checks only the tools of the last page it listed.)
       checksOutput: true,
@@ -160,11 +160,9 @@ class McpServerLink {
 
   private async call(tool: string, input: unknown, signal: AbortSignal, timeoutMs: number): Promise<unknown> {
     const client = await this.connected();
-    const args = input === undefined ? {} : input;
-    if (typeof args !== "object" || args === null || Array.isArray(args)) throw new Error(`the input of an MCP tool must be an object (the tool's arguments)`);
     let result;
     try {
-      result = await client.callTool({ name: tool, arguments: args as Record<string, unknown> }, undefined, { signal, timeout: timeoutMs });
+      result = await client.callTool({ name: tool, arguments: input as Record<string, unknown> }, undefined, { signal, timeout: timeoutMs });
     } catch (error) {
       // A JSON-RPC error is the server's answer; anything else (a closed connection, a failed
       // request) means the connection is gone, even when the SDK does not notice (an HTTP server
@@ -244,6 +242,18 @@ class McpServerLink {
       undici().fetch(input as string, { ...(init as object), redirect: "error", dispatcher: agent } as Parameters<ReturnType<typeof undici>["fetch"]>[1])) as unknown as typeof globalThis.fetch;
     return new StreamableHTTPClientTransport(url, { fetch, ...(config.headers ? { requestInit: { headers: config.headers } } : {}) });
   }
+}
+
+/** An MCP tool's arguments are an object: none given is `{}`, as a tool without parameters expects. */
+function argumentsSchema(schema: CompiledSchema): CompiledSchema {
+  return {
+    json: schema.json,
+    check(value) {
+      const args = value === undefined ? {} : value;
+      if (typeof args !== "object" || args === null || Array.isArray(args)) return { ok: false, problems: ["input must be an object (the tool's arguments)"] };
+      return schema.check(args);
+    },
+  };
 }
 
 interface CallResult {
