@@ -14,4 +14,6 @@ export type { ToolCallRecord } from "./capabilities/tools/host.js";
 export type { JsonSchema, StandardSchemaV1, ToolSchema } from "./capabilities/tools/schema.js";
 export { McpHub, type McpServerConfig, type McpStdioServer, type McpHttpServer, type McpHubOptions } from "./capabilities/tools/mcp.js";
 export { toolDeclarations } from "./capabilities/tools/catalog.js";
+export { createCodeTool, type CodeTool, type CodeToolOptions } from "./code-tool/code-tool.js";
+export type { ExecuteCodeInput, ExecuteCodeResult } from "./code-tool/execute-code.js";
 export { configurePool, type PoolOptions } from "./host/pool.js";

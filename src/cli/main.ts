@@ -3,6 +3,7 @@
  *   paddock eval <code>     run code, print the value as JSON
  *   paddock run <file>      run a .js/.ts file the same way
  *   paddock bench           run the benchmark
+ *   paddock mcp             serve code mode over MCP
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -15,6 +16,9 @@ const USAGE = `usage:
   paddock bench [--quick] [--fetch | --modules]  run the benchmark (same as npm run bench); --fetch, --modules: only those rows
   paddock modules add <package…>   fetch and prepare npm packages into the module cache (npm:lodash-es@4, date-fns)
   paddock modules list | clear     what the module cache holds; empty it
+  paddock mcp [--config paddock.json] [--http --port <n> [--host <addr>] [--token <t>]]
+                                   serve MCP (stdio, or Streamable HTTP at /mcp with a bearer token): one tool,
+                                   execute_code, whose code can call the tools of the config's mcpServers
 
 flags:
   --timeout-ms <n>        wall-clock limit per eval (default 5000)
@@ -48,6 +52,11 @@ const FLAGS = {
   quick: { type: "boolean" },
   fetch: { type: "boolean" },
   modules: { type: "boolean" },
+  config: { type: "string" },
+  http: { type: "boolean" },
+  port: { type: "string" },
+  host: { type: "string" },
+  token: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -100,6 +109,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === "modules") {
     const { modulesCommand } = await import("./modules.js");
     return modulesCommand(target, positionals.slice(2), { cacheDir: values["cache-dir"], registry: values.registry });
+  }
+  if (command === "mcp") {
+    const { mcpCommand } = await import("./mcp.js");
+    return mcpCommand({ config: values.config, http: values.http === true, port: integerFlag(values.port, "port"), host: values.host, token: values.token ?? process.env.PADDOCK_MCP_TOKEN });
   }
   if ((command !== "eval" && command !== "run") || target === undefined) throw new UsageError(USAGE);
   const code = command === "eval" ? target : readFileSync(target, "utf8");
