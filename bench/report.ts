@@ -1,6 +1,7 @@
 /** The results of a run, and their Markdown rendering: one table, its notes, and the targets. */
 import type { Throughput } from "./measure.js";
 import type { MediationResults } from "./fetch.js";
+import type { ToolCallResults } from "./tools.js";
 import type { ModulesResults } from "./modules.js";
 import type { Floor } from "./floor.js";
 import type { Startup } from "./startup.js";
@@ -66,6 +67,7 @@ export interface Results {
   mediation: MediationResults;
   /** Absent in a `--fetch` run. */
   modules?: ModulesResults;
+  toolCalls?: ToolCallResults;
   floor: Floor;
   startup: Startup;
   /** Where a noop eval's time goes, per Paddock column (pace). */
@@ -100,6 +102,7 @@ export function renderMarkdown(results: Results): string {
   lines.push("", ...renderBreakdown(results));
   lines.push("", ...renderMediation(results.mediation));
   if (results.modules) lines.push("", ...renderModules(results.modules));
+  if (results.toolCalls) lines.push("", ...renderToolCalls(results.toolCalls, results.floor));
   lines.push("", "### Targets (Paddock)", "");
   for (const target of results.targets) {
     lines.push(`- ${target.goal} — ${target.measured} → **${target.met ? "met" : "not met"}**`);
@@ -144,6 +147,16 @@ export function renderModules(modules: ModulesResults | undefined): string[] {
   lines.push(tableLine(["measurement", "p50 / p99 / max (µs)"]), tableLine(["---", "---"]));
   for (const row of modules.rows) lines.push(tableLine([row.title, row.figures ? formatPercentiles(row.figures) : `n/a (${row.note ?? "not measured"})`]));
   lines.push("", `Idle RSS of a persistent sandbox's carrier with ten packages imported: ${modules.rssTenPackages === undefined ? "n/a" : formatMegabytes(modules.rssTenPackages)}.`);
+  return lines;
+}
+
+export function renderToolCalls(toolCalls: ToolCallResults | undefined, floor: Floor | undefined): string[] {
+  if (!toolCalls) return [];
+  const lines = ["### Tool calls (a no-op host tool with a JSON Schema, agent pace)", ""];
+  lines.push(tableLine(["measurement", "p50 / p99 / max (µs)"]), tableLine(["---", "---"]));
+  for (const row of toolCalls.rows) lines.push(tableLine([row.title, formatPercentiles(row.figures)]));
+  const goal = floor ? ` (goal: ≤ sync-pipe floor at agent pace + 100 µs = ${formatInteger(floor.syncPipe.agentPace.p50 + 100)} µs)` : "";
+  lines.push("", `Added by a tool call at p50: **${formatInteger(toolCalls.addedP50Us)} µs** (sandboxed minus the host's own call)${goal}.`);
   return lines;
 }
 

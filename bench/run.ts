@@ -17,11 +17,12 @@ import { RSS_IDLE_MS, measureIdleRss, measureParallel, measureSequential, measur
 import { POOL_SETTLE_MS, createPaddock, drainPool, measureCreate, measureCreateFirstEval } from "./paddock.js";
 import { cpuShare, cpuSnapshot } from "./proc.js";
 import { PUBLISHED, PUBLISHED_NOTE } from "./published.js";
-import { renderMarkdown, renderMediation, renderModules, type Cell, type Column, type LatencyCell, type Machine, type Results, type Row } from "./report.js";
+import { renderMarkdown, renderMediation, renderModules, renderToolCalls, type Cell, type Column, type LatencyCell, type Machine, type Results, type Row } from "./report.js";
 import { ADD, EVAL_SCENARIOS, assertResult } from "./scenarios.js";
 import { formatInteger, formatMegabytes, formatPercentiles, type Summary } from "./stats.js";
 import { checkTargets } from "./targets.js";
 import { benchMediation, type MediationResults } from "./fetch.js";
+import { benchToolCalls, type ToolCallResults } from "./tools.js";
 import { benchModules, type ModulesResults } from "./modules.js";
 import { measureFloor } from "./floor.js";
 import { measureStartup } from "./startup.js";
@@ -107,8 +108,13 @@ const ROWS: ReadonlyArray<{ id: string; title: string }> = [
 
 type SetCell = (rowId: string, columnId: string, cell: Cell) => void;
 
-export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean }): Promise<void> {
+export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean }): Promise<void> {
   const plan = options.quick ? QUICK : FULL;
+  if (options.toolsOnly) {
+    const floor = await measureFloor({ samples: plan.samples.fast, warmup: plan.warmup.fast, starts: plan.starts, pauseMs: AGENT_PAUSE_MS });
+    console.log(renderToolCalls(await measureToolCalls(plan), floor).join("\n"));
+    return;
+  }
   if (options.fetchOnly) {
     const mediation = await measureMediation(plan);
     console.log(renderMediation(mediation).join("\n"));
@@ -131,10 +137,12 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   log(`floor: sync pipe ${formatPercentiles(floor.syncPipe.backToBack)} µs back-to-back, ${formatPercentiles(floor.syncPipe.agentPace)} µs agent pace; async pipe ${formatPercentiles(floor.asyncPipe)} µs; empty deno ${formatPercentiles(floor.emptyDeno)} µs, empty node ${formatPercentiles(floor.emptyNode)} µs`);
   let mediation: MediationResults;
   let modules: ModulesResults;
+  let toolCalls: ToolCallResults;
   let breakdown: Results["breakdown"];
   try {
     breakdown = await benchPaddock(plan, set);
     mediation = await measureMediation(plan);
+    toolCalls = await measureToolCalls(plan);
     modules = await benchModules({ samples: plan.samples.medium, warmup: plan.warmup.medium, pauseMs: AGENT_PAUSE_MS, starts: plan.starts });
     for (const row of modules.rows) if (row.figures) progress(`modules ${row.id}`, row.figures);
   } finally {
@@ -160,8 +168,9 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     columns,
     rows,
     notes: notes(plan),
-    targets: checkTargets({ rows, columns: { agent: agent!.column, backToBack: backToBack!.column, quickjs: quickjs.id }, floor, startup, mediation, modules }),
+    targets: checkTargets({ rows, columns: { agent: agent!.column, backToBack: backToBack!.column, quickjs: quickjs.id }, floor, startup, mediation, modules, toolCalls }),
     mediation,
+    toolCalls,
     modules,
     floor,
     startup,
@@ -209,6 +218,12 @@ async function benchPaddock(plan: Plan, set: SetCell): Promise<Results["breakdow
   markOtherModes(PADDOCK, "create-first-eval", set);
   progress("paddock create-first-eval", inARow);
   return breakdown;
+}
+
+async function measureToolCalls(plan: Plan): Promise<ToolCallResults> {
+  const toolCalls = await benchToolCalls({ samples: plan.samples.fast, warmup: plan.warmup.fast, pauseMs: AGENT_PAUSE_MS });
+  for (const row of toolCalls.rows) progress(`tools ${row.id}`, row.figures);
+  return toolCalls;
 }
 
 async function measureMediation(plan: Plan): Promise<MediationResults> {
@@ -384,8 +399,8 @@ function log(message: string): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false } }, strict: true });
-  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules }).catch((error: unknown) => {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false } }, strict: true });
+  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools }).catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   });

@@ -7,6 +7,7 @@ import type { Cell, Row, TargetResult } from "./report.js";
 import { formatInteger, formatMegabytes } from "./stats.js";
 import type { Floor } from "./floor.js";
 import type { MediationResults } from "./fetch.js";
+import type { ToolCallResults } from "./tools.js";
 import type { Startup } from "./startup.js";
 import type { ModulesResults } from "./modules.js";
 
@@ -21,6 +22,7 @@ export interface TargetInputs {
   startup: Startup;
   mediation: MediationResults;
   modules: ModulesResults | undefined;
+  toolCalls: ToolCallResults | undefined;
 }
 
 interface Check {
@@ -69,6 +71,7 @@ export function checkTargets(inputs: TargetInputs): TargetResult[] {
     { goal: "idle sandbox RSS, fresh ≤ 35 MB", measured: rss("idle-rss"), limit: 35, unit: "MB" },
     { goal: "idle sandbox RSS after the per-eval rows (≥ 2,000 evals in a full run) ≤ 60 MB", measured: rss("rss-after-use"), limit: 60, unit: "MB" },
     { goal: `sandboxed fetch adds ≤ sync-pipe floor (agent pace) + 100 µs at p50`, measured: inputs.mediation.addedP50Us, limit: agentFloor.p50 + 100, unit: "µs" },
+    { goal: `a tool call adds ≤ sync-pipe floor (agent pace) + 100 µs at p50`, measured: inputs.toolCalls?.addedP50Us, limit: agentFloor.p50 + 100, unit: "µs" },
     { goal: `\`await import("paddock")\` p50 ≤ empty node (${ms(floor.emptyNode.p50)}) + 100 ms`, measured: startup.importPackage.p50, limit: floor.emptyNode.p50 + 100_000, unit: "µs" },
     { goal: "`paddock eval \"1+1\"` wall p50 ≤ empty node + empty deno + 100 ms", measured: startup.cliEval.p50, limit: floor.emptyNode.p50 + emptyDenoUs + 100_000, unit: "µs" },
     // Issue 9 (modules): absolute targets for 2 cores.

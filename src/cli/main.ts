@@ -13,7 +13,7 @@ import { Sandbox, SandboxError, ScriptError, configurePool, type LogEntry } from
 const USAGE = `usage:
   paddock eval <code> [flags]     run code; its value is printed as JSON on stdout
   paddock run <file> [flags]      run a JavaScript or TypeScript file the same way
-  paddock bench [--quick] [--fetch | --modules]  run the benchmark (same as npm run bench); --fetch, --modules: only those rows
+  paddock bench [--quick] [--fetch | --modules | --tools]  run the benchmark (same as npm run bench); --fetch, --modules, --tools: only those rows
   paddock modules add <package…>   fetch and prepare npm packages into the module cache (npm:lodash-es@4, date-fns)
   paddock modules list | clear     what the module cache holds; empty it
   paddock mcp [--config paddock.json] [--http --port <n> [--host <addr>] [--token <t>]]
@@ -52,6 +52,7 @@ const FLAGS = {
   quick: { type: "boolean" },
   fetch: { type: "boolean" },
   modules: { type: "boolean" },
+  tools: { type: "boolean" },
   config: { type: "string" },
   http: { type: "boolean" },
   port: { type: "string" },
@@ -103,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "bench") {
     const { runBenchmark } = await import("../../bench/run.js");
-    await runBenchmark({ quick: values.quick ?? false, fetchOnly: values.fetch ?? false, modulesOnly: values.modules ?? false });
+    await runBenchmark({ quick: values.quick ?? false, fetchOnly: values.fetch ?? false, modulesOnly: values.modules ?? false, toolsOnly: values.tools ?? false });
     return 0;
   }
   if (command === "modules") {

@@ -43,8 +43,9 @@ describe("eval and run", () => {
 
   test("run returns { ok, value, logs, stats } on success", async () => {
     const result = await sandbox.run("console.log('hi'); 42");
-    assert.deepEqual(Object.keys(result).sort(), ["fetches", "imports", "logs", "ok", "stats", "value"]);
+    assert.deepEqual(Object.keys(result).sort(), ["fetches", "imports", "logs", "ok", "stats", "toolCalls", "value"]);
     assert.deepEqual(result.fetches, []);
+    assert.deepEqual(result.toolCalls, []);
     assert.equal(result.ok, true);
     if (!result.ok) return;
     assert.equal(result.value, 42);
