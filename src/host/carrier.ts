@@ -426,7 +426,7 @@ export class Carrier {
           return resolve({ ok: true, value: message.as === "inline" ? message.v : undefined, logs, cpuMs });
         }
         if (!body) return this.lied(pending, "a result without its body");
-        void decodeResult(body, pending.request.limits.maxResultBytes, { noun: "result", limit: "maxResultBytes" }).then((decoded) => {
+        void Promise.resolve(decodeResult(body, pending.request.limits.maxResultBytes, { noun: "result", limit: "maxResultBytes" })).then((decoded) => {
           if ("violation" in decoded) return this.lied(pending, decoded.violation);
           resolve("failure" in decoded ? { ok: false, error: decoded.failure, logs, cpuMs } : { ok: true, value: decoded.value, logs, cpuMs });
         });

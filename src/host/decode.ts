@@ -38,22 +38,27 @@ export interface DecodedKind {
 /**
  * Decodes a body. Large bodies are counted first, off the host's heap (result-budget.ts); a value
  * too deep or too big for the host is an OutputLimitError, anything else unreadable is the carrier
- * lying.
+ * lying. Small bodies are decoded at once (no promise: a tool call's input is on its hot path).
  */
-export async function decodeResult(body: Uint8Array, maxBytes: number, { noun, limit }: DecodedKind): Promise<Decoded> {
+export function decodeResult(body: Uint8Array, maxBytes: number, kind: DecodedKind): Decoded | Promise<Decoded> {
+  return body.byteLength > DIRECT_DECODE_BYTES ? decodeLarge(body, maxBytes, kind) : decodeDirect(body, kind);
+}
+
+async function decodeLarge(body: Uint8Array, maxBytes: number, kind: DecodedKind): Promise<Decoded> {
   const maxValues = Math.floor(maxBytes / 8);
-  const tooLarge = (what: string): Decoded => ({ failure: { kind: "output", name: "OutputLimitError", message: what } });
-  if (body.byteLength > DIRECT_DECODE_BYTES) {
-    let count: number;
-    try {
-      count = await countValues(body, maxValues);
-    } catch (error) {
-      const message = (error as Error).message;
-      if (/call stack|memory/i.test(message)) return tooLarge(`the ${noun} is too large or too deep for the host to decode (${message})`);
-      return { violation: `an undecodable ${noun} (${message})` };
-    }
-    if (count > maxValues) return tooLarge(`the ${noun} holds more than ${maxValues} values (objects, elements, entries); the limit is one per 8 bytes of ${limit}`);
+  let count: number;
+  try {
+    count = await countValues(body, maxValues);
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/call stack|memory/i.test(message)) return tooLarge(`the ${kind.noun} is too large or too deep for the host to decode (${message})`);
+    return { violation: `an undecodable ${kind.noun} (${message})` };
   }
+  if (count > maxValues) return tooLarge(`the ${kind.noun} holds more than ${maxValues} values (objects, elements, entries); the limit is one per 8 bytes of ${kind.limit}`);
+  return decodeDirect(body, kind);
+}
+
+function decodeDirect(body: Uint8Array, { noun }: DecodedKind): Decoded {
   try {
     const deserializer = new CopyingDeserializer(body);
     deserializer.readHeader();
@@ -62,4 +67,8 @@ export async function decodeResult(body: Uint8Array, maxBytes: number, { noun, l
     if (error instanceof RangeError) return tooLarge(`the ${noun} is nested too deeply for the host to decode`);
     return { violation: `an undecodable ${noun} (${(error as Error).message})` };
   }
+}
+
+function tooLarge(message: string): Decoded {
+  return { failure: { kind: "output", name: "OutputLimitError", message } };
 }

@@ -1,5 +1,6 @@
 /**
- * The messages every eval sends (`ready` once, then `done` and `logs`), checked by hand. The zod
+ * The messages every eval sends (`ready` once, then `done` and `logs`), and tool calls (an agent's
+ * script may make hundreds), checked by hand. The zod
  * schema in messages.ts stays the single definition of the protocol: this check only says "valid"
  * for messages the schema accepts too (test/unit/hot-messages.test.ts compares the two on
  * generated and mutated messages), and anything it does not vouch for goes to the schema, which
@@ -8,6 +9,7 @@
  */
 import { logLevels, type LogEntry } from "../capabilities/console/messages.js";
 import { PROTOCOL_LIMITS } from "./limits.js";
+import { MAX_TOOL_NAME_CHARS } from "../capabilities/tools/messages.js";
 import { carrierPhaseNames, failureKinds, type CarrierMessage } from "./messages.js";
 
 type Fields = Record<string, unknown>;
@@ -22,6 +24,8 @@ export function acceptHotMessage(header: unknown): CarrierMessage | undefined {
       return hasOnlyKeys(header, LOGS_KEYS) && isEvalId(header.id) && isLogBatch(header.logs) ? (header as CarrierMessage) : undefined;
     case "done":
       return isDone(header) ? (header as CarrierMessage) : undefined;
+    case "call":
+      return isToolCall(header) ? (header as CarrierMessage) : undefined;
     default:
       return undefined;
   }
@@ -38,6 +42,15 @@ const FAILURE_KEYS = new Set(["kind", "name", "message", "stack", "line", "colum
 const LOG_LEVELS = new Set<string>(logLevels);
 const FAILURE_KINDS = new Set<string>(failureKinds);
 const RESULT_FORMS = new Set(["inline", "undefined", "body"]);
+const CALL_KEYS = new Set(["t", "id", "call", "cap", "args"]);
+const TOOL_ARGS_KEYS = new Set(["tool"]);
+
+/** A tool call; fetch calls (rarer, and larger) are left to the schema. */
+function isToolCall(header: Fields): boolean {
+  if (!hasOnlyKeys(header, CALL_KEYS) || header.cap !== "tool" || !isEvalId(header.id) || !isEvalId(header.call)) return false;
+  const args = header.args;
+  return isRecord(args) && hasOnlyKeys(args, TOOL_ARGS_KEYS) && typeof args.tool === "string" && args.tool.length >= 1 && args.tool.length <= MAX_TOOL_NAME_CHARS;
+}
 
 function isDone(header: Fields): boolean {
   if (!isEvalId(header.id) || !isLogBatch(header.logs) || !isStats(header.stats)) return false;

@@ -36,6 +36,8 @@ const VALID: Record<string, unknown> = {
     t: "done", id: 5, ok: false, logs, stats: { wallMs: 3, cpuMs: 2 },
     error: { kind: "script", name: "TypeError", message: "x is not a function", stack: "TypeError: …\n    at eval.js:1:1", line: 1, column: 0 },
   },
+  "tool call": { t: "call", id: 3, call: 9, cap: "tool", args: { tool: "github.create_issue" } },
+  "tool call, longest name": { t: "call", id: Number.MAX_SAFE_INTEGER, call: Number.MAX_SAFE_INTEGER, cap: "tool", args: { tool: "t".repeat(1024) } },
   "done, failed, fewest fields, traced": {
     t: "done", id: 6, ok: false, logs: [], stats: { wallMs: 3, cpuMs: 2 }, phases,
     error: { kind: "timeout", name: "N".repeat(PROTOCOL_LIMITS.maxNameText), message: "m".repeat(PROTOCOL_LIMITS.maxErrorText) },
@@ -52,7 +54,7 @@ test("every valid hot message is taken by the hand check, as the schema gives it
 const ODD_VALUES: unknown[] = [
   undefined, null, true, 0, -0, -1, 1.5, 2 ** 53, Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity, "", "x", "0",
   "n".repeat(PROTOCOL_LIMITS.maxNameText + 1), "m".repeat(PROTOCOL_LIMITS.maxErrorText + 1), [], [{}], {}, { t: "ready" },
-  "inline", "body", "log", "script", "policy", "ready", "done", "logs", "call", "stream",
+  "inline", "body", "log", "script", "policy", "ready", "done", "logs", "call", "stream", "tool", "fetch", "t".repeat(1025), { tool: "x" },
 ];
 
 /** A small deterministic generator, so a failure names a case that can be replayed. */
@@ -79,7 +81,7 @@ function objectsIn(root: unknown): Array<Record<string, unknown> | unknown[]> {
   return found;
 }
 
-const EXTRA_KEYS = ["extra", "__proto__", "constructor", "t", "id", "ok", "as", "v", "phases", "level", "kind", "stack", "line", "0", "length"];
+const EXTRA_KEYS = ["extra", "__proto__", "constructor", "t", "id", "ok", "as", "v", "phases", "level", "kind", "stack", "line", "0", "length", "call", "cap", "args", "tool"];
 
 /** One to three changes anywhere in the message: a field dropped, replaced or added. */
 function mutate(message: unknown, next: () => number): unknown {
@@ -120,7 +122,10 @@ test("headers as JSON.parse makes them: an own __proto__ key and non-objects are
   }
 });
 
-test("call and stream messages are left to the schema", () => {
+test("stream messages and fetch calls are left to the schema", () => {
   assert.equal(acceptHotMessage({ t: "stream", id: 1, call: 1, op: "end" }), undefined);
   assert.ok(carrierMessage().safeParse({ t: "stream", id: 1, call: 1, op: "end" }).success);
+  const fetchCall = { t: "call", id: 1, call: 2, cap: "fetch", args: { url: "https://example.com/", method: "GET", headers: [], body: "none", redirect: "follow" } };
+  assert.equal(acceptHotMessage(fetchCall), undefined);
+  assert.ok(carrierMessage().safeParse(fetchCall).success);
 });

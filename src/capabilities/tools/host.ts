@@ -66,7 +66,7 @@ export function hostToolEntries(tools: readonly FlatTool[]): ToolEntry[] {
       input: compile(definition.inputSchema, "input"),
       output: compile(definition.outputSchema, "output"),
       checksOutput: true,
-      run: async (input, { signal, sandbox }) => execute(input, { signal, tool: name, sandbox }),
+      run: async (input, context) => execute(input, { get signal() { return context.signal; }, tool: name, sandbox: context.sandbox }),
     };
   });
 }
@@ -126,11 +126,13 @@ export class EvalToolCalls {
     }
     let input: unknown;
     if (port.body) {
+      // (Inputs are small, as a rule: decoded at once, without a promise.)
       if (bytesIn > this.limits.maxToolInputBytes) {
         port.violation(`a tool input of ${bytesIn} bytes, over the limit it was told`);
         return limitError(`tools.${tool}: the input is larger than ${this.limits.maxToolInputBytes} bytes (maxToolInputBytes)`);
       }
-      const decoded = await decodeResult(port.body, this.limits.maxToolInputBytes, { noun: "input", limit: "maxToolInputBytes" });
+      const decoding = decodeResult(port.body, this.limits.maxToolInputBytes, { noun: "input", limit: "maxToolInputBytes" });
+      const decoded = decoding instanceof Promise ? await decoding : decoding;
       if ("violation" in decoded) {
         port.violation(decoded.violation);
         return fail("TypeError", `tools.${tool}: ${decoded.violation}`);
@@ -139,20 +141,21 @@ export class EvalToolCalls {
       input = decoded.value;
     }
     if (entry.input) {
-      const checked = await entry.input.check(input);
+      const checking = entry.input.check(input);
+      const checked = checking instanceof Promise ? await checking : checking;
       if (!checked.ok) return refuse(fail("TypeError", `tools.${tool}: invalid input: ${checked.problems.join("; ")}`), input);
       input = checked.value;
     }
-    if (!(await this.acquire(port))) return fail("AbortError", `tools.${tool}: the eval ended`);
-    const controller = new AbortController();
-    const over = (reason: string, name: string) => () => controller.abort(new DOMException(reason, name));
-    port.onClose(over(`the eval that called tools.${tool} has ended`, "AbortError"));
-    const timer = setTimeout(over(`tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms`, "TimeoutError"), this.limits.toolTimeoutMs);
+    const acquiring = this.acquire(port);
+    if (!(acquiring === true || (await acquiring))) return fail("AbortError", `tools.${tool}: the eval ended`);
+    const call = new CallAbort();
+    port.onClose(() => call.abort(`the eval that called tools.${tool} has ended`, "AbortError"));
+    const timer = setTimeout(() => call.abort(`tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms`, "TimeoutError"), this.limits.toolTimeoutMs);
     let result: unknown;
     try {
-      result = await untilAborted(entry.run(input, { signal: controller.signal, sandbox: this.sandbox, timeoutMs: this.limits.toolTimeoutMs }), controller.signal);
+      result = await call.race(entry.run(input, call.context(this.sandbox, this.limits.toolTimeoutMs)));
     } catch (error) {
-      if (controller.signal.aborted && port.isOpen) {
+      if (call.aborted && port.isOpen) {
         return refuse({ ok: false, error: { name: "TimeoutError", message: `tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms (toolTimeoutMs)`, kind: "timeout" } }, input);
       }
       return refuse(fail("ToolError", messageOf(error)), input);
@@ -214,14 +217,49 @@ function fail(name: string, message: string): CallReply & { ok: false } {
   return { ok: false, error: { name, message } };
 }
 
-/** The promise's outcome, or the signal's abort, whichever comes first (a handler may ignore its signal). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
+/**
+ * How one call ends early: its eval ended, or its time ran out. The handler's AbortSignal is made
+ * only if the handler reads it (an AbortController is a good part of a no-op call's cost).
+ */
+class CallAbort {
+  private reason: DOMException | undefined;
+  private controller: AbortController | undefined;
+  private rejectRace: ((reason: unknown) => void) | undefined;
+
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  abort(message: string, name: string): void {
+    if (this.reason) return;
+    this.reason = new DOMException(message, name);
+    this.controller?.abort(this.reason);
+    this.rejectRace?.(this.reason);
+  }
+
+  /** The handler's outcome, or the abort, whichever comes first (a handler may ignore its signal). */
+  race<T>(outcome: Promise<T>): Promise<T> {
+    if (this.reason) return Promise.reject(this.reason);
+    return new Promise<T>((resolve, reject) => {
+      this.rejectRace = reject;
+      outcome.then(resolve, reject);
+    });
+  }
+
+  context(sandbox: Sandbox, timeoutMs: number): ToolRunContext {
+    const call = this;
+    return {
+      get signal() {
+        if (!call.controller) {
+          call.controller = new AbortController();
+          if (call.reason) call.controller.abort(call.reason);
+        }
+        return call.controller.signal;
+      },
+      sandbox,
+      timeoutMs,
+    };
+  }
 }
 
 function serialize(value: unknown): Uint8Array {
