@@ -28,7 +28,7 @@ afterEach(() => {
  * Creates a sandbox on a fake carrier, runs one eval, and returns its error. Unless a test is about
  * the time limit, the eval gets far more time than a lie takes to arrive on a busy machine.
  */
-async function lyingEval(onEval: string, options: Pick<SandboxOptions, "timeoutMs" | "net"> = {}): Promise<{ error: SandboxError; sandbox: Sandbox; evalMs: number }> {
+async function lyingEval(onEval: string, options: Pick<SandboxOptions, "timeoutMs" | "net" | "tools" | "maxToolInputBytes"> = {}): Promise<{ error: SandboxError; sandbox: Sandbox; evalMs: number }> {
   process.env.PADDOCK_DENO = fakeCarrier(onEval);
   const sandbox = await Sandbox.create({ timeoutMs: LONG_TIMEOUT_MS, ...options });
   // The fake is running. Any carrier started from now on is real: the one that replaces the fake
@@ -42,7 +42,7 @@ async function lyingEval(onEval: string, options: Pick<SandboxOptions, "timeoutM
   return { error: result.error, sandbox, evalMs };
 }
 
-async function expectKilled(onEval: string, pattern: RegExp, options: Pick<SandboxOptions, "net"> = {}): Promise<void> {
+async function expectKilled(onEval: string, pattern: RegExp, options: Pick<SandboxOptions, "net" | "tools" | "maxToolInputBytes"> = {}): Promise<void> {
   const { error, sandbox } = await lyingEval(onEval, options);
   assert.ok(error instanceof CarrierCrashedError, `expected CarrierCrashedError, got ${error.name}: ${error.message}`);
   assert.match(error.message, pattern);
@@ -109,6 +109,22 @@ describe("a carrier that lies to the host is killed, and only its sandbox notice
 
   test("a capability call with arguments the schema refuses", () =>
     expectKilled('send({ t: "call", id: message.id, call: 1, cap: "fetch", args: { url: "http://127.0.0.1/", method: "GET" } });', /malformed message/));
+
+  const echoTool = { tools: { echo: { execute: (input: unknown) => input } } };
+
+  test("a tool call in a sandbox without tools", () =>
+    expectKilled('send({ t: "call", id: message.id, call: 1, cap: "tool", args: { tool: "echo" } });', /tool call in a sandbox without tools/));
+
+  test("a call of a tool the sandbox does not have (Object.prototype names included)", async () => {
+    await expectKilled('send({ t: "call", id: message.id, call: 1, cap: "tool", args: { tool: "shell" } });', /"shell", which is not one of the sandbox's tools/, echoTool);
+    await expectKilled('send({ t: "call", id: message.id, call: 1, cap: "tool", args: { tool: "__proto__" } });', /"__proto__", which is not one of the sandbox's tools/, echoTool);
+  });
+
+  test("a tool input that is not V8 serialization", () =>
+    expectKilled('send({ t: "call", id: message.id, call: 1, cap: "tool", args: { tool: "echo" } }, Buffer.from("not a structured clone"));', /undecodable input/, echoTool));
+
+  test("a tool input larger than the limit the carrier was told", () =>
+    expectKilled('send({ t: "call", id: message.id, call: 1, cap: "tool", args: { tool: "echo" } }, Buffer.alloc(5000));', /tool input of 5000 bytes/, { ...echoTool, maxToolInputBytes: 1024 }));
 
   test("exiting in the middle of an eval", () => expectKilled("process.exit(3);", /exited unexpectedly \(code 3\)/));
 

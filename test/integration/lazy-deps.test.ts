@@ -1,6 +1,7 @@
 /**
  * Importing paddock does not load what a program may never use: the TypeScript transformer, the
- * HTTP client, the schema library and the module system's packages (semver, tar, pacote, esbuild) load on first use (src/shared/lazy.ts, src/shared/schema.ts),
+ * HTTP client, the schema library, the module system's packages (semver, tar, pacote, esbuild) and
+ * the JSON Schema validator (ajv; the MCP SDK is imported only to connect to a server) load on first use (src/shared/lazy.ts, src/shared/schema.ts),
  * so `import("paddock")` and the CLI start fast.
  */
 import { test } from "node:test";
@@ -17,7 +18,7 @@ function loadedAfter(then: string): string[] {
     const paddock = await import(${JSON.stringify(ENTRY)});
     ${then}
     const cache = Object.keys(createRequire(import.meta.url).cache);
-    console.log(JSON.stringify(["amaro", "undici", "zod", "semver", "tar", "pacote", "esbuild"].filter((name) => cache.some((path) => path.includes("/node_modules/" + name + "/")))));`;
+    console.log(JSON.stringify(["amaro", "undici", "zod", "semver", "tar", "pacote", "esbuild", "ajv"].filter((name) => cache.some((path) => path.includes("/node_modules/" + name + "/")))));`;
   return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" })) as string[];
 }
 
@@ -52,4 +53,17 @@ test("a sandbox with a module policy loads semver (its allow list); the npm fetc
     if (await sandbox.eval("1 + 1") !== 2) throw new Error("eval failed");
     await sandbox.close();`;
   assert.deepEqual(loadedAfter(then), ["zod", "semver"]);
+});
+
+test("a sandbox with JSON Schema tools loads the validator; one with MCP servers connects (and loads) nothing until it is used", () => {
+  const then = `
+    paddock.configurePool({ size: 0 });
+    const withMcp = await paddock.Sandbox.create({ mcp: { unused: { command: "/nonexistent/mcp-server" } } });
+    await withMcp.close();
+    const first = JSON.stringify(Object.keys((await import("node:module")).createRequire(import.meta.url).cache).filter((path) => path.includes("/node_modules/ajv/")).length);
+    if (first !== "0") throw new Error("ajv was loaded by a sandbox whose tools were never listed");
+    const sandbox = await paddock.Sandbox.create({ tools: { echo: { inputSchema: { type: "object" }, execute: (input) => input } } });
+    if ((await sandbox.eval("(await tools.echo({ a: 1 })).a")) !== 1) throw new Error("tool call failed");
+    await sandbox.close();`;
+  assert.deepEqual(loadedAfter(then), ["zod", "ajv"]);
 });
