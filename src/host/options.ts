@@ -73,6 +73,8 @@ export const sandboxOptionsSchema = lazySchema((z) =>
     auditArguments: z.boolean().default(false),
     /** Called with each tool call's record as it completes. */
     onToolCall: toolCallListener().optional(),
+    /** Type-check TypeScript (and "auto") code against the tools' declarations before running it. */
+    typecheck: z.boolean().default(false),
   }),
 );
 
@@ -91,6 +93,8 @@ export const evalOptionsSchema = lazySchema((z) =>
     onLog: logListener().optional(),
     onFetch: fetchListener().optional(),
     onToolCall: toolCallListener().optional(),
+    /** Overrides the sandbox's `typecheck` for this eval. */
+    typecheck: z.boolean().optional(),
     /** Report where the eval's time went, phase by phase, in `stats.phases`. */
     trace: z.boolean().optional(),
   }),

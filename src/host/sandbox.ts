@@ -22,6 +22,7 @@ import { EvalToolCalls, hostToolEntries, type ToolCallRecord } from "../capabili
 import { SandboxTools } from "../capabilities/tools/catalog.js";
 import { flattenTools } from "../capabilities/tools/options.js";
 import { McpHub } from "../capabilities/tools/mcp.js";
+import { typecheck } from "./typecheck.js";
 
 export interface EvalStats {
   /** Host-measured time from submitting the eval to its result. */
@@ -165,6 +166,7 @@ export class Sandbox implements AsyncDisposable {
       }
       const filename = evalOptions.filename ?? "eval.js";
       const language: Language = evalOptions.language ?? (/\.[mc]?tsx?$/.test(filename) ? "ts" : "auto");
+      if ((evalOptions.typecheck ?? this.options.typecheck) && language !== "js") await this.typecheck(code, filename);
       const prepared = prepareSource(code, language);
       const modules = this.modules || prepared.imports ? await this.resolveImports(prepared.imports ?? [], imports) : undefined;
       const tools = this.tools ? this.tools.current ?? (await this.tools.catalog()) : undefined;
@@ -226,6 +228,21 @@ export class Sandbox implements AsyncDisposable {
    */
   modulesLock(): ModuleLock | undefined {
     return this.modules?.lock();
+  }
+
+  /** Fails with a ScriptError ("TypeCheckError") listing the compiler's diagnostics, if there are any. */
+  private async typecheck(code: string, filename: string): Promise<void> {
+    const declarations = this.tools ? await this.tools.declarations() : "";
+    const diagnostics = typecheck(code, declarations, filename);
+    const [first] = diagnostics;
+    if (!first) return;
+    const lines = diagnostics.map((diagnostic) => `TS${diagnostic.code} at ${filename}:${diagnostic.line}:${diagnostic.column}: ${diagnostic.message}`);
+    throw new ScriptError(lines.join("\n"), {
+      errorName: "TypeCheckError",
+      line: first.line,
+      column: first.column,
+      sandboxStack: [`TypeCheckError: ${first.message}`, ...diagnostics.map((diagnostic) => `    at ${filename}:${diagnostic.line}:${diagnostic.column} (TS${diagnostic.code}: ${diagnostic.message.split("\n")[0]})`)].join("\n"),
+    });
   }
 
   /**

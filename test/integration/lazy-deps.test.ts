@@ -18,7 +18,7 @@ function loadedAfter(then: string): string[] {
     const paddock = await import(${JSON.stringify(ENTRY)});
     ${then}
     const cache = Object.keys(createRequire(import.meta.url).cache);
-    console.log(JSON.stringify(["amaro", "undici", "zod", "semver", "tar", "pacote", "esbuild", "ajv"].filter((name) => cache.some((path) => path.includes("/node_modules/" + name + "/")))));`;
+    console.log(JSON.stringify(["amaro", "undici", "zod", "semver", "tar", "pacote", "esbuild", "ajv", "typescript"].filter((name) => cache.some((path) => path.includes("/node_modules/" + name + "/")))));`;
   return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" })) as string[];
 }
 

@@ -377,3 +377,23 @@ describe("bad tool definitions fail Sandbox.create with a TypeError that names t
     });
   }
 });
+
+describe("typecheck", () => {
+  test("TypeScript is checked against the tools' declarations before it runs; diagnostics come with positions", async () => {
+    let ran = false;
+    await withSandbox({ typecheck: true, tools: { ...weather, mark: { execute: () => void (ran = true) } } }, async (sandbox) => {
+      const error = errorOf(await sandbox.run(`await tools.mark();\nconst w = await tools.getWeather({ town: "Oslo" });\nconst label: string = w.tempC;`, { language: "ts" }));
+      assert.ok(error instanceof ScriptError);
+      assert.equal(error.errorName, "TypeCheckError");
+      assert.equal(error.line, 2);
+      assert.match(error.message, /TS2353 at eval\.js:2:\d+: .*'town' does not exist/);
+      assert.match(error.message, /TS2322 at eval\.js:3:7: Type 'number' is not assignable to type 'string'/);
+      assert.equal(ran, false, "code that does not type-check must not run");
+      // Code that type-checks runs; imports and Web APIs are known to the checker.
+      assert.equal(await sandbox.eval(`const w = await tools.getWeather({ city: "Oslo" }); const u = new URL("https://example.com/a"); w.tempC + u.pathname.length`, { language: "ts" }), 6);
+      // Off for one eval, and never for JavaScript.
+      assert.equal(await sandbox.eval(`const n: string = 1; n`, { language: "ts", typecheck: false }), 1);
+      assert.equal(await sandbox.eval(`let n = 1; n = "x"; n`, { language: "js" }), "x");
+    });
+  });
+});

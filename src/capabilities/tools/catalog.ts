@@ -13,6 +13,8 @@ export interface ToolCatalog {
   /** By dotted name (a Map: a tool may be called `__proto__`). */
   entries: ReadonlyMap<string, ToolEntry>;
   message: ToolCatalogMessage;
+  /** Made on first use. */
+  declarations?: string;
 }
 
 export class SandboxTools {
@@ -45,8 +47,8 @@ export class SandboxTools {
   }
 
   async declarations(): Promise<string> {
-    const { entries } = await this.catalog();
-    return declareTools([...entries.values()].map(declarationOf));
+    const catalog = await this.catalog();
+    return (catalog.declarations ??= declareTools([...catalog.entries.values()].map(declarationOf)));
   }
 
   close(): Promise<void> {
