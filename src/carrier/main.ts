@@ -8,7 +8,7 @@ import { deserialize } from "node:v8";
 import { types } from "node:util";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { setImmediate } from "node:timers";
-import type { HostMessage, Failure, CarrierPhases } from "../protocol/messages.js";
+import type { HostMessage, Failure, CarrierPhases, CallError } from "../protocol/messages.js";
 import type { RawFrame } from "../protocol/frame.js";
 import { captureIO } from "./io.js";
 import { hardenOuterRealm, deepFreeze, hiddenIntrinsics } from "./harden.js";
@@ -122,7 +122,12 @@ const host: HostCaller = {
       },
     };
     pendingCalls.set(call, pending);
-    scope.onEnd(() => closeCall(call, pending));
+    scope.onEnd(() => {
+      closeCall(call, pending);
+      // A call still waiting for its reply never gets one: code of a later eval (a persistent
+      // realm) that awaits it sees it fail, instead of waiting forever.
+      pending.reject({ name: "AbortError", message: "the eval that made this call has ended before its reply came" } satisfies CallError);
+    });
     io.send({ t: "call", id: scope.id, call, cap, args }, body);
     return pending;
   },

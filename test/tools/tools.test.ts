@@ -283,6 +283,15 @@ describe("limits", () => {
     );
   });
 
+  test("a call left pending by an ended eval fails for a later eval that awaits it (persistent realm)", () =>
+    withSandbox({ persistent: true, tools: { hang: { execute: () => new Promise(() => {}) }, ping: { execute: () => "pong" } } }, async (sandbox) => {
+      await sandbox.eval(`var pending = tools.hang(); 1`);
+      assert.deepEqual(await sandbox.eval(`try { await pending; "resolved" } catch (e) { [e.name, e.message] }`), ["AbortError", "the eval that made this call has ended before its reply came"]);
+      // A tool function kept from an earlier eval calls in the eval that calls it.
+      await sandbox.eval(`var keep = tools.ping`);
+      assert.equal(await sandbox.eval(`await keep()`), "pong");
+    }));
+
   test("maxConcurrentToolCalls: more calls wait their turn, and all finish", async () => {
     let running = 0;
     let peak = 0;
