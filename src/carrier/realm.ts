@@ -95,7 +95,11 @@ const HELPERS_SOURCE = `(() => {
           break;
         }
         copy = {}; seen.set(value, copy);
-        for (const key of keys(value)) copy[key] = adopt(value[key], seen);
+        // An own "__proto__" key is data, not the copy's prototype.
+        for (const key of keys(value)) {
+          if (key === "__proto__") defineProperty(copy, key, { value: adopt(value[key], seen), writable: true, enumerable: true, configurable: true });
+          else copy[key] = adopt(value[key], seen);
+        }
         return copy;
     }
     seen.set(value, copy);

@@ -4,7 +4,6 @@
  * server share: the tool's schemas and description, running one call, and rendering its outcome
  * as data (for programs) and as text (for the model).
  */
-import { inspect } from "node:util";
 import type { Sandbox } from "../host/sandbox.js";
 import type { SandboxOptions } from "../host/options.js";
 import { ScriptError } from "../host/errors.js";
@@ -107,7 +106,7 @@ export async function executeCode(sandbox: Sandbox, input: ExecuteCodeInput): Pr
     ms: Math.round(performance.now() - started),
   };
   if (run.ok) {
-    const value = toJson(run.value, new Set(), 0);
+    const value = toJson(run.value);
     if (value !== undefined) result.value = value;
   } else {
     const error = run.error;
@@ -139,11 +138,23 @@ function clip(text: string, budget = TEXT_BUDGET_CHARS): string {
   return text.length > budget ? `${text.slice(0, budget)}… (${text.length - budget} more characters in the structured result)` : text;
 }
 
+/** Values (objects, elements, primitives) of a result shown as JSON at most; the rest is cut. */
+const JSON_VALUES = 100_000;
+const CUT = "[…]";
+
 /**
  * A JSON form of any value a sandbox returns: what JSON cannot say is said in JSON's words (a Map
  * as its entries, a Date as its ISO text, a BigInt as its digits and "n", a cycle as "[Circular]").
+ * Every visit spends one unit of a budget, shared references included (a value that refers to the
+ * same array twice, forty levels deep, is small in memory and astronomically large as JSON): past
+ * it, what is left is shown as "[…]".
  */
-export function toJson(value: unknown, seen: Set<object>, depth: number): unknown {
+export function toJson(value: unknown, budget: { left: number } = { left: JSON_VALUES }): unknown {
+  return convert(value, new Set(), budget);
+}
+
+function convert(value: unknown, ancestors: Set<object>, budget: { left: number }): unknown {
+  if (budget.left-- <= 0) return CUT;
   switch (typeof value) {
     case "undefined":
     case "function":
@@ -159,24 +170,38 @@ export function toJson(value: unknown, seen: Set<object>, depth: number): unknow
   }
   if (value === null) return null;
   const object = value as object;
-  if (seen.has(object)) return "[Circular]";
-  if (depth > 64) return inspect(object, { depth: 0 });
+  if (ancestors.has(object)) return "[Circular]";
   if (object instanceof Date) return Number.isNaN(object.getTime()) ? "Invalid Date" : object.toISOString();
   if (object instanceof RegExp || object instanceof Error) return String(object);
-  if (ArrayBuffer.isView(object)) return Array.from(object as unknown as ArrayLike<number | bigint>, (item) => toJson(item, seen, depth + 1));
-  if (object instanceof ArrayBuffer) return Array.from(new Uint8Array(object));
-  seen.add(object);
+  ancestors.add(object);
   try {
-    if (object instanceof Map) return [...object].map(([key, item]) => [toJson(key, seen, depth + 1), toJson(item, seen, depth + 1)]);
-    if (object instanceof Set) return [...object].map((item) => toJson(item, seen, depth + 1));
-    if (Array.isArray(object)) return object.map((item) => toJson(item, seen, depth + 1) ?? null);
+    const items = (list: ArrayLike<unknown>) => {
+      const out: unknown[] = [];
+      for (let index = 0; index < list.length; index++) {
+        if (budget.left <= 0) {
+          out.push(CUT);
+          break;
+        }
+        out.push(convert(list[index], ancestors, budget) ?? null);
+      }
+      return out;
+    };
+    if (ArrayBuffer.isView(object)) return object instanceof DataView ? items(new Uint8Array(object.buffer, object.byteOffset, object.byteLength)) : items(object as unknown as ArrayLike<unknown>);
+    if (object instanceof ArrayBuffer) return items(new Uint8Array(object));
+    if (object instanceof Map) return items([...object.entries()].slice(0, Math.max(0, budget.left)).map(([key, item]) => [key, item]));
+    if (object instanceof Set) return items([...object].slice(0, Math.max(0, budget.left)));
+    if (Array.isArray(object)) return items(object);
     const copy: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(object)) {
-      const json = toJson(item, seen, depth + 1);
+    for (const key of Object.keys(object)) {
+      if (budget.left <= 0) {
+        copy["…"] = CUT;
+        break;
+      }
+      const json = convert((object as Record<string, unknown>)[key], ancestors, budget);
       if (json !== undefined) Object.defineProperty(copy, key, { value: json, enumerable: true, writable: true, configurable: true });
     }
     return copy;
   } finally {
-    seen.delete(object);
+    ancestors.delete(object);
   }
 }

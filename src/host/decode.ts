@@ -5,7 +5,7 @@
  */
 import { Deserializer } from "node:v8";
 import type { Failure } from "../protocol/messages.js";
-import { countValues, DIRECT_DECODE_BYTES } from "./result-budget.js";
+import { countSerializedValues, countValues, DIRECT_DECODE_BYTES } from "./result-budget.js";
 
 /** Node's typed-array order for V8 host objects, which Deno's node:v8 also writes (10 is Buffer). */
 const VIEW_TYPES = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, DataView, Uint8Array, BigInt64Array, BigUint64Array] as const;
@@ -41,20 +41,24 @@ export interface DecodedKind {
  * lying. Small bodies are decoded at once (no promise: a tool call's input is on its hot path).
  */
 export function decodeResult(body: Uint8Array, maxBytes: number, kind: DecodedKind): Decoded | Promise<Decoded> {
-  return body.byteLength > DIRECT_DECODE_BYTES ? decodeLarge(body, maxBytes, kind) : decodeDirect(body, kind);
+  if (body.byteLength > DIRECT_DECODE_BYTES) return decodeLarge(body, maxBytes, kind);
+  const decoded = decodeDirect(body, kind);
+  // A few bytes can hold a sparse array of length 2³²−1: counted here too, by length.
+  if ("value" in decoded && countValues(decoded.value, maxValuesOf(maxBytes)) > maxValuesOf(maxBytes)) return tooMany(kind, maxBytes);
+  return decoded;
 }
 
 async function decodeLarge(body: Uint8Array, maxBytes: number, kind: DecodedKind): Promise<Decoded> {
-  const maxValues = Math.floor(maxBytes / 8);
+  const maxValues = maxValuesOf(maxBytes);
   let count: number;
   try {
-    count = await countValues(body, maxValues);
+    count = await countSerializedValues(body, maxValues);
   } catch (error) {
     const message = (error as Error).message;
     if (/call stack|memory/i.test(message)) return tooLarge(`the ${kind.noun} is too large or too deep for the host to decode (${message})`);
     return { violation: `an undecodable ${kind.noun} (${message})` };
   }
-  if (count > maxValues) return tooLarge(`the ${kind.noun} holds more than ${maxValues} values (objects, elements, entries); the limit is one per 8 bytes of ${kind.limit}`);
+  if (count > maxValues) return tooMany(kind, maxBytes);
   return decodeDirect(body, kind);
 }
 
@@ -67,6 +71,14 @@ function decodeDirect(body: Uint8Array, { noun }: DecodedKind): Decoded {
     if (error instanceof RangeError) return tooLarge(`the ${noun} is nested too deeply for the host to decode`);
     return { violation: `an undecodable ${noun} (${(error as Error).message})` };
   }
+}
+
+function maxValuesOf(maxBytes: number): number {
+  return Math.floor(maxBytes / 8);
+}
+
+function tooMany({ noun, limit }: DecodedKind, maxBytes: number): Decoded {
+  return tooLarge(`the ${noun} holds more than ${maxValuesOf(maxBytes)} values (objects, elements, entries; an array counts its length); the limit is one per 8 bytes of ${limit}`);
 }
 
 function tooLarge(message: string): Decoded {

@@ -9,26 +9,44 @@ import { Worker } from "node:worker_threads";
 /** Results up to this size are decoded directly: their worst case in the host is a few tens of MB. */
 export const DIRECT_DECODE_BYTES = 1024 * 1024;
 
+/**
+ * Counts the values of a decoded value (objects, and array elements by length, holes included),
+ * stopping as soon as the count passes `maxValues`. Self-contained: the counting worker runs it too.
+ */
+export function countValues(root: unknown, maxValues: number): number {
+  let count = 0;
+  const pending: unknown[] = [root];
+  const seen = new Set<unknown>();
+  while (pending.length > 0 && count <= maxValues) {
+    const value = pending.pop();
+    count++;
+    if (typeof value !== "object" || value === null || seen.has(value)) continue;
+    seen.add(value);
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) continue;
+    // Sizes first: a sparse array's length costs nothing to send and everything to walk.
+    if (Array.isArray(value)) {
+      count += value.length;
+      if (count <= maxValues) for (const item of value) pending.push(item);
+    } else if (value instanceof Map) {
+      count += value.size;
+      if (count <= maxValues) for (const [key, item] of value) pending.push(key, item);
+    } else if (value instanceof Set) {
+      count += value.size;
+      if (count <= maxValues) for (const item of value) pending.push(item);
+    } else {
+      for (const key of Object.keys(value)) pending.push((value as Record<string, unknown>)[key]);
+    }
+  }
+  return count;
+}
+
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const { deserialize } = require("node:v8");
+const countValues = ${countValues.toString()};
 parentPort.on("message", ({ id, body, maxValues }) => {
-  let count = 0;
   try {
-    const pending = [deserialize(body)];
-    const seen = new Set();
-    while (pending.length > 0 && count <= maxValues) {
-      const value = pending.pop();
-      count++;
-      if (typeof value !== "object" || value === null || seen.has(value)) continue;
-      seen.add(value);
-      if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) continue;
-      if (Array.isArray(value)) { count += value.length; for (const item of value) pending.push(item); }
-      else if (value instanceof Map) { for (const [key, item] of value) pending.push(key, item); }
-      else if (value instanceof Set) { for (const item of value) pending.push(item); }
-      else { for (const key of Object.keys(value)) pending.push(value[key]); }
-    }
-    parentPort.postMessage({ id, count });
+    parentPort.postMessage({ id, count: countValues(deserialize(body), maxValues) });
   } catch (error) {
     parentPort.postMessage({ id, error: String(error && error.message) });
   }
@@ -69,7 +87,7 @@ function counter(): Worker {
 }
 
 /** Counts the values (objects, elements, entries) of a serialized result, without holding it here. */
-export function countValues(body: Uint8Array, maxValues: number): Promise<number> {
+export function countSerializedValues(body: Uint8Array, maxValues: number): Promise<number> {
   const id = nextId++;
   const target = counter();
   return new Promise((resolve, reject) => {

@@ -144,6 +144,8 @@ export async function serveHttp(mcp: PaddockMcp, options: HttpServeOptions): Pro
   const maxSessions = options.maxSessions ?? 64;
   const idleMs = options.sessionIdleMs ?? 30 * 60_000;
   const sessions = new Map<string, HttpSession>();
+  /** Sessions being opened (their initialize not yet answered). */
+  let opening = 0;
   const closing = new Set<Promise<void>>();
   const loopbackOnly = /^(127\.|::1$|localhost$)/.test(host);
 
@@ -169,25 +171,31 @@ export async function serveHttp(mcp: PaddockMcp, options: HttpServeOptions): Pro
       existing.lastUsed = Date.now();
       return existing.transport.handleRequest(req, res);
     }
-    if (sessions.size >= maxSessions) return refuse(res, 503, `too many sessions (${maxSessions})`, { "retry-after": "30" });
-    // A new session: its id is made when the client's initialize arrives.
-    const sessionId = randomUUID();
-    const session = await mcp.session(sessionId);
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => sessionId,
-      onsessioninitialized: () => void sessions.set(sessionId, { transport, lastUsed: Date.now() }),
-    });
-    transport.onclose = () => {
-      sessions.delete(sessionId);
-      // Its sandbox closes in the background; stop() waits for every one.
-      const done = session.close();
-      closing.add(done);
-      void done.finally(() => closing.delete(done));
-    };
-    await session.server.connect(transport);
-    await transport.handleRequest(req, res);
-    // Not an initialize (the transport refused it): no session came of it.
-    if (!sessions.has(sessionId)) await transport.close();
+    // Counted before the first await: a burst of initializations cannot overshoot the limit.
+    if (sessions.size + opening >= maxSessions) return refuse(res, 503, `too many sessions (${maxSessions})`, { "retry-after": "30" });
+    opening++;
+    try {
+      // A new session: its id is made when the client's initialize arrives.
+      const sessionId = randomUUID();
+      const session = await mcp.session(sessionId);
+      const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => sessionId,
+        onsessioninitialized: () => void sessions.set(sessionId, { transport, lastUsed: Date.now() }),
+      });
+      transport.onclose = () => {
+        sessions.delete(sessionId);
+        // Its sandbox closes in the background; stop() waits for every one.
+        const done = session.close();
+        closing.add(done);
+        void done.finally(() => closing.delete(done));
+      };
+      await session.server.connect(transport);
+      await transport.handleRequest(req, res);
+      // Not an initialize (the transport refused it): no session came of it.
+      if (!sessions.has(sessionId)) await transport.close();
+    } finally {
+      opening--;
+    }
   };
 
   const server = createServer((req, res) => {

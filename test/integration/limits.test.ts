@@ -104,6 +104,13 @@ describe("output and resource caps", () => {
     });
   });
 
+  test("a result of few bytes but many values (a sparse array of length 2³²−1) is an OutputLimitError", () =>
+    withSandbox({}, async (sandbox) => {
+      const error = await expectFailure(sandbox, `const x = []; x.length = 2 ** 32 - 1; x[5] = 1; x`, OutputLimitError);
+      assert.match(error.message, /holds more than \d+ values .*an array counts its length/);
+      assert.equal(await sandbox.eval("[1, , 3].length"), 3);
+    }));
+
   test("console output over maxLogBytes is an OutputLimitError, with the logs up to the limit", async () => {
     await withSandbox({ maxLogBytes: 10_000 }, async (sandbox) => {
       const result = await sandbox.run("for (let i = 0; i < 1e6; i++) console.log('0123456789')");

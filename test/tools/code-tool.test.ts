@@ -50,6 +50,14 @@ describe("createCodeTool", () => {
     await assert.rejects(codeTool.execute({ code: 42 } as never), /execute_code: `code` must be a string/);
   });
 
+  test("a value far larger as JSON than in memory is cut, not expanded", async () => {
+    await using codeTool = await createCodeTool();
+    const result = await codeTool.execute({ code: `let a = { v: 1 }; for (let i = 0; i < 40; i++) a = [a, a]; a` });
+    assert.equal(result.ok, true);
+    const text = JSON.stringify(result.value);
+    assert.ok(text.includes("[…]") && text.length < 2_000_000, `${text.length} characters`);
+  });
+
   test("plugged into the AI SDK: generateText runs the model's code through it", async () => {
     await using codeTool = await createCodeTool({ tools });
     let calls = 0;

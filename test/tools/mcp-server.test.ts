@@ -16,6 +16,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { ExecuteCodeResult } from "../../src/index.js";
+import { PaddockMcp, serveHttp } from "../../src/mcp-server/server.js";
 
 const PADDOCK = fileURLToPath(new URL("../../../bin/paddock.js", import.meta.url));
 const FIXTURE = fileURLToPath(new URL("./mcp-fixture.js", import.meta.url));
@@ -106,6 +107,24 @@ describe("paddock mcp over stdio", () => {
     const events = stderr.split("\n").filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.ok(events.some((event) => event.event === "tool_call" && event.tool === "fx.echo" && event.ok === true), stderr);
     assert.ok(events.some((event) => event.event === "execute_code"));
+  });
+});
+
+describe("the HTTP server's session limit", () => {
+  test("a burst of initializations cannot open more sessions than maxSessions", async () => {
+    const mcp = new PaddockMcp({ servers: {}, allowPrivate: [], sandbox: {} }, () => {});
+    const served = await serveHttp(mcp, { port: 0, token: "t", maxSessions: 2 });
+    try {
+      const initialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
+      const statuses = await Promise.all(Array.from({ length: 6 }, async () => {
+        const response = await fetch(served.url, { method: "POST", headers: { authorization: "Bearer t", "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify(initialize) });
+        await response.body?.cancel();
+        return response.status;
+      }));
+      assert.deepEqual(statuses.sort(), [200, 200, 503, 503, 503, 503]);
+    } finally {
+      await served.stop();
+    }
   });
 });
 

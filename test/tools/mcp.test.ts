@@ -10,6 +10,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Sandbox, McpHub, McpError, TimeoutError, toolDeclarations, type McpServerConfig } from "../../src/index.js";
 import { withSandbox, errorOf } from "../helpers.js";
+import { uniqueIdentifier } from "../../src/capabilities/tools/mcp.js";
 
 const FIXTURE = fileURLToPath(new URL("./mcp-fixture.js", import.meta.url));
 const stdioServer = (env: Record<string, string> = {}): McpServerConfig => ({ command: process.execPath, args: [FIXTURE, "stdio"], env });
@@ -76,6 +77,13 @@ describe("an MCP server over stdio", () => {
     assert.equal(await sandbox.eval(`(await tools.fx.count_calls()).calls`), before + 1);
   });
 
+  test("an input JSON cannot carry is refused on the host; the shared connection lives on", async () => {
+    const before = (await sandbox.eval(`(await tools.fx.count_calls()).calls`)) as number;
+    assert.match((await sandbox.eval(`try { await tools.fx.json_text({ big: 10n }) } catch (e) { e.name + ": " + e.message }`)) as string, /^ToolError: the input cannot be sent to an MCP server as JSON/);
+    // The same server process: its count went on.
+    assert.equal(await sandbox.eval(`(await tools.fx.count_calls()).calls`), before + 1);
+  });
+
   test("the server's env reaches the server, never the sandbox", async () => {
     assert.equal(await sandbox.eval(`await tools.fx.secret()`), "s3cr3t-token");
     assert.deepEqual(await sandbox.eval(`[typeof env, typeof Deno, JSON.stringify(globalThis).includes("s3cr3t")]`), ["undefined", "undefined", false]);
@@ -98,7 +106,7 @@ describe("an MCP server over stdio", () => {
 
   test("a server that crashes mid-call: that call fails, the next one starts it again", async () => {
     const message = (await sandbox.eval(`try { await tools.fx.crash() } catch (e) { e.name + ": " + e.message }`)) as string;
-    assert.match(message, /^ToolError: the MCP server "fx" failed the call: .*Connection closed/);
+    assert.equal(message, `ToolError: the MCP server "fx" failed the call: the connection was lost (it is made again on the next call)`);
     // A new process: its call count starts again.
     assert.deepEqual(await sandbox.eval(`await tools.fx.count_calls()`), { calls: 1 });
   });
@@ -109,6 +117,15 @@ describe("an MCP server over stdio", () => {
     assert.match(declarations, /get_user_profile\(input: \{\n\s+id: string;\n\s+\}\): Promise<\{/);
     assert.match(declarations, /MCP tool "get-user\.profile"/);
     assert.match(declarations, /add\(input: \{[^}]*a: number;[^}]*b: number;\n\s+\}\): Promise<\{\n\s+sum: number;/);
+  });
+});
+
+describe("names", () => {
+  test("identifiers: made valid, unique, never `then`, and short enough", () => {
+    const taken = new Set<string>();
+    assert.deepEqual(["get-user.profile", "get_user_profile", "1st", "", "then", "x".repeat(2000)].map((name) => uniqueIdentifier(name, taken)), [
+      "get_user_profile", "get_user_profile_2", "_1st", "_", "then_", "x".repeat(128),
+    ]);
   });
 });
 

@@ -184,6 +184,43 @@ describe("input checks", () => {
   });
 });
 
+describe("hostile inputs cost the host no more than their size", () => {
+  test("a sparse array of length 2³²−1 (30 bytes) is refused before any schema walks it", () =>
+    withSandbox(
+      {
+        tools: {
+          json: { inputSchema: { type: "object", properties: { ids: { type: "array", items: { type: "string" } } } }, execute: () => "ran" },
+          zod: tool({ inputSchema: z.object({ ids: z.array(z.string()) }), execute: () => "ran" }),
+        },
+      },
+      async (sandbox) => {
+        for (const name of ["json", "zod"]) {
+          const message = await sandbox.eval(`const ids = []; ids.length = 2 ** 32 - 1; try { await tools.${name}({ ids }) } catch (e) { e.name + ": " + e.message }`);
+          assert.match(message as string, new RegExp(`^ResourceLimitError: tools\\.${name}: the input holds more than \\d+ values`));
+        }
+      },
+    ));
+
+  test("a schema pattern runs in linear time (RE2): no catastrophic backtracking; unsupported syntax is refused at create", async () => {
+    await withSandbox({ tools: { check: { inputSchema: { type: "string", pattern: "^(a+)+$" }, execute: () => "ran" } } }, async (sandbox) => {
+      assert.equal(await sandbox.eval(`try { await tools.check("a".repeat(5000) + "!") } catch (e) { e.message }`), `tools.check: invalid input: input must match pattern "^(a+)+$"`);
+      assert.equal(await sandbox.eval(`await tools.check("aaa")`), "ran");
+    });
+    await assert.rejects(Sandbox.create({ tools: { bad: { inputSchema: { type: "string", pattern: "(?=x)" }, execute: () => 1 } } }), /tools\.bad\.inputSchema is not a valid JSON Schema: .*regexp/);
+  });
+
+  test("uniqueItems compares items as JSON values, once each", () =>
+    withSandbox({ tools: { set: { inputSchema: { type: "array", uniqueItems: true }, execute: (input: unknown[]) => input.length } } }, async (sandbox) => {
+      assert.equal(await sandbox.eval(`try { await tools.set([{ a: 1, b: 2 }, { b: 2, a: 1 }]) } catch (e) { e.message }`), "tools.set: invalid input: input must not have duplicate items");
+      assert.equal(await sandbox.eval(`await tools.set(Array.from({ length: 30000 }, (_, i) => ({ i })))`), 30000);
+    }));
+
+  test("a result's own __proto__ key stays data in the realm", () =>
+    withSandbox({ tools: { parse: { execute: () => JSON.parse('{"__proto__": {"isAdmin": true}, "a": 1}') } } }, async (sandbox) => {
+      assert.deepEqual(await sandbox.eval(`const r = await tools.parse(); [Object.getPrototypeOf(r) === Object.prototype, r.isAdmin, Object.keys(r)]`), [true, undefined, ["__proto__", "a"]]);
+    }));
+});
+
 describe("failures", () => {
   test("a handler's error is a ToolError with its message only", () =>
     withSandbox(
@@ -269,16 +306,23 @@ describe("limits", () => {
     );
   });
 
-  test("a call the eval did not wait for is aborted when the eval ends", async () => {
+  test("a call the eval did not wait for is aborted when the eval ends, and recorded as such", async () => {
     const aborted = signalled();
     const started = signalled();
+    const recorded = signalled<ToolCallRecord>();
     await withSandbox(
-      { tools: { slow: { execute: (_input: unknown, { signal }) => { started.settle(); return new Promise(() => signal.addEventListener("abort", () => aborted.settle())); } } } },
+      {
+        onToolCall: (record) => recorded.settle(record),
+        tools: { slow: { execute: (_input: unknown, { signal }) => { started.settle(); return new Promise(() => signal.addEventListener("abort", () => aborted.settle())); } } },
+      },
       async (sandbox) => {
-        // The eval waits until the host has the call, then ends without its result.
-        assert.equal(await sandbox.eval(`tools.slow(); await new Promise((resolve) => setTimeout(resolve, 50)); "done"`), "done");
+        // The call's frame reaches the host before the eval's answer (one pipe, in order).
+        assert.equal(await sandbox.eval(`tools.slow(); "done"`), "done");
         await started.promise;
         await aborted.promise;
+        const record = await recorded.promise;
+        assert.equal(record.ok, false);
+        assert.equal(record.error, "AbortError: tools.slow: the eval that made this call has ended");
       },
     );
   });
@@ -291,6 +335,33 @@ describe("limits", () => {
       await sandbox.eval(`var keep = tools.ping`);
       assert.equal(await sandbox.eval(`await keep()`), "pong");
     }));
+
+  test("maxConcurrentToolCalls counts handlers still running after their call timed out", async () => {
+    let running = 0;
+    let peak = 0;
+    const finish: Array<() => void> = [];
+    await withSandbox(
+      {
+        maxConcurrentToolCalls: 2,
+        toolTimeoutMs: 100,
+        timeoutMs: 60_000,
+        // Ignores its signal: runs until the test lets it go.
+        tools: { stubborn: { execute: () => { peak = Math.max(peak, ++running); return new Promise<void>((resolve) => finish.push(() => { running--; resolve(); })); } } },
+      },
+      async (sandbox) => {
+        const names = sandbox.eval(`await Promise.all(Array.from({ length: 6 }, () => tools.stubborn().catch((e) => e.name)))`);
+        // Let the handlers go one at a time, as they are called.
+        const release = setInterval(() => finish.shift()?.(), 150);
+        try {
+          assert.deepEqual(await names, Array.from({ length: 6 }, () => "TimeoutError"));
+        } finally {
+          clearInterval(release);
+          for (const done of finish.splice(0)) done();
+        }
+        assert.equal(peak, 2);
+      },
+    );
+  });
 
   test("maxConcurrentToolCalls: more calls wait their turn, and all finish", async () => {
     let running = 0;

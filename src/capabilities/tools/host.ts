@@ -147,21 +147,26 @@ export class EvalToolCalls {
       input = checked.value;
     }
     const acquiring = this.acquire(port);
-    if (!(acquiring === true || (await acquiring))) return fail("AbortError", `tools.${tool}: the eval ended`);
+    const ended = () => fail("AbortError", `tools.${tool}: the eval that made this call has ended`);
+    if (!(acquiring === true || (await acquiring))) return refuse(ended(), input);
     const call = new CallAbort();
     port.onClose(() => call.abort(`the eval that called tools.${tool} has ended`, "AbortError"));
     const timer = setTimeout(() => call.abort(`tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms`, "TimeoutError"), this.limits.toolTimeoutMs);
+    // The slot is the handler's until it settles, even if the call is over for the sandbox sooner:
+    // `maxConcurrentToolCalls` counts handlers running on the host.
+    const running = entry.run(input, call.context(this.sandbox, this.limits.toolTimeoutMs));
+    void running.then(() => this.release(), () => this.release());
     let result: unknown;
     try {
-      result = await call.race(entry.run(input, call.context(this.sandbox, this.limits.toolTimeoutMs)));
+      result = await call.race(running);
     } catch (error) {
-      if (call.aborted && port.isOpen) {
+      if (call.aborted) {
+        if (!port.isOpen) return refuse(ended(), input);
         return refuse({ ok: false, error: { name: "TimeoutError", message: `tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms (toolTimeoutMs)`, kind: "timeout" } }, input);
       }
       return refuse(fail("ToolError", messageOf(error)), input);
     } finally {
       clearTimeout(timer);
-      this.release();
     }
     if (entry.checksOutput && entry.output) {
       const checked = await entry.output.check(result);

@@ -47,6 +47,7 @@ export interface McpHubOptions {
 /** Pages of tools/list followed at most (a server that pages forever is cut off here). */
 const MAX_LIST_PAGES = 100;
 const IDENTIFIER_CHARS = /[^A-Za-z0-9_$]/g;
+const MAX_IDENTIFIER_CHARS = 128;
 /** The SDK's error code for a connection that closed under a request. */
 const CONNECTION_CLOSED = -32000;
 
@@ -159,7 +160,20 @@ class McpServerLink {
   }
 
   private async call(tool: string, input: unknown, signal: AbortSignal, timeoutMs: number): Promise<unknown> {
-    const client = await this.connected();
+    // What JSON cannot carry (a BigInt, a Map's entries) is refused here, before the connection
+    // (shared with other sandboxes) could take an encoding failure for a broken connection.
+    try {
+      JSON.stringify(input);
+    } catch (error) {
+      throw new Error(`the input cannot be sent to an MCP server as JSON (${error instanceof Error ? error.message : "unencodable"})`);
+    }
+    let client: Client;
+    try {
+      client = await this.connected();
+    } catch {
+      // Why (a path, an address) is the host's business: the eval's McpError tells the host.
+      throw new Error(`the MCP server "${this.name}" cannot be reached right now`);
+    }
     let result;
     try {
       result = await client.callTool({ name: tool, arguments: input as Record<string, unknown> }, undefined, { signal, timeout: timeoutMs });
@@ -168,8 +182,10 @@ class McpServerLink {
       // request) means the connection is gone, even when the SDK does not notice (an HTTP server
       // that died): the next call connects again.
       const code = (error as { code?: unknown }).code;
-      if (typeof code !== "number" || code === CONNECTION_CLOSED) this.disconnect(client);
-      throw new Error(`the MCP server "${this.name}" failed the call: ${messageOf(error)}`);
+      if (typeof code === "number" && code !== CONNECTION_CLOSED) throw new Error(`the MCP server "${this.name}" failed the call: ${messageOf(error)}`);
+      this.disconnect(client);
+      // A transport's own words may hold URLs or paths: the sandbox gets these instead.
+      throw new Error(`the MCP server "${this.name}" failed the call: the connection was lost (it is made again on the next call)`);
     }
     return unwrapResult(result as CallResult);
   }
@@ -302,7 +318,10 @@ function checkConfig(name: string, config: unknown): asserts config is McpServer
 
 /** A JavaScript identifier for a name ("get-user.profile" → "get_user_profile"), unique among `taken`. */
 export function uniqueIdentifier(name: string, taken: Set<string>): string {
-  let base = name.replace(IDENTIFIER_CHARS, "_");
+  // Short enough that a server's name and a tool's stay within a tool name's limit, dotted.
+  let base = name.slice(0, MAX_IDENTIFIER_CHARS).replace(IDENTIFIER_CHARS, "_");
+  // A namespace with a `then` would be a thenable: `await tools.server` would call the tool.
+  if (base === "then") base = "then_";
   if (base === "" || /^\d/.test(base)) base = "_" + base;
   let candidate = base;
   for (let n = 2; taken.has(candidate); n++) candidate = `${base}_${n}`;

@@ -5,6 +5,7 @@
  */
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { lazyModule } from "../../shared/lazy.js";
+import { countValues } from "../../host/result-budget.js";
 
 /** A JSON Schema, as a plain object (draft-07 and 2020-12 are both understood). */
 export type JsonSchema = Record<string, unknown>;
@@ -56,21 +57,26 @@ export function compileSchema(schema: ToolSchema, root: string, where: string, d
     throw new TypeError(`${where} must be a JSON Schema object or a Standard Schema (such as a zod schema)`);
   }
   let validate: ValidateFunction;
-  const ajv = validatorFor(schema);
   try {
-    validate = ajv.compile(schema);
+    validate = compileWith(schema, "first");
   } catch (error) {
     throw new TypeError(`${where} is not a valid JSON Schema: ${(error as Error).message}`);
-  } finally {
-    // ajv keeps every schema it compiled, by identity, for good: sandboxes come and go, each
-    // with its own tool objects, so the validator is kept by the tool instead.
-    ajv.removeSchema(schema);
   }
+  // Checking stops at the first problem: collecting every problem of a hostile input (an array of
+  // a million wrong items) would cost the host more than the input did. A small input that fails
+  // is checked again for all its problems, to say them all at once.
+  let explain: ValidateFunction | undefined;
   return {
     json: schema,
     check(value) {
       if (validate(value)) return { ok: true, value };
-      return { ok: false, problems: (validate.errors ?? []).slice(0, MAX_PROBLEMS).map((error) => describeAjvError(error, root, value)) };
+      let errors = validate.errors ?? [];
+      if (countValues(value, EXPLAINED_VALUES) <= EXPLAINED_VALUES) {
+        explain ??= compileWith(schema, "all");
+        explain(value);
+        errors = explain.errors ?? errors;
+      }
+      return { ok: false, problems: errors.slice(0, MAX_PROBLEMS).map((error) => describeAjvError(error, root, value)) };
     },
   };
 }
@@ -100,26 +106,76 @@ interface AjvModule {
 interface AjvInstance {
   compile(schema: JsonSchema): ValidateFunction;
   removeSchema(schema: JsonSchema): unknown;
+  removeKeyword(keyword: string): unknown;
+  addKeyword(definition: { keyword: string; type: string; schemaType: string; errors: boolean; validate: (schema: unknown, data: unknown) => boolean }): unknown;
 }
 const loadAjv = lazyModule<AjvModule>("ajv");
 const loadAjv2020 = lazyModule<AjvModule>("ajv/dist/2020");
 const loadFormats = lazyModule<{ default: (ajv: AjvInstance) => void }>("ajv-formats");
+const loadRe2 = lazyModule<{ RE2JS: { compile(pattern: string): { test(input: string): boolean } } }>("re2js");
 
-/** One validator per JSON Schema dialect, made on first use. */
+/** A failed input of at most this many values is checked again for all its problems. */
+const EXPLAINED_VALUES = 4096;
+
+/** One validator per JSON Schema dialect and mode, made on first use. */
 const validators = new Map<string, AjvInstance>();
 
-function validatorFor(schema: JsonSchema): AjvInstance {
+function compileWith(schema: JsonSchema, problems: "first" | "all"): ValidateFunction {
+  const ajv = validatorFor(schema, problems);
+  try {
+    return ajv.compile(schema);
+  } finally {
+    // ajv keeps every schema it compiled, by identity, for good: sandboxes come and go, each
+    // with its own tool objects, so the validator is kept by the tool instead.
+    ajv.removeSchema(schema);
+  }
+}
+
+function validatorFor(schema: JsonSchema, problems: "first" | "all"): AjvInstance {
   const dialect = typeof schema.$schema === "string" && /2019-09|2020-12/.test(schema.$schema) ? "2020" : "07";
-  let ajv = validators.get(dialect);
+  let ajv = validators.get(dialect + problems);
   if (!ajv) {
     const Ajv = (dialect === "2020" ? loadAjv2020() : loadAjv()).default;
-    // Not strict: schemas come from MCP servers and other tools' authors, with keywords ajv does
-    // not know (examples, x-…); they are ignored, as JSON Schema says they should be.
-    ajv = new Ajv({ allErrors: true, strict: false, validateFormats: true, addUsedSchema: false });
+    ajv = new Ajv({
+      allErrors: problems === "all",
+      // Not strict: schemas come from MCP servers and other tools' authors, with keywords ajv does
+      // not know (examples, x-…); they are ignored, as JSON Schema says they should be.
+      strict: false,
+      logger: false,
+      validateFormats: true,
+      addUsedSchema: false,
+      // A schema's `pattern` runs on input the sandbox chose: RE2's linear-time matching, so no
+      // pattern (`^(a+)+$`, say) can make the host backtrack for seconds.
+      code: { regExp: (pattern: string) => loadRe2().RE2JS.compile(pattern) },
+    });
     loadFormats().default(ajv);
-    validators.set(dialect, ajv);
+    // ajv compares items pairwise (quadratic: 30,000 objects took seconds); by canonical text, once each.
+    ajv.removeKeyword("uniqueItems");
+    ajv.addKeyword({ keyword: "uniqueItems", type: "array", schemaType: "boolean", errors: false, validate: (unique, items) => !unique || hasUniqueItems(items as unknown[]) });
+    validators.set(dialect + problems, ajv);
   }
   return ajv;
+}
+
+function hasUniqueItems(items: unknown[]): boolean {
+  const seen = new Set<string>();
+  try {
+    for (const item of items) {
+      const text = canonicalJson(item);
+      if (seen.has(text)) return false;
+      seen.add(text);
+    }
+  } catch {
+    return true; // nested beyond the stack: left to the tool
+  }
+  return true;
+}
+
+/** JSON text with object keys sorted: equal JSON values, equal text (as uniqueItems compares). */
+function canonicalJson(value: unknown): string {
+  if (typeof value !== "object" || value === null) return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  return `{${Object.keys(value).sort().map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`).join(",")}}`;
 }
 
 /** "input.items[2].name must be string (got number 42)" */
@@ -138,6 +194,8 @@ function describeAjvError(error: ErrorObject, root: string, value: unknown): str
       return `${at} must be ${JSON.stringify(params.allowedValue)} (got ${shown(valueAt(value, segments))})`;
     case "type":
       return `${at} ${error.message ?? "has the wrong type"} (got ${shown(valueAt(value, segments))})`;
+    case "uniqueItems":
+      return `${at} must not have duplicate items`;
     default:
       return `${at} ${error.message ?? `fails the schema's ${error.keyword} rule`}`;
   }
