@@ -5,7 +5,7 @@
  */
 import { deserialize } from "node:v8";
 import type { CapabilityTools, CarrierCapability, RealmHelpers, ScopeSlot } from "../../carrier/capability.js";
-import { liveScope } from "../../carrier/capability.js";
+import { defineGlobal, liveScope } from "../../carrier/capability.js";
 import { capabilityError, serializeValue, UncloneableResult } from "../../carrier/values.js";
 import { findUncloneable } from "../../protocol/clone-path.js";
 import type { CallError } from "../../protocol/messages.js";
@@ -19,12 +19,14 @@ export function receiveToolCatalog(message: ToolCatalogMessage): void {
 }
 
 export const toolsCapability: CarrierCapability = {
-  install(_global, slot, { realm }: CapabilityTools) {
+  install(global, slot, { realm }: CapabilityTools) {
     // No tools, no `tools`: code can tell it was given none.
     const granted = catalog;
     if (!granted) return;
     realm.lazyGlobal("ToolError", () => realm.errorClass("ToolError"));
-    realm.lazyGlobal("tools", () => namespaceOf(realm, slot, granted));
+    // Made with the realm (spare realms are made while the carrier is idle), not on the first
+    // call: code in a sandbox with tools calls them.
+    defineGlobal(global, "tools", namespaceOf(realm, slot, granted));
   },
 };
 
