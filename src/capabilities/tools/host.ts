@@ -86,49 +86,59 @@ export class EvalToolCalls {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
 
+  /** When the eval's time is up (performance.now()). */
+  private readonly deadline: number;
+
   constructor(
     private readonly tools: ReadonlyMap<string, ToolEntry>,
     private readonly limits: ToolLimits,
     private readonly sandbox: Sandbox,
     private readonly onRecord: ((record: ToolCallRecord) => void) | undefined,
-  ) {}
+    /** The eval's time limit, from now. */
+    private readonly timeoutMs: number,
+  ) {
+    this.deadline = performance.now() + timeoutMs;
+  }
 
   async handle({ tool }: ToolCallArgs, port: CallPort): Promise<CallReply> {
-    const started = performance.now();
     const entry = this.tools.get(tool);
     // The carrier offers only the tools it was told of: another name is a carrier lying.
     if (!entry) {
       port.violation(`a call of "${tool.slice(0, 100)}", which is not one of the sandbox's tools`);
       return fail("TypeError", `tools.${tool} is not a tool`);
     }
-    const bytesIn = port.body?.byteLength ?? 0;
-    const record = (ok: boolean, bytesOut: number, error?: string, input?: unknown) => {
-      const entryRecord: ToolCallRecord = { tool, ms: Math.round((performance.now() - started) * 1000) / 1000, ok, bytesIn, bytesOut };
-      if (error !== undefined) entryRecord.error = error;
-      if (this.limits.auditArguments) entryRecord.input = input;
-      this.records.push(entryRecord);
-      for (const listener of [this.onRecord, this.limits.onToolCall]) {
-        try {
-          listener?.(entryRecord);
-        } catch {
-          // A listener's failure is the listener's: the call goes on.
-        }
-      }
-    };
-    const refuse = (reply: CallReply & { ok: false }, input?: unknown): CallReply => {
-      record(false, 0, `${reply.error.name}: ${reply.error.message}`, input);
-      return reply;
-    };
+    const call = new ToolCall(tool, port.body?.byteLength ?? 0, this.limits.auditArguments, (record) => this.record(record));
     if (++this.calls > this.limits.maxToolCalls) {
       const reply = limitError(`tools.${tool}: more than ${this.limits.maxToolCalls} tool calls in this eval (maxToolCalls)`) as CallReply & { ok: false };
       // Past the limit a call costs the host nothing but its refusal, and only the first is recorded.
-      return this.calls === this.limits.maxToolCalls + 1 ? refuse(reply) : reply;
+      return this.calls === this.limits.maxToolCalls + 1 ? call.refuse(reply) : reply;
     }
-    let input: unknown;
+    // Every call is answered by its time limit, and by the eval's deadline at the latest: a carrier
+    // may be blocked in a read until it is (see blockForReply in the carrier).
+    const untilDeadline = Math.max(0, this.deadline - performance.now());
+    const byDeadline = untilDeadline < this.limits.toolTimeoutMs;
+    const timer = setTimeout(() => call.abort(byDeadline ? `the eval that called tools.${tool} is out of time (${this.timeoutMs} ms)` : `tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms`, "TimeoutError"), byDeadline ? untilDeadline : this.limits.toolTimeoutMs);
+    port.onClose(() => call.abort(`the eval that called tools.${tool} has ended`, "AbortError"));
+    try {
+      return await call.race(this.serve(entry, call, port));
+    } catch (error) {
+      if (!call.aborted) return call.refuse(fail("ToolError", messageOf(error)));
+      if (!port.isOpen) return call.refuse(fail("AbortError", `tools.${tool}: the eval that made this call has ended`));
+      const message = byDeadline ? `tools.${tool} did not finish before the eval's time limit (${this.timeoutMs} ms) ran out` : `tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms (toolTimeoutMs)`;
+      return call.refuse({ ok: false, error: { name: "TimeoutError", message, kind: "timeout" } });
+    } finally {
+      clearTimeout(timer);
+      call.answered();
+    }
+  }
+
+  /** Decodes, checks and runs one call; throws what the handler threw. */
+  private async serve(entry: ToolEntry, call: ToolCall, port: CallPort): Promise<CallReply> {
+    const { tool } = call;
     if (port.body) {
       // (Inputs are small, as a rule: decoded at once, without a promise.)
-      if (bytesIn > this.limits.maxToolInputBytes) {
-        port.violation(`a tool input of ${bytesIn} bytes, over the limit it was told`);
+      if (call.bytesIn > this.limits.maxToolInputBytes) {
+        port.violation(`a tool input of ${call.bytesIn} bytes, over the limit it was told`);
         return limitError(`tools.${tool}: the input is larger than ${this.limits.maxToolInputBytes} bytes (maxToolInputBytes)`);
       }
       const decoding = decodeResult(port.body, this.limits.maxToolInputBytes, { noun: "input", limit: "maxToolInputBytes" });
@@ -137,62 +147,54 @@ export class EvalToolCalls {
         port.violation(decoded.violation);
         return fail("TypeError", `tools.${tool}: ${decoded.violation}`);
       }
-      if ("failure" in decoded) return refuse(limitError(`tools.${tool}: ${decoded.failure.message}`) as CallReply & { ok: false });
-      input = decoded.value;
+      if ("failure" in decoded) return call.refuse(limitError(`tools.${tool}: ${decoded.failure.message}`) as CallReply & { ok: false });
+      call.input = decoded.value;
     }
     if (entry.input) {
-      const checking = entry.input.check(input);
+      const checking = entry.input.check(call.input);
       const checked = checking instanceof Promise ? await checking : checking;
-      if (!checked.ok) return refuse(fail("TypeError", `tools.${tool}: invalid input: ${checked.problems.join("; ")}`), input);
-      input = checked.value;
+      if (!checked.ok) return call.refuse(fail("TypeError", `tools.${tool}: invalid input: ${checked.problems.join("; ")}`));
+      call.input = checked.value;
     }
-    const acquiring = this.acquire(port);
-    const ended = () => fail("AbortError", `tools.${tool}: the eval that made this call has ended`);
-    if (!(acquiring === true || (await acquiring))) return refuse(ended(), input);
-    const call = new CallAbort();
-    port.onClose(() => call.abort(`the eval that called tools.${tool} has ended`, "AbortError"));
-    const timer = setTimeout(() => call.abort(`tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms`, "TimeoutError"), this.limits.toolTimeoutMs);
+    const acquiring = this.acquire(call);
+    if (!(acquiring === true || (await acquiring))) throw call.reason;
     // The slot is the handler's until it settles, even if the call is over for the sandbox sooner:
     // `maxConcurrentToolCalls` counts handlers running on the host.
-    const running = entry.run(input, call.context(this.sandbox, this.limits.toolTimeoutMs));
+    const running = entry.run(call.input, call.context(this.sandbox, this.limits.toolTimeoutMs));
     void running.then(() => this.release(), () => this.release());
-    let result: unknown;
-    try {
-      result = await call.race(running);
-    } catch (error) {
-      if (call.aborted) {
-        if (!port.isOpen) return refuse(ended(), input);
-        return refuse({ ok: false, error: { name: "TimeoutError", message: `tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms (toolTimeoutMs)`, kind: "timeout" } }, input);
-      }
-      return refuse(fail("ToolError", messageOf(error)), input);
-    } finally {
-      clearTimeout(timer);
-    }
+    let result = await running;
     if (entry.checksOutput && entry.output) {
       const checked = await entry.output.check(result);
-      if (!checked.ok) return refuse(fail("ToolError", `tools.${tool} returned a result that does not match its output schema: ${checked.problems.join("; ")}`), input);
+      if (!checked.ok) return call.refuse(fail("ToolError", `tools.${tool} returned a result that does not match its output schema: ${checked.problems.join("; ")}`));
       result = checked.value;
     }
-    if (result === undefined) {
-      record(true, 0, undefined, input);
-      return { ok: true, value: undefined };
-    }
+    if (result === undefined) return call.succeed(undefined);
     let body: Uint8Array;
     try {
       body = serialize(result);
     } catch (error) {
       const where = error instanceof RangeError ? "the result is nested too deeply" : findUncloneable(result, "the result") ?? `the result cannot be cloned (${messageOf(error)})`;
-      return refuse(fail("ToolError", `tools.${tool} returned what cannot be passed into the sandbox: ${where} (results must be structured-cloneable)`), input);
+      return call.refuse(fail("ToolError", `tools.${tool} returned what cannot be passed into the sandbox: ${where} (results must be structured-cloneable)`));
     }
     if (body.byteLength > this.limits.maxToolResultBytes) {
-      return refuse(limitError(`tools.${tool} returned ${body.byteLength} bytes; the limit is ${this.limits.maxToolResultBytes} bytes (maxToolResultBytes)`) as CallReply & { ok: false }, input);
+      return call.refuse(limitError(`tools.${tool} returned ${body.byteLength} bytes; the limit is ${this.limits.maxToolResultBytes} bytes (maxToolResultBytes)`) as CallReply & { ok: false });
     }
-    record(true, body.byteLength, undefined, input);
-    return { ok: true, value: undefined, body };
+    return call.succeed(body);
+  }
+
+  private record(record: ToolCallRecord): void {
+    this.records.push(record);
+    for (const listener of [this.onRecord, this.limits.onToolCall]) {
+      try {
+        listener?.(record);
+      } catch {
+        // A listener's failure is the listener's: the call goes on.
+      }
+    }
   }
 
   /** Takes one of the eval's concurrent-call slots, waiting for one; false if the call ends first. */
-  private acquire(port: CallPort): boolean | Promise<boolean> {
+  private acquire(call: ToolCall): boolean | Promise<boolean> {
     if (this.running < this.limits.maxConcurrentToolCalls) {
       this.running++;
       return true;
@@ -203,7 +205,7 @@ export class EvalToolCalls {
         resolve(true);
       };
       this.waiting.push(grant);
-      port.onClose(() => {
+      call.onAbort(() => {
         const index = this.waiting.indexOf(grant);
         if (index === -1) return;
         this.waiting.splice(index, 1);
@@ -223,30 +225,66 @@ function fail(name: string, message: string): CallReply & { ok: false } {
 }
 
 /**
- * How one call ends early: its eval ended, or its time ran out. The handler's AbortSignal is made
- * only if the handler reads it (an AbortController is a good part of a no-op call's cost).
+ * One call: its record (made once, however the call ends), and how it ends early (its eval ended,
+ * its time ran out). The handler's AbortSignal is made only if the handler reads it (an
+ * AbortController is a good part of a no-op call's cost).
  */
-class CallAbort {
-  private reason: DOMException | undefined;
+class ToolCall {
+  input: unknown;
+  private readonly started = performance.now();
+  private recorded = false;
+  private done = false;
+  private abortReason: DOMException | undefined;
   private controller: AbortController | undefined;
-  private rejectRace: ((reason: unknown) => void) | undefined;
+  private readonly abortListeners: Array<() => void> = [];
+
+  constructor(
+    readonly tool: string,
+    readonly bytesIn: number,
+    private readonly keepInput: boolean,
+    private readonly onRecord: (record: ToolCallRecord) => void,
+  ) {}
 
   get aborted(): boolean {
-    return this.reason !== undefined;
+    return this.abortReason !== undefined;
+  }
+
+  get reason(): DOMException | undefined {
+    return this.abortReason;
+  }
+
+  succeed(body: Uint8Array | undefined): CallReply {
+    this.record(true, body?.byteLength ?? 0);
+    return body ? { ok: true, value: undefined, body } : { ok: true, value: undefined };
+  }
+
+  refuse(reply: CallReply & { ok: false }): CallReply {
+    this.record(false, 0, `${reply.error.name}: ${reply.error.message}`);
+    return reply;
+  }
+
+  /** The call's answer is out: ending it later (its eval ends) has nothing left to abort. */
+  answered(): void {
+    this.done = true;
   }
 
   abort(message: string, name: string): void {
-    if (this.reason) return;
-    this.reason = new DOMException(message, name);
-    this.controller?.abort(this.reason);
-    this.rejectRace?.(this.reason);
+    // (A DOMException costs ~20 µs: none is made for a call that is over.)
+    if (this.abortReason || (this.done && !this.controller)) return;
+    this.abortReason = new DOMException(message, name);
+    this.controller?.abort(this.abortReason);
+    for (const listener of this.abortListeners.splice(0)) listener();
   }
 
-  /** The handler's outcome, or the abort, whichever comes first (a handler may ignore its signal). */
+  onAbort(listener: () => void): void {
+    if (this.abortReason) listener();
+    else this.abortListeners.push(listener);
+  }
+
+  /** The outcome, or the abort, whichever comes first (a handler may ignore its signal). */
   race<T>(outcome: Promise<T>): Promise<T> {
-    if (this.reason) return Promise.reject(this.reason);
     return new Promise<T>((resolve, reject) => {
-      this.rejectRace = reject;
+      this.onAbort(() => reject(this.abortReason));
       outcome.then(resolve, reject);
     });
   }
@@ -257,13 +295,23 @@ class CallAbort {
       get signal() {
         if (!call.controller) {
           call.controller = new AbortController();
-          if (call.reason) call.controller.abort(call.reason);
+          if (call.abortReason) call.controller.abort(call.abortReason);
         }
         return call.controller.signal;
       },
       sandbox,
       timeoutMs,
     };
+  }
+
+  private record(ok: boolean, bytesOut: number, error?: string): void {
+    // A call answered early (its time ran out) is recorded then; what its handler does later is not.
+    if (this.recorded) return;
+    this.recorded = true;
+    const record: ToolCallRecord = { tool: this.tool, ms: Math.round((performance.now() - this.started) * 1000) / 1000, ok, bytesIn: this.bytesIn, bytesOut };
+    if (error !== undefined) record.error = error;
+    if (this.keepInput) record.input = this.input;
+    this.onRecord(record);
   }
 }
 
