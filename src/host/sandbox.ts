@@ -170,7 +170,10 @@ export class Sandbox implements AsyncDisposable {
       const prepared = prepareSource(code, language);
       const modules = this.modules || prepared.imports ? await this.resolveImports(prepared.imports ?? [], imports) : undefined;
       const tools = this.tools ? this.tools.current ?? (await this.tools.catalog()) : undefined;
-      if (tools) toolCalls = new EvalToolCalls(tools.entries, this.tools!.limits, this, evalOptions.onToolCall, (evalOptions.timeoutMs ?? this.options.timeoutMs) - (performance.now() - started));
+      if (tools) {
+        const timeoutMs = evalOptions.timeoutMs ?? this.options.timeoutMs;
+        toolCalls = new EvalToolCalls(tools.entries, this.tools!.limits, this, evalOptions.onToolCall, timeoutMs, started + timeoutMs);
+      }
       const limits: EvalLimits = {
         timeoutMs: evalOptions.timeoutMs ?? this.options.timeoutMs,
         maxResultBytes: this.options.maxResultBytes,

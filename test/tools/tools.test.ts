@@ -316,14 +316,23 @@ describe("limits", () => {
       assert.equal(await sandbox.eval(`kept`), "state");
     }));
 
-  test("timers and Deno's own async work do not wait for a pending tool call", () =>
-    withSandbox({ tools: { slow: { execute: () => new Promise((resolve) => setTimeout(() => resolve("slow"), 300)) } } }, async (sandbox) => {
+  test("timers and Deno's own async work do not wait for a pending tool call", async () => {
+    // `slow` answers only once `release` is called, which the code does from a timer callback, or
+    // once a digest is done: a carrier that let either wait for slow's reply would never finish.
+    let release: (() => void) | undefined;
+    const tools: ToolTree = {
+      slow: { execute: () => new Promise<string>((resolve) => (release = () => resolve("slow"))) },
+      release: { execute: () => void release?.() },
+    };
+    await withSandbox({ timeoutMs: 20_000, tools }, async (sandbox) => {
       // (A carrier that only waits for tool replies reads its pipe synchronously: see blockForReply.)
-      const withTimer = `const seen = []; const call = tools.slow().then((v) => seen.push(v)); setTimeout(() => seen.push("timer"), 10); await call; seen`;
-      assert.deepEqual(await sandbox.eval(withTimer), ["timer", "slow"]);
-      const withDigest = `const seen = []; const call = tools.slow().then((v) => seen.push(v)); const digest = crypto.subtle.digest("SHA-256", new Uint8Array(8)).then((d) => seen.push(d.byteLength)); await Promise.all([call, digest]); seen`;
-      assert.deepEqual(await sandbox.eval(withDigest), [32, "slow"]);
-    }));
+      assert.deepEqual(await sandbox.eval(`const seen = []; const call = tools.slow().then((v) => seen.push(v)); setTimeout(() => { seen.push("timer"); tools.release(); }, 10); await call; seen`), ["timer", "slow"]);
+      assert.deepEqual(
+        await sandbox.eval(`const seen = []; const call = tools.slow().then((v) => seen.push(v)); crypto.subtle.digest("SHA-256", new Uint8Array(8)).then((d) => { seen.push(d.byteLength); tools.release(); }); await call; seen`),
+        [32, "slow"],
+      );
+    });
+  });
 
   test("a call the eval did not wait for is aborted when the eval ends, and recorded as such", async () => {
     const aborted = signalled();
@@ -364,17 +373,17 @@ describe("limits", () => {
         maxConcurrentToolCalls: 2,
         toolTimeoutMs: 100,
         timeoutMs: 60_000,
-        // Ignores its signal: runs until the test lets it go.
+        // Ignores its signal: runs until the test lets it go, which it does only once a call has
+        // been answered with its TimeoutError (never racing the clock).
         tools: { stubborn: { execute: () => { peak = Math.max(peak, ++running); return new Promise<void>((resolve) => finish.push(() => { running--; resolve(); })); } } },
+        onToolCall: (record) => {
+          if (record.error?.startsWith("TimeoutError")) setImmediate(() => finish.shift()?.());
+        },
       },
       async (sandbox) => {
-        const names = sandbox.eval(`await Promise.all(Array.from({ length: 6 }, () => tools.stubborn().catch((e) => e.name)))`);
-        // Let the handlers go one at a time, as they are called.
-        const release = setInterval(() => finish.shift()?.(), 150);
         try {
-          assert.deepEqual(await names, Array.from({ length: 6 }, () => "TimeoutError"));
+          assert.deepEqual(await sandbox.eval(`await Promise.all(Array.from({ length: 6 }, () => tools.stubborn().catch((e) => e.name)))`), Array.from({ length: 6 }, () => "TimeoutError"));
         } finally {
-          clearInterval(release);
           for (const done of finish.splice(0)) done();
         }
         assert.equal(peak, 2);

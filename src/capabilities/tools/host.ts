@@ -86,19 +86,15 @@ export class EvalToolCalls {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
 
-  /** When the eval's time is up (performance.now()). */
-  private readonly deadline: number;
-
   constructor(
     private readonly tools: ReadonlyMap<string, ToolEntry>,
     private readonly limits: ToolLimits,
     private readonly sandbox: Sandbox,
     private readonly onRecord: ((record: ToolCallRecord) => void) | undefined,
-    /** The eval's time limit, from now. */
+    /** The eval's time limit, and when it is up (performance.now()). */
     private readonly timeoutMs: number,
-  ) {
-    this.deadline = performance.now() + timeoutMs;
-  }
+    private readonly deadline: number,
+  ) {}
 
   async handle({ tool }: ToolCallArgs, port: CallPort): Promise<CallReply> {
     const entry = this.tools.get(tool);
