@@ -172,7 +172,9 @@ export class Sandbox implements AsyncDisposable {
       const tools = this.tools ? this.tools.current ?? (await this.tools.catalog()) : undefined;
       if (tools) {
         const timeoutMs = evalOptions.timeoutMs ?? this.options.timeoutMs;
-        toolCalls = new EvalToolCalls(tools.entries, this.tools!.limits, this, evalOptions.onToolCall, timeoutMs, started + timeoutMs);
+        // From now, not from run(): imports may have taken part of the limit, which the carrier's
+        // own clock does not count (a call must be answered before the host kills the carrier).
+        toolCalls = new EvalToolCalls(tools.entries, this.tools!.limits, this, evalOptions.onToolCall, timeoutMs, performance.now() + timeoutMs);
       }
       const limits: EvalLimits = {
         timeoutMs: evalOptions.timeoutMs ?? this.options.timeoutMs,
