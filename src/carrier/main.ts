@@ -20,8 +20,7 @@ import { CARRIER_CAPABILITIES } from "./capabilities.js";
 import { receiveToolCatalog } from "../capabilities/tools/carrier.js";
 import { defineGlobal } from "./capability.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
-import { awaitedPromises, pumpNow, pumpWhileRunning, runMicrotasks, wake } from "./pump.js";
-import { realmTimersPending } from "../capabilities/timers/carrier.js";
+import { pumpWhileRunning, runMicrotasks, wake } from "./pump.js";
 import { bindImports, guardedImport, importInRealm, receiveModules, staticImporter, trackRealm } from "../capabilities/modules/carrier.js";
 
 type EvalRequest = Extract<HostMessage, { t: "eval" }>;
@@ -297,34 +296,10 @@ async function drainMicrotasks(ticks: number): Promise<void> {
  * synchronously, one with an eval in flight must read asynchronously, which is slower.
  */
 async function afterBatch(): Promise<void> {
-  blockForReply = false;
   await drainMicrotasks(64);
   if (running === 0) return;
   await new Promise((resolve) => setImmediate(resolve));
   await drainMicrotasks(64);
-  if (!waitingOnlyForToolReplies()) return;
-  // Whatever the realm still had queued runs first: it may make another call, or finish.
-  pumpNow();
-  await drainMicrotasks(64);
-  blockForReply = waitingOnlyForToolReplies();
-}
-
-/**
- * Set after a batch when the one running eval can do nothing but wait for the host's replies to
- * its tool calls: no other call, no timer, and no other promise of the carrier's (crypto, a body
- * read) that its realm waits on. The carrier then reads its pipe synchronously, as an idle one
- * does, instead of through Deno's I/O threads (a tool call's round trip was ~100 µs slower that
- * way). The host always answers a tool call, by the eval's deadline at the latest (tools/host.ts),
- * so the read cannot outlast the eval. (WebAssembly's async compile is V8's own, not counted: it
- * would complete once the reply is in.)
- */
-let blockForReply = false;
-
-function waitingOnlyForToolReplies(): boolean {
-  if (running !== 1 || pendingCalls.size === 0 || realmTimersPending()) return false;
-  for (const call of pendingCalls.values()) if (call.cap !== "tool" || !call.scope.isAlive) return false;
-  // Each tool call's own promise is one of those the realm waits on.
-  return awaitedPromises() <= pendingCalls.size;
 }
 
 function failureOf(error: unknown, scope: EvalScope, filename: string): Failure {
@@ -445,7 +420,7 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
 try {
   io.send({ t: "ready" });
   await io.readFrames(onFrame, (inputWasWaiting) => {
-    if (running > 0) return blockForReply;
+    if (running > 0) return false;
     // Let the host run first: it is reading the reply just sent, and its wake-up likely put it on
     // this very core, behind the spare realm made next. Unless the host sends back to back (the
     // last request was waiting when the carrier came to read): then the host's next request would

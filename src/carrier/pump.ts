@@ -51,25 +51,6 @@ function schedule(): void {
   }
 }
 
-/**
- * The carrier's promises realms wait on (crypto, a body read, a capability call): counted as the
- * membrane adopts them and as they settle. One that never settles stays counted.
- */
-let awaited = 0;
-
-export function countAwaited(delta: 1 | -1): void {
-  awaited += delta;
-}
-
-export function awaitedPromises(): number {
-  return awaited;
-}
-
-/** Runs every running realm's queued microtasks now. */
-export function pumpNow(): void {
-  for (const context of live) drain.runInContext(context);
-}
-
 function tick(): void {
   scheduled = undefined;
   for (const context of live) drain.runInContext(context);

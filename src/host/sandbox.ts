@@ -73,6 +73,8 @@ export class Sandbox implements AsyncDisposable {
   private readonly tools: SandboxTools | undefined;
   private closed = false;
   private running = 0;
+  /** Ends when the persistent realm's latest eval does (see takeTurn). */
+  private lastTurn: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly options: ResolvedSandboxOptions,
@@ -159,6 +161,7 @@ export class Sandbox implements AsyncDisposable {
       return finish({ ok: false, error: new ResourceLimitError(`more than ${this.options.maxConcurrentEvals} evals at once in this sandbox`) });
     }
     this.running++;
+    const endTurn = this.options.persistent ? await this.takeTurn() : undefined;
     try {
       const sourceBytes = Buffer.byteLength(code);
       if (sourceBytes > this.options.maxSourceBytes) {
@@ -170,12 +173,7 @@ export class Sandbox implements AsyncDisposable {
       const prepared = prepareSource(code, language);
       const modules = this.modules || prepared.imports ? await this.resolveImports(prepared.imports ?? [], imports) : undefined;
       const tools = this.tools ? this.tools.current ?? (await this.tools.catalog()) : undefined;
-      if (tools) {
-        const timeoutMs = evalOptions.timeoutMs ?? this.options.timeoutMs;
-        // From now, not from run(): imports may have taken part of the limit, which the carrier's
-        // own clock does not count (a call must be answered before the host kills the carrier).
-        toolCalls = new EvalToolCalls(tools.entries, this.tools!.limits, this, evalOptions.onToolCall, timeoutMs, performance.now() + timeoutMs);
-      }
+      if (tools) toolCalls = new EvalToolCalls(tools.entries, this.tools!.limits, this, evalOptions.onToolCall);
       const limits: EvalLimits = {
         timeoutMs: evalOptions.timeoutMs ?? this.options.timeoutMs,
         maxResultBytes: this.options.maxResultBytes,
@@ -205,8 +203,22 @@ export class Sandbox implements AsyncDisposable {
       if (error instanceof SandboxError) return finish({ ok: false, error });
       throw error;
     } finally {
+      endTurn?.();
       this.running--;
     }
+  }
+
+  /**
+   * Waits for the persistent realm's previous eval to end. Its evals run one at a time, as in a
+   * REPL: they share one realm, and the realm's async work (a tool's reply, a timer) belongs to the
+   * eval that is running, which two at once would confuse. Returns what ends this eval's turn.
+   */
+  private async takeTurn(): Promise<() => void> {
+    const previous = this.lastTurn;
+    let end!: () => void;
+    this.lastTurn = new Promise<void>((resolve) => (end = resolve));
+    await previous;
+    return end;
   }
 
   /**

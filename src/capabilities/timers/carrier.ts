@@ -9,21 +9,10 @@ import { wake } from "../../carrier/pump.js";
 
 type Callback = (...args: unknown[]) => unknown;
 
-/** Realm timers pending in the whole carrier. */
-let pendingTimers = 0;
-
-/** Whether any realm of this carrier has a timer pending (the carrier must then keep its event loop turning). */
-export function realmTimersPending(): boolean {
-  return pendingTimers > 0;
-}
-
 export const timersCapability: CarrierCapability = {
   install(global, slot, { realm }) {
     const active = new Map<number, () => void>();
     let nextId = 1;
-    const release = (id: number) => {
-      if (active.delete(id)) pendingTimers--;
-    };
 
     const guard = (scope: EvalScope, callback: unknown, args: unknown[]) => () => {
       if (!scope.isAlive) return;
@@ -54,17 +43,16 @@ export const timersCapability: CarrierCapability = {
       const cancel = () => (repeat ? clearInterval(handle) : clearTimeout(handle));
       const unregister = scope.onEnd(() => {
         cancel();
-        release(id);
+        active.delete(id);
       });
       const forget = () => {
-        release(id);
+        active.delete(id);
         unregister();
       };
       active.set(id, () => {
         cancel();
         forget();
       });
-      pendingTimers++;
       return id;
     };
     const clear = (id: unknown) => active.get(Number(id))?.();

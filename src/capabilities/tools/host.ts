@@ -91,9 +91,6 @@ export class EvalToolCalls {
     private readonly limits: ToolLimits,
     private readonly sandbox: Sandbox,
     private readonly onRecord: ((record: ToolCallRecord) => void) | undefined,
-    /** The eval's time limit, and when it is up (performance.now()). */
-    private readonly timeoutMs: number,
-    private readonly deadline: number,
   ) {}
 
   async handle({ tool }: ToolCallArgs, port: CallPort): Promise<CallReply> {
@@ -109,21 +106,14 @@ export class EvalToolCalls {
       // Past the limit a call costs the host nothing but its refusal, and only the first is recorded.
       return this.calls === this.limits.maxToolCalls + 1 ? call.refuse(reply) : reply;
     }
-    // Every call is answered by its time limit, and by the eval's deadline at the latest: a carrier
-    // may be blocked in a read until it is (see blockForReply in the carrier).
-    const untilDeadline = Math.max(0, this.deadline - performance.now());
-    const byDeadline = untilDeadline < this.limits.toolTimeoutMs;
-    const timer = setTimeout(() => call.abort(byDeadline ? `the eval that called tools.${tool} is out of time (${this.timeoutMs} ms)` : `tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms`, "TimeoutError"), byDeadline ? untilDeadline : this.limits.toolTimeoutMs);
     port.onClose(() => call.abort(`the eval that called tools.${tool} has ended`, "AbortError"));
     try {
       return await call.race(this.serve(entry, call, port));
     } catch (error) {
       if (!call.aborted) return call.refuse(fail("ToolError", messageOf(error)));
       if (!port.isOpen) return call.refuse(fail("AbortError", `tools.${tool}: the eval that made this call has ended`));
-      const message = byDeadline ? `tools.${tool} did not finish before the eval's time limit (${this.timeoutMs} ms) ran out` : `tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms (toolTimeoutMs)`;
-      return call.refuse({ ok: false, error: { name: "TimeoutError", message, kind: "timeout" } });
+      return call.refuse({ ok: false, error: { name: "TimeoutError", message: `tools.${tool} did not finish within ${this.limits.toolTimeoutMs} ms (toolTimeoutMs)`, kind: "timeout" } });
     } finally {
-      clearTimeout(timer);
       call.answered();
     }
   }
@@ -154,6 +144,8 @@ export class EvalToolCalls {
     }
     const acquiring = this.acquire(call);
     if (!(acquiring === true || (await acquiring))) throw call.reason;
+    // The call's own time starts when its handler does (not while it waits for a slot).
+    call.limitTo(this.limits.toolTimeoutMs);
     // The slot is the handler's until it settles, even if the call is over for the sandbox sooner:
     // `maxConcurrentToolCalls` counts handlers running on the host.
     const running = entry.run(call.input, call.context(this.sandbox, this.limits.toolTimeoutMs));
@@ -230,6 +222,7 @@ class ToolCall {
   private readonly started = performance.now();
   private recorded = false;
   private done = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
   private abortReason: DOMException | undefined;
   private controller: AbortController | undefined;
   private readonly abortListeners: Array<() => void> = [];
@@ -259,9 +252,15 @@ class ToolCall {
     return reply;
   }
 
+  /** Aborts the call with a TimeoutError in `ms` unless it is answered first. */
+  limitTo(ms: number): void {
+    this.timer = setTimeout(() => this.abort(`tools.${this.tool} did not finish within ${ms} ms`, "TimeoutError"), ms);
+  }
+
   /** The call's answer is out: ending it later (its eval ends) has nothing left to abort. */
   answered(): void {
     this.done = true;
+    clearTimeout(this.timer);
   }
 
   abort(message: string, name: string): void {

@@ -11,7 +11,6 @@
 import vm from "node:vm";
 import { types } from "node:util";
 import { createMembrane, intrinsicsOf, type Membrane, type OuterFacts } from "./membrane.js";
-import { countAwaited } from "../pump.js";
 
 /** Global functions that are not interfaces. */
 const FUNCTIONS = ["atob", "btoa", "structuredClone"] as const;
@@ -301,7 +300,7 @@ export function prepareWebBindings(names: readonly string[]): WebBindings {
       };
       const web: RealmWeb = {
         get membrane() {
-          membrane ??= makeMembrane(facts, realmIntrinsics, resolve, checkpoint, countAwaited);
+          membrane ??= makeMembrane(facts, realmIntrinsics, resolve, checkpoint);
           return membrane;
         },
         get hasMembrane() {

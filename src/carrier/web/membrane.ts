@@ -167,7 +167,7 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
   };
 
   // Stage two, when the realm first needs its membrane.
-  return (facts, intrinsics, demand, checkpoint, awaiting) => {
+  return (facts, intrinsics, demand, checkpoint) => {
   const outerObjectPrototype = facts.objectPrototype;
   // Descriptors are made by the outer realm: reading `value` or `get` from one never reaches user
   // code on the realm's Object.prototype (and needs no prototype surgery to be sure).
@@ -283,12 +283,10 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
   }
 
   function adoptPromise(outer: unknown): Promise<unknown> {
-    awaiting(1);
     return new RealmPromise((resolve, reject) => {
       then(
         outer,
         (value) => {
-          awaiting(-1);
           try {
             resolve(toRealmResult(value));
           } catch (error) {
@@ -297,7 +295,6 @@ export function createMembrane(G: typeof globalThis): MembraneFactory {
           checkpoint();
         },
         (error) => {
-          awaiting(-1);
           reject(realmFailure(error));
           checkpoint();
         },
@@ -681,6 +678,4 @@ export type MembraneFactory = (
   intrinsics: readonly object[],
   demand: (name: string) => unknown,
   checkpoint: () => void,
-  /** Counts the carrier's promises a realm waits on: +1 when one is adopted, −1 when it settles. */
-  awaiting: (delta: 1 | -1) => void,
 ) => Membrane;
