@@ -68,7 +68,7 @@ const TEXT_BUDGET_CHARS = 20_000;
 export function describeExecuteCode(declarations: string, options: Pick<SandboxOptions, "net" | "modules" | "timeoutMs" | "persistent">): string {
   const lines = [
     "Run JavaScript or TypeScript in an isolated sandbox (standard Web APIs: fetch, URL, TextEncoder, crypto.subtle, streams…; no file system, no process, no Node APIs).",
-    "Write one script that does the whole task: call tools, combine and filter their results in code, and return only what is needed. The value of the last expression statement (or of top-level await) is returned as JSON; console.log output is returned too.",
+    `Write one script that does the whole task${declarations ? ": call tools, combine and filter their results in code," : ""} and return only what is needed. The value of the last expression statement (or of top-level await) is returned as JSON; console.log output is returned too.`,
     options.persistent === false ? "Each call starts from a fresh sandbox." : "Variables and functions you declare persist between calls of this conversation.",
     `Each run may take ${options.timeoutMs ?? 5_000} ms at most.`,
     options.net?.allow && options.net.allow.length > 0 ? `fetch may reach only: ${options.net.allow.join(", ")}.` : "fetch is not available (no network).",

@@ -505,6 +505,7 @@ describe("declarations", () => {
       assert.equal(await sandbox.toolDeclarations(), standalone);
     });
     assert.match(standalone, /declare const tools: \{/);
+    assert.equal(await toolDeclarations({}), "", "no tools, no declarations (and no `tools` global)");
     assert.match(standalone, /Current weather for a city/);
     assert.match(standalone, /getWeather\(input: \{\n\s+city: string;\n\s+units\?: "c" \| "f";\n\s+\}\): Promise<\{\n\s+tempC: number;/);
     assert.match(standalone, /github: \{[\s\S]*Open an issue[\s\S]*createIssue\(input: \{\n\s+title: string;/);

@@ -48,7 +48,7 @@ export class SandboxTools {
 
   async declarations(): Promise<string> {
     const catalog = await this.catalog();
-    return (catalog.declarations ??= declareTools([...catalog.entries.values()].map(declarationOf)));
+    return (catalog.declarations ??= declarationsOf([...catalog.entries.values()]));
   }
 
   close(): Promise<void> {
@@ -69,5 +69,10 @@ function catalogOf(entries: readonly ToolEntry[], limits: ToolLimits): ToolCatal
 export async function toolDeclarations(tools: ToolTree | undefined, mcp?: McpHub): Promise<string> {
   const own = hostToolEntries(tools ? flattenTools(tools, "toolDeclarations") : []);
   const remote = mcp ? await mcp.tools() : [];
-  return declareTools([...own, ...remote].map(declarationOf));
+  return declarationsOf([...own, ...remote]);
+}
+
+/** None at all for no tools: a sandbox without tools has no `tools` global to declare. */
+function declarationsOf(entries: readonly ToolEntry[]): string {
+  return entries.length === 0 ? "" : declareTools(entries.map(declarationOf));
 }
