@@ -5,15 +5,18 @@ import type { CallError } from "../../protocol/messages.js";
 import { AddressRefusedError } from "./policy.js";
 import { UploadTooLargeError } from "./upload.js";
 
-export function typeError(message: string): CallReply {
+/** A reply that refuses the call. */
+export type FailedReply = CallReply & { ok: false };
+
+export function typeError(message: string): FailedReply {
   return { ok: false, error: { name: "TypeError", message } };
 }
 
-export function policyError(message: string): CallReply {
+export function policyError(message: string): FailedReply {
   return { ok: false, error: { name: "PolicyError", message, kind: "policy" } };
 }
 
-export function limitError(message: string): CallReply {
+export function limitError(message: string): FailedReply {
   return { ok: false, error: limitFailure(message) };
 }
 

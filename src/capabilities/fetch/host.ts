@@ -17,6 +17,7 @@ import { Secrets, stripFragment, type HeaderList } from "./secrets.js";
 import { relay } from "./relay.js";
 import { Hop, type HopHead } from "./hop.js";
 import { Upload } from "./upload.js";
+import { Slots } from "../../shared/slots.js";
 import { describeFailure, limitError, policyError, typeError } from "./failures.js";
 
 /** One request (one hop of a fetch) as the audit log sees it. Secrets never appear here. */
@@ -66,12 +67,12 @@ export class Network {
   readonly policy: NetworkPolicy;
   readonly secrets: Secrets;
   readonly agent: Agent;
-  private inFlight = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly slots: Slots;
 
   constructor(readonly options: ResolvedNetOptions) {
     this.policy = new NetworkPolicy(options);
     this.secrets = new Secrets(options.secrets);
+    this.slots = new Slots(options.maxConcurrent);
     // Connections are pooled per origin, for this sandbox only, and made through the policy's
     // lookup: a connection exists only to an address that was checked for this sandbox.
     const ca = options.ca.length > 0 ? { ca: [...rootCertificates, ...options.ca] } : {};
@@ -81,28 +82,11 @@ export class Network {
 
   /** Takes one of the `maxConcurrent` slots, waiting for one if need be; false if `stops` first. */
   acquire(stops: Stoppable): boolean | Promise<boolean> {
-    if (this.inFlight < this.options.maxConcurrent) {
-      this.inFlight++;
-      return true;
-    }
-    return new Promise((resolve) => {
-      const grant = () => {
-        this.inFlight++;
-        resolve(true);
-      };
-      this.waiting.push(grant);
-      stops.onStop(() => {
-        const index = this.waiting.indexOf(grant);
-        if (index === -1) return;
-        this.waiting.splice(index, 1);
-        resolve(false);
-      });
-    });
+    return this.slots.acquire((listener) => stops.onStop(listener));
   }
 
   release(): void {
-    this.inFlight--;
-    this.waiting.shift()?.();
+    this.slots.release();
   }
 
   close(): Promise<void> {

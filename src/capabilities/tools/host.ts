@@ -9,7 +9,8 @@ import type { CallReply } from "../../host/carrier.js";
 import { decodeResult } from "../../host/decode.js";
 import type { Sandbox } from "../../host/sandbox.js";
 import { findUncloneable } from "../../protocol/clone-path.js";
-import { limitError } from "../fetch/failures.js";
+import { limitError, type FailedReply } from "../fetch/failures.js";
+import { Slots } from "../../shared/slots.js";
 import type { ToolCallArgs } from "./messages.js";
 import type { FlatTool, ToolLimits } from "./options.js";
 import { compileSchema, type CompiledSchema } from "./schema.js";
@@ -83,15 +84,17 @@ const MAX_ERROR_CHARS = 4096;
 export class EvalToolCalls {
   readonly records: ToolCallRecord[] = [];
   private calls = 0;
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** The eval's concurrent-call slots. */
+  private readonly slots: Slots;
 
   constructor(
     private readonly tools: ReadonlyMap<string, ToolEntry>,
     private readonly limits: ToolLimits,
     private readonly sandbox: Sandbox,
     private readonly onRecord: ((record: ToolCallRecord) => void) | undefined,
-  ) {}
+  ) {
+    this.slots = new Slots(limits.maxConcurrentToolCalls);
+  }
 
   async handle({ tool }: ToolCallArgs, port: CallPort): Promise<CallReply> {
     const entry = this.tools.get(tool);
@@ -102,7 +105,7 @@ export class EvalToolCalls {
     }
     const call = new ToolCall(tool, port.body?.byteLength ?? 0, this.limits.auditArguments, (record) => this.record(record));
     if (++this.calls > this.limits.maxToolCalls) {
-      const reply = limitError(`tools.${tool}: more than ${this.limits.maxToolCalls} tool calls in this eval (maxToolCalls)`) as CallReply & { ok: false };
+      const reply = limitError(`tools.${tool}: more than ${this.limits.maxToolCalls} tool calls in this eval (maxToolCalls)`);
       // Past the limit a call costs the host nothing but its refusal, and only the first is recorded.
       return this.calls === this.limits.maxToolCalls + 1 ? call.refuse(reply) : reply;
     }
@@ -133,7 +136,7 @@ export class EvalToolCalls {
         port.violation(decoded.violation);
         return fail("TypeError", `tools.${tool}: ${decoded.violation}`);
       }
-      if ("failure" in decoded) return call.refuse(limitError(`tools.${tool}: ${decoded.failure.message}`) as CallReply & { ok: false });
+      if ("failure" in decoded) return call.refuse(limitError(`tools.${tool}: ${decoded.failure.message}`));
       call.input = decoded.value;
     }
     if (entry.input) {
@@ -142,14 +145,14 @@ export class EvalToolCalls {
       if (!checked.ok) return call.refuse(fail("TypeError", `tools.${tool}: invalid input: ${checked.problems.join("; ")}`));
       call.input = checked.value;
     }
-    const acquiring = this.acquire(call);
+    const acquiring = this.slots.acquire((listener) => call.onAbort(listener));
     if (!(acquiring === true || (await acquiring))) throw call.reason;
     // The call's own time starts when its handler does (not while it waits for a slot).
     call.limitTo(this.limits.toolTimeoutMs);
     // The slot is the handler's until it settles, even if the call is over for the sandbox sooner:
     // `maxConcurrentToolCalls` counts handlers running on the host.
     const running = entry.run(call.input, call.context(this.sandbox, this.limits.toolTimeoutMs));
-    void running.then(() => this.release(), () => this.release());
+    void running.then(() => this.slots.release(), () => this.slots.release());
     let result = await running;
     if (entry.checksOutput && entry.output) {
       const checked = await entry.output.check(result);
@@ -165,7 +168,7 @@ export class EvalToolCalls {
       return call.refuse(fail("ToolError", `tools.${tool} returned what cannot be passed into the sandbox: ${where} (results must be structured-cloneable)`));
     }
     if (body.byteLength > this.limits.maxToolResultBytes) {
-      return call.refuse(limitError(`tools.${tool} returned ${body.byteLength} bytes; the limit is ${this.limits.maxToolResultBytes} bytes (maxToolResultBytes)`) as CallReply & { ok: false });
+      return call.refuse(limitError(`tools.${tool} returned ${body.byteLength} bytes; the limit is ${this.limits.maxToolResultBytes} bytes (maxToolResultBytes)`));
     }
     return call.succeed(body);
   }
@@ -180,35 +183,9 @@ export class EvalToolCalls {
       }
     }
   }
-
-  /** Takes one of the eval's concurrent-call slots, waiting for one; false if the call ends first. */
-  private acquire(call: ToolCall): boolean | Promise<boolean> {
-    if (this.running < this.limits.maxConcurrentToolCalls) {
-      this.running++;
-      return true;
-    }
-    return new Promise((resolve) => {
-      const grant = () => {
-        this.running++;
-        resolve(true);
-      };
-      this.waiting.push(grant);
-      call.onAbort(() => {
-        const index = this.waiting.indexOf(grant);
-        if (index === -1) return;
-        this.waiting.splice(index, 1);
-        resolve(false);
-      });
-    });
-  }
-
-  private release(): void {
-    this.running--;
-    this.waiting.shift()?.();
-  }
 }
 
-function fail(name: string, message: string): CallReply & { ok: false } {
+function fail(name: string, message: string): FailedReply {
   return { ok: false, error: { name, message } };
 }
 
@@ -247,7 +224,7 @@ class ToolCall {
     return body ? { ok: true, value: undefined, body } : { ok: true, value: undefined };
   }
 
-  refuse(reply: CallReply & { ok: false }): CallReply {
+  refuse(reply: FailedReply): CallReply {
     this.record(false, 0, `${reply.error.name}: ${reply.error.message}`);
     return reply;
   }
