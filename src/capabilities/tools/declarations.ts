@@ -210,34 +210,33 @@ const NUMBER = atom("number");
 const BOOLEAN = atom("boolean");
 
 function union(types: readonly Type[]): Type {
-  const members: Type[] = [];
-  const seen = new Set<string>();
-  for (const type of types) {
-    for (const member of type.binding === Binding.Union && type.members ? type.members : [type]) {
-      if (member.text === "unknown") return UNKNOWN;
-      if (member.text === "never" || seen.has(member.text)) continue;
-      seen.add(member.text);
-      members.push(member);
-    }
-  }
-  if (members.length <= 1) return members[0] ?? NEVER;
-  return { text: members.map((member) => member.text).join(" | "), binding: Binding.Union, members };
+  return combine(types, Binding.Union, " | ");
 }
 
 function intersection(types: readonly Type[]): Type {
+  return combine(types, Binding.Intersection, " & ");
+}
+
+/**
+ * A union or an intersection of `types`, flattened and without duplicates. In a union `unknown`
+ * absorbs everything and `never` drops out; in an intersection the other way round. A union inside
+ * an intersection is parenthesised.
+ */
+function combine(types: readonly Type[], binding: typeof Binding.Union | typeof Binding.Intersection, separator: string): Type {
+  const [absorbing, neutral] = binding === Binding.Union ? [UNKNOWN, NEVER] : [NEVER, UNKNOWN];
   const members: Type[] = [];
   const seen = new Set<string>();
   for (const type of types) {
-    for (const member of type.binding === Binding.Intersection && type.members ? type.members : [type]) {
-      if (member.text === "never") return NEVER;
-      if (member.text === "unknown" || seen.has(member.text)) continue;
+    for (const member of type.binding === binding && type.members ? type.members : [type]) {
+      if (member.text === absorbing.text) return absorbing;
+      if (member.text === neutral.text || seen.has(member.text)) continue;
       seen.add(member.text);
       members.push(member);
     }
   }
-  if (members.length <= 1) return members[0] ?? UNKNOWN;
-  const text = members.map((member) => (member.binding === Binding.Union ? `(${member.text})` : member.text)).join(" & ");
-  return { text, binding: Binding.Intersection, members };
+  if (members.length <= 1) return members[0] ?? neutral;
+  const text = members.map((member) => (binding === Binding.Intersection && member.binding === Binding.Union ? `(${member.text})` : member.text)).join(separator);
+  return { text, binding, members };
 }
 
 const arrayOf = (type: Type): Type => atom(type.binding === Binding.Primary ? `${type.text}[]` : `(${type.text})[]`);
