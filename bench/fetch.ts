@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { Agent } from "undici";
 import { Sandbox } from "../src/index.js";
 import { elapsedUs, summarize, type Summary } from "./stats.js";
-import { sampleSequentially } from "./measure.js";
+import { ASYNC_NOOP_TITLE, sampleAsyncNoop, sampleSequentially } from "./measure.js";
 
 export interface MediationPlan {
   samples: number;
@@ -54,16 +54,12 @@ export async function benchMediation(plan: MediationPlan): Promise<MediationResu
       check(text);
       return ms * 1000;
     });
-    const asyncNoop = await sampleSequentially(plan, async () => {
-      const started = performance.now();
-      await sandbox.eval("await 0");
-      return elapsedUs(started);
-    });
+    const asyncNoop = await sampleAsyncNoop(sandbox, plan);
     const rows = [
       { id: "direct", title: "host's own request (undici, keep-alive), response read", figures: direct },
       { id: "sandboxed", title: "sandboxed `fetch` + `text()`, timed inside the sandbox", figures: sandboxed },
       { id: "eval", title: "the whole eval doing that fetch, as the host caller sees it", figures: summarize(wall.slice(plan.warmup)) },
-      { id: "async-noop", title: "reference: an eval of `await 0` on the same sandbox", figures: asyncNoop },
+      { id: "async-noop", title: ASYNC_NOOP_TITLE, figures: asyncNoop },
     ];
     return { bodyBytes: Buffer.byteLength(BODY), rows, addedP50Us: Math.round((sandboxed.p50 - direct.p50) * 10) / 10 };
   } finally {

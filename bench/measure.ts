@@ -36,6 +36,20 @@ export async function sampleSequentially(plan: SequentialPlan, once: () => Promi
   return summarize(samples);
 }
 
+/**
+ * The reference row of the mediation benchmarks: an eval of `await 0` on the same sandbox, so a
+ * capability's cost is read against the hop every async eval pays.
+ */
+export const ASYNC_NOOP_TITLE = "reference: an eval of `await 0` on the same sandbox";
+
+export function sampleAsyncNoop(sandbox: { eval(code: string): Promise<unknown> }, plan: SequentialPlan): Promise<Summary> {
+  return sampleSequentially(plan, async () => {
+    const started = performance.now();
+    await sandbox.eval("await 0");
+    return elapsedUs(started);
+  });
+}
+
 export interface ParallelPlan {
   rounds: number;
   warmupRounds: number;

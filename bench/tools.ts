@@ -6,7 +6,7 @@
  */
 import { Sandbox, type ToolDefinition } from "../src/index.js";
 import { elapsedUs, summarize, type Summary } from "./stats.js";
-import { sampleSequentially } from "./measure.js";
+import { ASYNC_NOOP_TITLE, sampleAsyncNoop, sampleSequentially } from "./measure.js";
 
 export interface ToolCallPlan {
   samples: number;
@@ -49,17 +49,13 @@ export async function benchToolCalls(plan: ToolCallPlan): Promise<ToolCallResult
       if (total !== (SEQUENTIAL_CALLS * (SEQUENTIAL_CALLS - 1)) / 2) throw new Error("the tool calls came back wrong");
       return elapsedUs(started);
     });
-    const asyncNoop = await sampleSequentially(plan, async () => {
-      const started = performance.now();
-      await sandbox.eval("await 0");
-      return elapsedUs(started);
-    });
+    const asyncNoop = await sampleAsyncNoop(sandbox, plan);
     const rows = [
       { id: "direct", title: "the host calling the tool's function itself", figures: direct },
       { id: "sandboxed", title: "`await tools.noop({ id })` in the sandbox, timed inside it", figures: sandboxed },
       { id: "eval", title: "the whole eval making that call, as the host caller sees it", figures: summarize(wall.slice(plan.warmup)) },
       { id: "sequential", title: `one eval making ${SEQUENTIAL_CALLS} sequential calls (whole eval)`, figures: sequential },
-      { id: "async-noop", title: "reference: an eval of `await 0` on the same sandbox", figures: asyncNoop },
+      { id: "async-noop", title: ASYNC_NOOP_TITLE, figures: asyncNoop },
     ];
     return { rows, addedP50Us: Math.round((sandboxed.p50 - direct.p50) * 10) / 10 };
   } finally {
