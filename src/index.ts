@@ -17,3 +17,4 @@ export { toolDeclarations } from "./capabilities/tools/catalog.js";
 export { createCodeTool, type CodeTool, type CodeToolOptions } from "./code-tool/code-tool.js";
 export type { ExecuteCodeInput, ExecuteCodeResult } from "./code-tool/execute-code.js";
 export { configurePool, type PoolOptions } from "./host/pool.js";
+export { Transform, type TransformOptions, type TransformResult, type TransformFailure, type TransformLog, type TransformStats, type StreamOptions, type PreviewEntry, type TransformJsonResult } from "./transforms/transform.js";

@@ -21,6 +21,7 @@ import { receiveToolCatalog } from "../capabilities/tools/carrier.js";
 import { defineGlobal } from "./capability.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
 import { pumpWhileRunning, runMicrotasks, wake } from "./pump.js";
+import { Batches, type KeepPreparation } from "./batch.js";
 import { bindImports, guardedImport, importInRealm, receiveModules, staticImporter, trackRealm } from "../capabilities/modules/carrier.js";
 
 type EvalRequest = Extract<HostMessage, { t: "eval" }>;
@@ -141,6 +142,15 @@ const host: HostCaller = {
 /** The realm whose code is running, also across its awaits: compiled scripts are shared by realms. */
 const runningRealm = new AsyncLocalStorage<Realm>();
 
+const batches = new Batches({
+  send: (header, body) => io.send(header, body),
+  caller: host,
+  describe: (error, scope, realm, filename) => failureOf(realm.helpers.outerOf(error) ?? error, scope, filename),
+  cpuMs: () => hooks.cpuMs(),
+  inRealm: (realm, work) => runningRealm.run(realm, work),
+  busy: (delta) => void (running += delta),
+});
+
 trackRealm(() => runningRealm.getStore(), (value) => realms.owner(value));
 
 /** import() in the eval's code: what the host resolved for it, or a refusal. */
@@ -213,12 +223,18 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
   let outcome: EncodedValue | Failure;
   try {
     realm = request.persistent ? (persistentRealm ??= realms.take()) : realms.take();
+    const keeping: KeepPreparation | undefined = request.keep !== undefined ? batches.prepare(realm) : undefined;
     overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
     bindRealm(realm, scope, overrides);
     if (request.imports && Object.keys(request.imports).length > 0) defineGlobal(realm.global, "$paddock$import", staticImporter(realm));
     clock?.mark("realm");
     const { value } = await evaluate(request, realm, scope, clock);
-    outcome = encodeValue(value, request.limits.maxResultBytes, scope);
+    if (keeping) {
+      batches.keep(request.keep!, realm, value, request.filename, keeping);
+      outcome = { as: "undefined" };
+    } else {
+      outcome = encodeValue(value, request.limits.maxResultBytes, scope);
+    }
   } catch (error) {
     // A DOMException (or other platform object) thrown by user code is described as Deno's own.
     outcome = failureOf(realm?.helpers.outerOf(error) ?? error, scope, request.filename);
@@ -387,6 +403,12 @@ function onFrame(frame: RawFrame, readAt: number): void {
     case "tools":
       receiveToolCatalog(message);
       realms.discardSpares();
+      break;
+    case "batch":
+      batches.run(message, frame.body);
+      break;
+    case "drop":
+      batches.drop(message.version);
       break;
     case "globals":
       sandboxGlobals = frame.body ? (deserialize(frame.body) as Record<string, unknown>) : {};

@@ -4,11 +4,12 @@
  *   paddock run <file>      run a .js/.ts file the same way
  *   paddock bench           run the benchmark
  *   paddock mcp             serve code mode over MCP
+ *   paddock transform <file> NDJSON through a transform function
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { inspect, parseArgs } from "node:util";
-import { Sandbox, SandboxError, ScriptError, configurePool, type LogEntry } from "../index.js";
+import { Sandbox, SandboxError, ScriptError, configurePool, type LogEntry, type SandboxOptions } from "../index.js";
 
 const USAGE = `usage:
   paddock eval <code> [flags]     run code; its value is printed as JSON on stdout
@@ -19,6 +20,10 @@ const USAGE = `usage:
   paddock mcp [--config paddock.json] [--http --port <n> [--host <addr>] [--token <t>]]
                                    serve MCP (stdio, or Streamable HTTP at /mcp with a bearer token): one tool,
                                    execute_code, whose code can call the tools of the config's mcpServers
+  paddock transform <file> [--errors <file>] [--batch <n>] [--carriers <n>] [--in-flight <n>] [flags]
+                                   NDJSON from stdin through the file's \`export default\` function to stdout;
+                                   undefined and null results are dropped; failed messages (dead letters) go
+                                   to --errors as JSON lines (else to stderr); --timeout-ms is per message
 
 flags:
   --timeout-ms <n>        wall-clock limit per eval (default 5000)
@@ -58,6 +63,10 @@ const FLAGS = {
   port: { type: "string" },
   host: { type: "string" },
   token: { type: "string" },
+  errors: { type: "string" },
+  batch: { type: "string" },
+  carriers: { type: "string" },
+  "in-flight": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -95,6 +104,19 @@ function printLog(entry: LogEntry): void {
   process.stderr.write(entry.message + "\n");
 }
 
+type Flags = ReturnType<typeof parseArgs<{ options: typeof FLAGS; allowPositionals: true; strict: true }>>["values"];
+
+/** What the flags grant: network and imports. */
+function sandboxGrants(values: Flags): Pick<SandboxOptions, "net" | "modules"> {
+  return {
+    ...(values.allow ? { net: { allow: values.allow, allowPrivate: values["allow-private"] ?? [] } } : {}),
+    ...(values["allow-import"] ? { modules: {
+      allow: values["allow-import"], offline: values.offline === true,
+      ...(values.registry ? { registry: values.registry } : {}), ...(values["cache-dir"] ? { cacheDir: values["cache-dir"] } : {}),
+    } } : {}),
+  };
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true, strict: true });
   const [command, target] = positionals;
@@ -114,6 +136,21 @@ async function main(argv: string[]): Promise<number> {
   if (command === "mcp") {
     const { mcpCommand } = await import("./mcp.js");
     return mcpCommand({ config: values.config, http: values.http === true, port: integerFlag(values.port, "port"), host: values.host, token: values.token ?? process.env.PADDOCK_MCP_TOKEN });
+  }
+  if (command === "transform" && target !== undefined) {
+    const { transformCommand } = await import("./transform.js");
+    return transformCommand(target, {
+      errors: values.errors,
+      batchSize: integerFlag(values.batch, "batch"),
+      carriers: integerFlag(values.carriers, "carriers"),
+      maxInFlight: integerFlag(values["in-flight"], "in-flight"),
+      timeoutMsPerMessage: integerFlag(values["timeout-ms"], "timeout-ms"),
+      memoryMb: integerFlag(values["memory-mb"], "memory-mb"),
+      maxResultBytes: integerFlag(values["max-result-bytes"], "max-result-bytes"),
+      maxLogBytes: integerFlag(values["max-log-bytes"], "max-log-bytes"),
+      language: values.ts ? "ts" : "auto",
+      ...sandboxGrants(values),
+    });
   }
   if ((command !== "eval" && command !== "run") || target === undefined) throw new UsageError(USAGE);
   const code = command === "eval" ? target : readFileSync(target, "utf8");
@@ -135,11 +172,7 @@ async function main(argv: string[]): Promise<number> {
     maxLogBytes: integerFlag(values["max-log-bytes"], "max-log-bytes"),
     globals,
     onLog: printLog,
-    ...(values.allow ? { net: { allow: values.allow, allowPrivate: values["allow-private"] ?? [] } } : {}),
-    ...(values["allow-import"] ? { modules: {
-      allow: values["allow-import"], offline: values.offline === true,
-      ...(values.registry ? { registry: values.registry } : {}), ...(values["cache-dir"] ? { cacheDir: values["cache-dir"] } : {}),
-    } } : {}),
+    ...sandboxGrants(values),
   });
   try {
     const result = await sandbox.run(code, { filename, language: values.ts ? "ts" : "auto" });

@@ -7,7 +7,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { FrameReader, encodeFrame, FrameError } from "../protocol/frame.js";
 import { acceptHotMessage } from "../protocol/hot-messages.js";
-import { carrierMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type CarrierPhases, type DoneMessage, type Failure, type HostMessage, type EvalLimits, type SourceKind } from "../protocol/messages.js";
+import { carrierMessage, type ProgressMessage, type CallError, type CallMessage, type CallStreamMessage, type CarrierMessage, type CarrierPhases, type DoneMessage, type Failure, type HostMessage, type EvalLimits, type SourceKind } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { logCost } from "../capabilities/console/log-cost.js";
 import { engineLaunch, engineProblem, engineSource, type EngineLaunch } from "./deno-binary.js";
@@ -56,6 +56,8 @@ export interface EvalRequest {
   trace?: boolean;
   /** The eval's imports and the units they reach (see provideModules). */
   modules?: { imports: Record<string, ModuleLink>; units: Map<string, ModuleUnit>; servedByCarrier(): void };
+  /** Keep the code's default export in the carrier as kept function `keep` (see Carrier.batch). */
+  keep?: number;
 }
 
 /** A call's answer; an ok one may carry bytes (a response body), sent as the frame's body. */
@@ -67,8 +69,50 @@ export type CallReply = { ok: true; value: unknown; body?: Uint8Array } | { ok: 
  */
 export type CallHandler = (call: CallMessage, port: CallPort) => Promise<CallReply>;
 
+/** A batch of items for a kept function (see src/carrier/batch.ts). */
+export interface BatchRequest {
+  version: number;
+  /** One JSON text per item, with no raw line breaks (as JSON.stringify writes them). */
+  items: readonly string[];
+  limits: EvalLimits;
+  /** Report after every item: the host is looking for the item that kills the carrier. */
+  careful: boolean;
+  handleCall?: CallHandler;
+  /** Each report of items done, in order; what it throws is the carrier breaking the protocol. */
+  onProgress(progress: BatchProgress): void;
+}
+
+/** Items `from` … `from + texts.length - 1` are done: each text is a result's JSON, or "" for one in `empty` or `errors`. */
+export interface BatchProgress {
+  from: number;
+  texts: string[];
+  empty: readonly number[];
+  errors: ReadonlyArray<Failure & { i: number }>;
+  logs: ReadonlyArray<{ i: number; level: LogEntry["level"]; message: string }>;
+  /** A careful batch's items' times in the carrier, in µs. */
+  us: readonly number[] | undefined;
+}
+
+/** How a batch ended: its carrier CPU time and its items' times (see protocol/batch.ts), or that the carrier does not hold the version. */
+export type BatchEnd = { missing: true } | { missing: false; cpuMs: number; durations: ReadonlyArray<readonly [number, number]> };
+
+/** A batch's liveness: the carrier reports at least this often while it runs (see src/carrier/batch.ts). */
+export function batchSilenceLimitMs(timeoutMs: number): number {
+  return Math.ceil(timeoutMs * 1.5) + BATCH_FLUSH_MS + KILL_GRACE_MS;
+}
+const BATCH_FLUSH_MS = 4;
+
+interface PendingBatch {
+  request: BatchRequest;
+  received: number;
+  resolve: (end: BatchEnd) => void;
+}
+
+type PendingRequest = Pick<EvalRequest, "limits" | "onLog" | "handleCall">;
+
 interface PendingEval {
-  request: EvalRequest;
+  request: PendingRequest;
+  batch?: PendingBatch;
   logs: LogEntry[];
   logChars: number;
   resolve: (outcome: EvalOutcome) => void;
@@ -97,6 +141,8 @@ const READY_TIMEOUT_MS = 15_000;
 /** Room in a frame beyond the result itself: header, logs, error text. */
 const FRAME_SLACK_BYTES = 1024 * 1024;
 const STDERR_KEEP = 8 * 1024;
+/** A batch reports once 256K characters of results and errors wait: up to 1.5 MiB as escaped JSON, and an error's stack. */
+const BATCH_REPORT_BYTES = 3 * 1024 * 1024;
 /**
  * A carrier writes to stderr only when it fails (a V8 OOM report, a panic: kilobytes). More than
  * this is a carrier out of control, killed before its noise costs the host more than reading it.
@@ -210,7 +256,8 @@ export class Carrier {
    */
   attach(limits: { maxResultBytes: number; maxLogBytes: number; maxCallBytes: number }, globals: Uint8Array | undefined): void {
     // A call frame may carry a whole request body.
-    this.reader.maxFrameBytes = Math.max(limits.maxResultBytes + 8 * limits.maxLogBytes, limits.maxCallBytes) + FRAME_SLACK_BYTES;
+    // A batch's report may hold its results, errors and logs so far (see src/carrier/batch.ts) too.
+    this.reader.maxFrameBytes = Math.max(limits.maxResultBytes + 8 * limits.maxLogBytes, limits.maxCallBytes) + FRAME_SLACK_BYTES + BATCH_REPORT_BYTES;
     if (globals) this.send({ t: "globals" }, globals);
   }
 
@@ -263,6 +310,7 @@ export class Carrier {
         {
           t: "eval", id, code: request.code, filename: request.filename, kind: request.kind, persistent: request.persistent, limits: request.limits,
           hasGlobals: request.globals !== undefined, trace, ...(request.modules ? { imports: request.modules.imports } : {}),
+          ...(request.keep !== undefined ? { keep: request.keep } : {}),
         },
         request.globals,
       );
@@ -270,6 +318,38 @@ export class Carrier {
       if (trace) pending.sent = { sentAt, encodedAt: performance.now() };
       this.write(frame);
     });
+  }
+
+  /**
+   * Calls kept function `request.version` on each item, in order. Resolves when the batch ends;
+   * rejects if the carrier dies first (its error says why), after the items reported so far.
+   */
+  batch(request: BatchRequest): Promise<BatchEnd> {
+    if (!this.alive) return Promise.reject(this.killCause?.error ?? new CarrierCrashedError("the carrier has exited", RESTARTED));
+    const id = this.nextEvalId++;
+    return new Promise<BatchEnd>((resolve, reject) => {
+      const pending: PendingEval = {
+        request, logs: [], logChars: 0, reject, resolve: () => {}, killTimer: this.silenceTimer(id, request.limits.timeoutMs), ports: new Map(),
+        batch: { request, received: 0, resolve },
+      };
+      this.pending.set(id, pending);
+      if (this.pending.size === 1) this.busy();
+      const { version, limits, careful, items } = request;
+      this.send({ t: "batch", id, version, count: items.length, limits, careful }, items.length > 0 ? Buffer.from(items.join("\n")) : undefined);
+    });
+  }
+
+  /** Forgets kept function `version` (its realm goes with it). */
+  drop(version: number): void {
+    if (this.alive) this.send({ t: "drop", version });
+  }
+
+  /** Kills the carrier if batch `id` reports nothing for longer than its items may run. */
+  private silenceTimer(id: number, timeoutMs: number): ReturnType<typeof setTimeout> {
+    const limitMs = batchSilenceLimitMs(timeoutMs);
+    return setTimeout(() => {
+      this.kill(id, new TimeoutError(`a message did not finish within ${timeoutMs} ms and its carrier was killed`, RESTARTED));
+    }, limitMs);
   }
 
   /** Kills the carrier. Its pending evals fail: `evalId`'s with `error`, the others as collateral. */
@@ -407,6 +487,8 @@ export class Carrier {
     if (!pending) return this.protocolViolation(`message for eval ${message.id}, which is not running`);
     if (message.t === "call") return this.onCall(message, body, pending);
     if (message.t === "stream") return this.onStream(message, body, pending);
+    if (message.t === "progress") return this.onProgress(message, body, message.id, pending);
+    if (pending.batch) return this.protocolViolation(`a "${message.t}" message for a batch`);
     if (!this.acceptLogs(pending, message.logs)) return;
     switch (message.t) {
       case "logs":
@@ -486,6 +568,55 @@ export class Carrier {
     if ((message.op === "data") !== (body !== undefined)) return this.protocolViolation(`a "${message.op}" stream message ${body ? "with" : "without"} a body`);
     // A call the host has finished may still get messages the carrier sent meanwhile.
     pending.ports.get(message.call)?.deliver(message.op, body, message.bytes);
+  }
+
+  /** A batch's report, checked whole before any of it is believed. */
+  private onProgress(message: ProgressMessage, body: Uint8Array | undefined, id: number, pending: PendingEval): void {
+    const batch = pending.batch;
+    if (!batch) return this.protocolViolation("a progress report for an eval");
+    if (message.missing) {
+      if (batch.received !== 0 || message.n !== 0 || !message.end) return this.protocolViolation("a malformed missing-function report");
+      this.settle(id, pending);
+      return batch.resolve({ missing: true });
+    }
+    const { from, n } = message;
+    const count = batch.request.items.length;
+    if (from !== batch.received || from + n > count) return this.protocolViolation(`a report of items ${from}..${from + n} where ${batch.received}..${count} were expected`);
+    if ((n === 0) !== (body === undefined) && !(n === 1 && body === undefined)) return this.protocolViolation("a report whose body does not match its items");
+    if (message.end && from + n !== count) return this.protocolViolation("a batch ended before all its items were reported");
+    const texts = n === 0 ? [] : body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8").split("\n") : [""];
+    if (texts.length !== n) return this.protocolViolation(`a report of ${n} items with ${texts.length} results`);
+    const empty = message.empty ?? [];
+    const errors = message.errors ?? [];
+    const logs = message.logs ?? [];
+    const seen = new Set<number>();
+    for (const i of [...empty, ...errors.map((error) => error.i)]) {
+      if (i < from || i >= from + n || seen.has(i) || texts[i - from] !== "") return this.protocolViolation(`a report that marks item ${i} wrongly`);
+      seen.add(i);
+    }
+    let blank = 0;
+    for (const text of texts) if (text === "") blank++;
+    if (blank !== seen.size) return this.protocolViolation("a report with a result missing");
+    const logChars = new Map<number, number>();
+    for (const entry of logs) {
+      const chars = (logChars.get(entry.i) ?? 0) + logCost(entry);
+      if (entry.i < from || entry.i >= from + n || chars > batch.request.limits.maxLogBytes) return this.protocolViolation("a report with console output it may not have");
+      logChars.set(entry.i, chars);
+    }
+    if (message.us && message.us.length !== n) return this.protocolViolation("a report with item times missing");
+    batch.received += n;
+    try {
+      batch.request.onProgress({ from, texts, empty, errors, logs, us: message.us });
+    } catch (error) {
+      return this.protocolViolation(`a report the host could not read (${(error as Error).message})`);
+    }
+    if (!message.end) {
+      clearTimeout(pending.killTimer);
+      pending.killTimer = this.silenceTimer(id, batch.request.limits.timeoutMs);
+      return;
+    }
+    this.settle(id, pending);
+    batch.resolve({ missing: false, cpuMs: message.end.cpuMs, durations: message.end.durations });
   }
 
   private settle(id: number, pending: PendingEval): void {

@@ -5,7 +5,7 @@ import { Serializer } from "node:v8";
 import { findUncloneable } from "../protocol/clone-path.js";
 import type { Failure, EvalLimits, CarrierPhases } from "../protocol/messages.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
-import type { Carrier, EvalOutcome, EvalRequest, EvalTimeline } from "./carrier.js";
+import type { BatchEnd, BatchProgress, BatchRequest, Carrier, EvalOutcome, EvalRequest, EvalTimeline } from "./carrier.js";
 import { callHandler } from "./capabilities.js";
 import { EvalFetches, Network, type FetchRecord } from "../capabilities/fetch/host.js";
 import type { ResolvedNetOptions } from "../capabilities/fetch/options.js";
@@ -14,7 +14,7 @@ import {
 } from "./errors.js";
 import { MEMORY_MB, parseEvalOptions, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
 import { pool } from "./pool.js";
-import { prepareSource, type Language, type PreparedSource, type SourceImport } from "./source.js";
+import { DEFAULT_EXPORT, prepareSource, type Language, type PreparedSource, type SourceImport } from "./source.js";
 import type { ModuleLock } from "../capabilities/modules/options.js";
 import { SandboxModules, type EvalModules, type ImportRecord, type StackMapper } from "../capabilities/modules/host.js";
 import { originalPositionFor } from "@jridgewell/trace-mapping";
@@ -73,6 +73,8 @@ export class Sandbox implements AsyncDisposable {
   private readonly tools: SandboxTools | undefined;
   private closed = false;
   private running = 0;
+  /** Puts a kept function's failures into its user's source (see locate), by version. */
+  private readonly keptLocators = new Map<number, (failure: Failure) => Failure>();
   /** Ends when the persistent realm's latest eval does (see takeTurn). */
   private lastTurn: Promise<void> = Promise.resolve();
 
@@ -133,7 +135,53 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /** Runs `code`; never throws for failures of the code: the result says what happened. */
-  async run<T = unknown>(code: string, options?: EvalOptions): Promise<RunResult<T>> {
+  run<T = unknown>(code: string, options?: EvalOptions): Promise<RunResult<T>> {
+    return this.execute<T>(code, options, undefined);
+  }
+
+  /**
+   * Evaluates `code` on carrier `slot` and keeps its default export there, a function, in a realm
+   * of its own, as kept function `version` (for products built on sandboxes: transforms).
+   * @internal
+   */
+  keep(slot: number, version: number, code: string, options: Pick<EvalOptions, "filename" | "language" | "timeoutMs">): Promise<RunResult<void>> {
+    return this.execute<void>(code, options, { slot, version });
+  }
+
+  /**
+   * Calls kept function `version` of carrier `slot` once per item (see Carrier.batch), with the
+   * sandbox's capabilities and limits; `timeoutMs` is each item's.
+   * @internal
+   */
+  batch(slot: number, request: Pick<BatchRequest, "version" | "items" | "careful" | "onProgress"> & { timeoutMs: number }): Promise<BatchEnd> {
+    if (this.closed) return Promise.reject(new SandboxClosedError("the sandbox is closed"));
+    const tools = this.tools?.current;
+    const handleCall = callHandler({
+      fetch: new EvalFetches(this.network, this.options.onFetch),
+      tools: tools ? new EvalToolCalls(tools.entries, this.tools!.limits, this, undefined) : undefined,
+    });
+    const limits: EvalLimits = { timeoutMs: request.timeoutMs, maxResultBytes: this.options.maxResultBytes, maxLogBytes: this.options.maxLogBytes, maxTimers: this.options.maxTimers };
+    const carrier = this.carrierAt(slot);
+    if (tools) carrier.provideTools(tools.message);
+    const locator = this.keptLocators.get(request.version);
+    const onProgress = locator ? (progress: BatchProgress) => request.onProgress(progress.errors.length === 0 ? progress : { ...progress, errors: progress.errors.map((error) => ({ ...locator(error), i: error.i })) }) : request.onProgress;
+    this.load[slot]!++;
+    const done = () => void this.load[slot]!--;
+    return carrier.ready.then(() => carrier.batch({ ...request, onProgress, limits, handleCall })).finally(done);
+  }
+
+  /** Forgets kept function `version` on every carrier. @internal */
+  dropKept(version: number): void {
+    this.keptLocators.delete(version);
+    for (const carrier of this.slots) if (carrier?.isAlive) carrier.drop(version);
+  }
+
+  /** Carriers of this sandbox (slots 0 … carriers - 1). */
+  get carrierCount(): number {
+    return this.slots.length;
+  }
+
+  private async execute<T>(code: string, options: EvalOptions | undefined, keep: { slot: number; version: number } | undefined): Promise<RunResult<T>> {
     if (typeof code !== "string") throw new TypeError(`Sandbox.run: code must be a string (got ${typeof code})`);
     const evalOptions = parseEvalOptions(options);
     const started = performance.now();
@@ -171,6 +219,7 @@ export class Sandbox implements AsyncDisposable {
       const language: Language = evalOptions.language ?? (/\.[mc]?tsx?$/.test(filename) ? "ts" : "auto");
       if ((evalOptions.typecheck ?? this.options.typecheck) && language !== "js") await this.typecheck(code, filename);
       const prepared = prepareSource(code, language);
+      if (keep) this.keptLocators.set(keep.version, (failure) => locate(failure, prepared, filename, this.modules));
       const modules = this.modules || prepared.imports ? await this.resolveImports(prepared.imports ?? [], imports) : undefined;
       const tools = this.tools ? this.tools.current ?? (await this.tools.catalog()) : undefined;
       if (tools) toolCalls = new EvalToolCalls(tools.entries, this.tools!.limits, this, evalOptions.onToolCall);
@@ -196,7 +245,8 @@ export class Sandbox implements AsyncDisposable {
         handleCall: callHandler({ fetch: fetches, tools: toolCalls }),
         trace: evalOptions.trace === true,
         ...(modules ? { modules } : {}),
-      });
+        ...(keep ? { keep: keep.version } : {}),
+      }, keep?.slot);
       if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs, outcome.timeline);
       return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename, this.modules), modules?.failures) }, outcome.cpuMs, outcome.timeline);
     } catch (error) {
@@ -292,8 +342,7 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /** Sends the eval to the least loaded carrier (counted before any await, so bursts spread). */
-  private async dispatch(request: EvalRequest): Promise<EvalOutcome> {
-    const slot = this.leastLoadedSlot();
+  private async dispatch(request: EvalRequest, slot = this.leastLoadedSlot()): Promise<EvalOutcome> {
     this.load[slot]!++;
     try {
       const carrier = this.carrierAt(slot);
@@ -383,7 +432,7 @@ function withOptionsContext<T>(make: () => T): T {
   }
 }
 
-function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<string, ModuleError> | undefined): SandboxError {
+export function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<string, ModuleError> | undefined): SandboxError {
   switch (failure.kind) {
     case "module":
       return moduleFailures?.get(failure.message) ?? new ModuleError(failure.message, "not-found");
@@ -411,6 +460,8 @@ function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<string, Mo
  */
 function locate(failure: Failure, prepared: PreparedSource, filename: string, packages: StackMapper | undefined): Failure {
   if (packages && failure.stack) failure = { ...failure, stack: packages.mapStack(failure.stack) };
+  // An anonymous default export is named by the rewrite's variable (see source.ts): it is the code's "default".
+  if (failure.stack?.includes(DEFAULT_EXPORT)) failure = { ...failure, stack: failure.stack.replaceAll(`at ${DEFAULT_EXPORT} (`, "at default (") };
   const hint = prepared.syntaxError;
   if (failure.kind === "script" && failure.name === "SyntaxError" && failure.line === undefined && hint) {
     // In script mode V8 stops at the first `await` or `import`; the host's parse saw the real error.

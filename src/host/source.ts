@@ -56,7 +56,7 @@ const cache = new BoundedCache<PreparedSource>(CACHE_ENTRIES, CACHE_CHARS);
 const STATIC_IMPORT = "$paddock$import";
 
 /** The default export's variable: as long as "export default", so columns after it do not move. */
-const DEFAULT_EXPORT = "$paddock$def";
+export const DEFAULT_EXPORT = "$paddock$def";
 
 export function prepareSource(code: string, language: Language): PreparedSource {
   if (code.length > LARGE_SOURCE_CHARS) return language === "ts" ? { code: stripTypes(code).code, kind: "script" } : { code, kind: "script" };

@@ -4,7 +4,8 @@
  */
 import type { z } from "zod";
 import { lazySchema } from "../shared/schema.js";
-import { consoleMessages } from "../capabilities/console/messages.js";
+import { consoleMessages, logLevels } from "../capabilities/console/messages.js";
+import { BATCH_DURATION_BUCKETS, MAX_BATCH_ITEMS } from "./batch.js";
 import { fetchMessages } from "../capabilities/fetch/messages.js";
 import { toolMessages, type ToolCatalogMessage } from "../capabilities/tools/messages.js";
 
@@ -25,6 +26,7 @@ const schemas = lazySchema((z) => {
   const shortText = z.string().max(PROTOCOL_LIMITS.maxNameText);
   const errorText = z.string().max(PROTOCOL_LIMITS.maxErrorText);
   const logBatch = consoleMessages.logBatch();
+  const itemIndex = z.number().int().nonnegative().max(MAX_BATCH_ITEMS);
 
   const failure = z.strictObject({
     kind: z.enum(failureKinds),
@@ -71,6 +73,24 @@ const schemas = lazySchema((z) => {
       }),
     ]),
     z.strictObject({ t: z.literal("logs"), id: evalId, logs: logBatch }),
+    /**
+     * What a batch has done so far: the next `n` items from `from` (their results in the frame
+     * body, one JSON text per line; an empty line for an item in `empty` or `errors`), and with
+     * `end`, that the batch is over. `missing`: the carrier holds no function of that version.
+     */
+    z.strictObject({
+      t: z.literal("progress"),
+      id: evalId,
+      from: itemIndex,
+      n: itemIndex,
+      empty: z.array(itemIndex).optional(),
+      errors: z.array(failure.extend({ i: itemIndex })).optional(),
+      logs: z.array(z.strictObject({ i: itemIndex, level: z.enum(logLevels), message: z.string() })).optional(),
+      /** A careful batch's items' times, in µs. */
+      us: z.array(z.number().nonnegative().finite()).optional(),
+      end: z.strictObject({ cpuMs: z.number().nonnegative().finite(), durations: z.array(z.tuple([itemIndex, itemIndex])).max(BATCH_DURATION_BUCKETS) }).optional(),
+      missing: z.literal(true).optional(),
+    }),
     /** A capability request; the frame body may carry its payload (a request body, a tool's input). */
     z.discriminatedUnion("cap", [
       z.strictObject({ t: z.literal("call"), id: evalId, call: callId, cap: z.literal("fetch"), args: fetchMessages.request() }),
@@ -101,6 +121,7 @@ export type DoneMessage = Extract<CarrierMessage, { t: "done" }>;
 export type CallMessage = Extract<CarrierMessage, { t: "call" }>;
 export type CallStreamMessage = Extract<CarrierMessage, { t: "stream" }>;
 export type CallStreamOp = CallStreamMessage["op"];
+export type ProgressMessage = Extract<CarrierMessage, { t: "progress" }>;
 
 /** How a capability call failed, as the carrier rethrows it inside the realm. */
 export interface CallError {
@@ -137,7 +158,20 @@ export type HostMessage =
       trace: boolean;
       /** What each import of the eval's code reaches (sent only with a module policy). */
       imports?: Record<string, ModuleLink>;
+      /**
+       * Keep the code's completion value (a function: its default export) in the eval's realm,
+       * which is kept too, under this version: batches then call it (see batch.ts).
+       */
+      keep?: number;
     }
+  /**
+   * Calls kept function `version` once per item of the frame body (one JSON text per line), in
+   * order, in one realm; each item is isolated from the others' failures. "careful": report
+   * progress after every item (the host is finding which item kills the carrier).
+   */
+  | { t: "batch"; id: number; version: number; count: number; limits: EvalLimits; careful: boolean }
+  /** Forgets kept function `version` and its realm. */
+  | { t: "drop"; version: number }
   /** Prepared modules, sent before the first eval that needs them. */
   | ModulesMessage
   /** The sandbox's tools (realms made before it are dropped). */

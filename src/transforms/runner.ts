@@ -1,0 +1,118 @@
+/**
+ * One batch of one transform on one carrier, through to an outcome for every item, whatever the
+ * items do to the carrier. A carrier that dies mid-batch (an item blew the memory limit, looped
+ * where the vm timeout cannot reach, crashed it) is replaced, and the batch goes on from the first
+ * item not reported, carefully: the new carrier reports after every item, so if the same item
+ * kills it again, that item is the culprit, fails with the carrier's error, and the rest runs at
+ * full speed again.
+ */
+import type { Failure } from "../protocol/messages.js";
+import type { LogLevel } from "../capabilities/console/messages.js";
+import type { BatchProgress } from "../host/carrier.js";
+import type { Sandbox } from "../host/sandbox.js";
+import { SandboxClosedError, SandboxError } from "../host/errors.js";
+
+/** What a transform's item failed with: the error's own name, its message, its stack in the user's source. */
+export interface TransformFailure {
+  /** "TypeError", "TimeoutError", "MemoryLimitError", "OutputLimitError", "CarrierCrashedError"… */
+  name: string;
+  message: string;
+  stack?: string;
+  line?: number;
+  column?: number;
+}
+
+/** Every item's outcome, by position: its result's JSON text ("" when it has none), or its failure. */
+export interface BatchOutcome {
+  texts: string[];
+  failures: Map<number, TransformFailure>;
+  /** Items whose result was `undefined`. */
+  empty: Set<number>;
+  logs: Array<{ i: number; level: LogLevel; message: string }>;
+  /** Each item's time in the carrier, in µs (careful batches only: see runBatch's `careful`). */
+  us: number[];
+  cpuMs: number;
+  durations: Array<readonly [number, number]>;
+  /** Carriers that died during the batch. */
+  restarts: number;
+}
+
+export interface BatchTarget {
+  sandbox: Sandbox;
+  slot: number;
+  version: number;
+  timeoutMs: number;
+  /** Gives a fresh carrier the function again (its module state starts over). */
+  rekeep(slot: number): Promise<void>;
+}
+
+/** `careful`: report after every item, with its time (slower: for a few items, as in a preview). */
+export async function runBatch(target: BatchTarget, items: readonly string[], alwaysCareful = false): Promise<BatchOutcome> {
+  const outcome: BatchOutcome = { texts: new Array<string>(items.length), failures: new Map(), empty: new Set(), logs: [], us: [], cpuMs: 0, durations: [], restarts: 0 };
+  let done = 0;
+  let careful = alwaysCareful;
+  let rekeeps = 0;
+  while (done < items.length) {
+    const offset = done;
+    const onProgress = (progress: BatchProgress) => {
+      record(outcome, progress, offset);
+      done = offset + progress.from + progress.texts.length;
+    };
+    try {
+      const rest = offset === 0 ? items : items.slice(offset);
+      const end = await target.sandbox.batch(target.slot, { version: target.version, items: rest, careful, timeoutMs: target.timeoutMs, onProgress });
+      if (end.missing) {
+        // A carrier that replaced a dead one: it gets the function again, once per batch at most.
+        if (rekeeps++ > 0) throw new SandboxError("the transform's carrier lost its function twice in one batch");
+        await target.rekeep(target.slot);
+        continue;
+      }
+      outcome.cpuMs += end.cpuMs;
+      outcome.durations.push(...end.durations);
+    } catch (error) {
+      if (error instanceof SandboxClosedError || !(error instanceof SandboxError)) throw error;
+      if (!error.carrierRestarted) return failRest(outcome, items.length, done, error);
+      outcome.restarts++;
+      rekeeps = 0;
+      if (careful) {
+        outcome.failures.set(done, failureOfDeath(error));
+        outcome.texts[done] = "";
+        done++;
+        careful = alwaysCareful;
+      } else {
+        careful = true;
+      }
+    }
+  }
+  return outcome;
+}
+
+function record(outcome: BatchOutcome, progress: BatchProgress, offset: number): void {
+  const at = offset + progress.from;
+  const { texts } = progress;
+  for (let k = 0; k < texts.length; k++) outcome.texts[at + k] = texts[k]!;
+  for (const i of progress.empty) outcome.empty.add(offset + i);
+  for (const error of progress.errors) outcome.failures.set(offset + error.i, failureOf(error));
+  for (const entry of progress.logs) outcome.logs.push({ i: offset + entry.i, level: entry.level, message: entry.message });
+  if (progress.us) for (let k = 0; k < progress.us.length; k++) outcome.us[at + k] = progress.us[k]!;
+}
+
+function failureOf(failure: Failure): TransformFailure {
+  const { name, message, stack, line, column } = failure;
+  return { name, message, ...(stack !== undefined ? { stack } : {}), ...(line !== undefined ? { line } : {}), ...(column !== undefined ? { column } : {}) };
+}
+
+/** The item that was running when its carrier died, twice: the carrier's error is its error. */
+function failureOfDeath(error: SandboxError): TransformFailure {
+  const message = error.message.replace(/; the sandbox gets a fresh carrier for its next eval$/, "").replace(/ and its carrier was killed$/, "");
+  return { name: error.name, message: `${message} (the carrier was replaced; the other messages went on)` };
+}
+
+/** A failure that is no item's doing (the carrier could not start, say): every item left fails with it. */
+function failRest(outcome: BatchOutcome, count: number, from: number, error: SandboxError): BatchOutcome {
+  for (let i = from; i < count; i++) {
+    outcome.failures.set(i, { name: error.name, message: error.message });
+    outcome.texts[i] = "";
+  }
+  return outcome;
+}
