@@ -1,6 +1,7 @@
 /** The results of a run, and their Markdown rendering: one table, its notes, and the targets. */
 import type { Throughput } from "./measure.js";
 import type { MediationResults } from "./fetch.js";
+import { renderTransforms, type TransformResults } from "./transforms.js";
 import type { ToolCallResults } from "./tools.js";
 import type { ModulesResults } from "./modules.js";
 import type { Floor } from "./floor.js";
@@ -68,6 +69,7 @@ export interface Results {
   /** Absent in a `--fetch` run. */
   modules?: ModulesResults;
   toolCalls?: ToolCallResults;
+  transforms?: TransformResults;
   floor: Floor;
   startup: Startup;
   /** Where a noop eval's time goes, per Paddock column (pace). */
@@ -103,6 +105,7 @@ export function renderMarkdown(results: Results): string {
   lines.push("", ...renderMediation(results.mediation));
   if (results.modules) lines.push("", ...renderModules(results.modules));
   if (results.toolCalls) lines.push("", ...renderToolCalls(results.toolCalls, results.floor));
+  if (results.transforms) lines.push("", ...renderTransforms(results.transforms, results.floor?.syncPipe.backToBack.p50));
   lines.push("", "### Targets (Paddock)", "");
   for (const target of results.targets) {
     lines.push(`- ${target.goal} — ${target.measured} → **${target.met ? "met" : "not met"}**`);

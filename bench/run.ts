@@ -23,6 +23,7 @@ import { formatInteger, formatMegabytes, formatPercentiles, type Summary } from 
 import { checkTargets } from "./targets.js";
 import { benchMediation, type MediationResults } from "./fetch.js";
 import { benchToolCalls, type ToolCallResults } from "./tools.js";
+import { benchTransforms, renderTransforms, type TransformPlan, type TransformResults } from "./transforms.js";
 import { benchModules, type ModulesResults } from "./modules.js";
 import { measureFloor } from "./floor.js";
 import { measureStartup } from "./startup.js";
@@ -108,8 +109,13 @@ const ROWS: ReadonlyArray<{ id: string; title: string }> = [
 
 type SetCell = (rowId: string, columnId: string, cell: Cell) => void;
 
-export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean }): Promise<void> {
+export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean; transformsOnly?: boolean }): Promise<void> {
   const plan = options.quick ? QUICK : FULL;
+  if (options.transformsOnly) {
+    const floor = await measureFloor({ samples: plan.samples.fast, warmup: plan.warmup.fast, starts: plan.starts, pauseMs: 0 });
+    console.log(renderTransforms(await benchTransforms(transformPlan(options.quick), log), floor.syncPipe.backToBack.p50).join("\n"));
+    return;
+  }
   if (options.toolsOnly) {
     const floor = await measureFloor({ samples: plan.samples.fast, warmup: plan.warmup.fast, starts: plan.starts, pauseMs: AGENT_PAUSE_MS });
     console.log(renderToolCalls(await measureToolCalls(plan), floor).join("\n"));
@@ -138,6 +144,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   let mediation: MediationResults;
   let modules: ModulesResults;
   let toolCalls: ToolCallResults;
+  let transforms: TransformResults;
   let breakdown: Results["breakdown"];
   try {
     breakdown = await benchPaddock(plan, set);
@@ -145,6 +152,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     toolCalls = await measureToolCalls(plan);
     modules = await benchModules({ samples: plan.samples.medium, warmup: plan.warmup.medium, pauseMs: AGENT_PAUSE_MS, starts: plan.starts });
     for (const row of modules.rows) if (row.figures) progress(`modules ${row.id}`, row.figures);
+    transforms = await benchTransforms(transformPlan(options.quick), log);
   } finally {
     drainPool();
   }
@@ -171,6 +179,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     targets: checkTargets({ rows, columns: { agent: agent!.column, backToBack: backToBack!.column, quickjs: quickjs.id }, floor, startup, mediation, modules, toolCalls }),
     mediation,
     toolCalls,
+    transforms,
     modules,
     floor,
     startup,
@@ -393,14 +402,18 @@ function progress(what: string, summary: Summary): void {
   log(`${what}: ${formatPercentiles(summary)} µs (n=${summary.n})`);
 }
 
+function transformPlan(quick: boolean): TransformPlan {
+  return quick ? { messages: 100_000, calls: 200, cliBytes: 20e6 } : { messages: 1_000_000, calls: 2000, cliBytes: 200e6 };
+}
+
 /** Progress goes to stderr, so stdout carries only the report. */
 function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false } }, strict: true });
-  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools }).catch((error: unknown) => {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false }, transforms: { type: "boolean", default: false } }, strict: true });
+  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools, transformsOnly: values.transforms }).catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   });
