@@ -25,12 +25,13 @@ export async function transformCommand(file: string, options: TransformCommandOp
   const deadLetters: WriteStream | undefined = errorsPath ? createWriteStream(errorsPath) : undefined;
   const batchSize = options.batchSize ?? 1_000;
   const maxInFlight = options.maxInFlight ?? 2 * (options.carriers ?? 1);
-  const held: Array<Promise<TransformJsonResult[]>> = [];
+  const held: Array<{ base: number; results: Promise<TransformJsonResult[]> }> = [];
   let batch: string[] = [];
   /** Messages sent so far: each batch's results count from 0, a dead letter's index from the first line. */
   let sent = 0;
   let failed = 0;
-  const writeOut = async (results: TransformJsonResult[]) => {
+  const writeOut = async ({ base, results: pending }: (typeof held)[number]) => {
+    const results = await pending;
     const lines: string[] = [];
     const letters: string[] = [];
     for (const result of results) {
@@ -40,20 +41,19 @@ export async function transformCommand(file: string, options: TransformCommandOp
         continue;
       }
       failed++;
-      letters.push(JSON.stringify({ index: result.index, input: inputOf(result.input), error: result.error, version: result.version }));
+      letters.push(JSON.stringify({ index: base + result.index, input: inputOf(result.input), error: result.error, version: result.version }));
     }
     if (letters.length > 0) await write(deadLetters ?? process.stderr, letters.join("\n") + "\n");
     if (lines.length > 0) await write(process.stdout, lines.join("\n") + "\n");
   };
   const send = async () => {
-    const base = sent;
-    sent += batch.length;
-    const results = transform.callManyJson(batch).then((done) => done.map((result) => ({ ...result, index: base + result.index })));
+    const results = transform.callManyJson(batch);
     results.catch(() => {});
-    held.push(results);
+    held.push({ base: sent, results });
+    sent += batch.length;
     batch = [];
     // Backpressure: no more than maxInFlight batches are read ahead of what was written.
-    while (held.length >= maxInFlight) await writeOut(await held.shift()!);
+    while (held.length >= maxInFlight) await writeOut(held.shift()!);
   };
   try {
     let rest = "";
@@ -63,14 +63,15 @@ export async function transformCommand(file: string, options: TransformCommandOp
       rest = lines.pop()!;
       for (const line of lines) {
         const item = line.endsWith("\r") ? line.slice(0, -1) : line;
-        if (item.trim() === "") continue;
+        // Blank lines are skipped (the trim only for lines that start blank: it copies).
+        if (item.length === 0 || (item.charCodeAt(0) <= 32 && item.trim() === "")) continue;
         batch.push(item);
         if (batch.length >= batchSize) await send();
       }
     }
     if (rest.trim() !== "") batch.push(rest);
     if (batch.length > 0) await send();
-    while (held.length > 0) await writeOut(await held.shift()!);
+    while (held.length > 0) await writeOut(held.shift()!);
   } finally {
     await transform.close();
     if (deadLetters) {

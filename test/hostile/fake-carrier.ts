@@ -14,7 +14,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 let count = 0;
 
 /**
- * `onEval` is the body of a function `(message, send, raw) => void` run for each eval request:
+ * `onEval` is the body of a function `(message, send, raw) => void` run for each eval request (and
+ * each batch, see src/carrier/batch.ts):
  * `send(header, body?)` writes a well-formed frame, `raw(bytes)` writes anything at all.
  * `prelude` runs once at start, before anything is read; by default it sends a ready message.
  */
@@ -30,7 +31,7 @@ const reader = new FrameReader(1 << 30);
 ${prelude}
 const onEval = (message) => { ${onEval} };
 process.stdin.on("data", (chunk) => {
-  for (const frame of reader.push(chunk)) if (frame.header.t === "eval") onEval(frame.header);
+  for (const frame of reader.push(chunk)) if (frame.header.t === "eval" || frame.header.t === "batch") onEval(frame.header);
 });
 `,
   );

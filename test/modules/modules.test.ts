@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Sandbox, ModuleError, PolicyError, ResourceLimitError, type SandboxOptions } from "../../src/index.js";
+import { Sandbox, Transform, ModuleError, PolicyError, ResourceLimitError, type SandboxOptions } from "../../src/index.js";
 import { TestRegistry, tarEntries } from "../../bench/npm-registry.js";
 import { errorOf, withSandbox as withFreshSandbox } from "../helpers.js";
 
@@ -581,5 +581,20 @@ test("a carrier forgets the oldest module code beyond its share of the heap, and
     }, { memoryMb: 64 });
   } finally {
     await big.close();
+  }
+});
+
+test("a transform imports npm packages once per carrier; its module state is the transform's", async () => {
+  const transform = await Transform.create({
+    code: `import { chunk, bump } from "tiny-esm";\nimport increment from "counter-cjs";\nexport default (m: number[]) => ({ parts: chunk(m, 2), bumps: bump(), calls: increment() });`,
+    filename: "parts.ts",
+    modules: { allow: ["npm:*"], registry: registry.url, cacheDir: newCacheDir() },
+  });
+  try {
+    const results = await transform.callMany([[1, 2, 3], [4]]);
+    assert.deepEqual(results.map((r) => (r.ok ? r.value : r.error)), [{ parts: [[1, 2], [3]], bumps: 1, calls: 1 }, { parts: [[4]], bumps: 2, calls: 2 }]);
+    await assert.rejects(Transform.create({ code: `import x from "not-granted-anywhere"; export default () => x;`, modules: { allow: ["npm:tiny-esm"], registry: registry.url, cacheDir: newCacheDir() } }), PolicyError);
+  } finally {
+    await transform.close();
   }
 });

@@ -92,10 +92,10 @@ describe("transforms", () => {
       assert.equal(transform.stats().carrierRestarts, 0, "a synchronous loop is stopped without killing the carrier");
     }));
 
-  test("a message that blows the memory limit fails alone; the carrier is replaced and the rest get their real results", () =>
-    withTransform({ code: `const state = []; export default (m) => { if (m.bomb) { const a = []; for (;;) a.push(new Array(100000).fill(m.i)); } state.push(m.i); return m.i + 1; }`, memoryMb: 64, timeoutMsPerMessage: 20_000, batchSize: 3000 }, async (transform) => {
-      const bombs = new Set([0, 1500, 2999]);
-      const messages = Array.from({ length: 3000 }, (_, i) => ({ i, bomb: bombs.has(i) }));
+  test("a message that blows the memory limit at the start, middle and end of 10,000 fails alone; the carrier is replaced and the rest get their real results", () =>
+    withTransform({ code: `const state = []; export default (m) => { if (m.bomb) { const a = []; for (;;) a.push(new Array(100000).fill(m.i)); } state.push(m.i); return m.i + 1; }`, memoryMb: 64, timeoutMsPerMessage: 20_000, batchSize: 10_000 }, async (transform) => {
+      const bombs = new Set([0, 5000, 9999]);
+      const messages = Array.from({ length: 10_000 }, (_, i) => ({ i, bomb: bombs.has(i) }));
       const results = await transform.callMany(messages);
       results.forEach((result, i) => {
         if (!bombs.has(i)) return assert.deepEqual(result, { ok: true, value: i + 1, index: i, version: 1 }, `message ${i}`);
