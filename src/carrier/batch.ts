@@ -11,6 +11,7 @@
  */
 import vm from "node:vm";
 import { types } from "node:util";
+import { setImmediate } from "node:timers";
 import type { Failure, HostMessage } from "../protocol/messages.js";
 import { BATCH_DURATION_BUCKETS, durationBucket } from "../protocol/batch.js";
 import type { LogLevel } from "../capabilities/console/messages.js";
@@ -147,14 +148,23 @@ class BatchRun {
     if (lines.length !== request.count) throw new Error(`batch ${request.id} holds ${lines.length} items, not ${request.count}`);
   }
 
-  /** Runs chunks until the batch ends or waits for an item's promise. */
+  /**
+   * Runs chunks until the batch ends or waits for an item's promise. After each report the rest
+   * goes on in a later task: what else the carrier has to do (an eval compiling the next version,
+   * its timers, reading the next frames) is not held up by a long batch.
+   */
   drive(): void {
     for (;;) {
       this.runChunk();
-      if (this.flushDue) this.flush(false);
-      if (this.awaiting) {
+      let pause: Promise<unknown> | undefined;
+      if (this.flushDue) {
+        this.flush(false);
+        if (!this.awaiting && this.i < this.lines.length) pause = new Promise((resolve) => setImmediate(resolve));
+      }
+      if (this.awaiting) pause = this.awaitItem();
+      if (pause) {
         this.host.busy(1);
-        void this.awaitItem().then(() => {
+        void pause.then(() => {
           this.host.busy(-1);
           this.drive();
         });

@@ -610,11 +610,14 @@ export class Carrier {
     } catch (error) {
       return this.protocolViolation(`a report the host could not read (${(error as Error).message})`);
     }
-    if (!message.end) {
-      clearTimeout(pending.killTimer);
-      pending.killTimer = this.silenceTimer(id, batch.request.limits.timeoutMs);
-      return;
+    // The carrier is alive and working through its batches in order: the ones queued behind this
+    // one are not silent, only waiting.
+    for (const [otherId, other] of this.pending) {
+      if (!other.batch || (otherId === id && message.end)) continue;
+      clearTimeout(other.killTimer);
+      other.killTimer = this.silenceTimer(otherId, other.batch.request.limits.timeoutMs);
     }
+    if (!message.end) return;
     this.settle(id, pending);
     batch.resolve({ missing: false, cpuMs: message.end.cpuMs, durations: message.end.durations });
   }

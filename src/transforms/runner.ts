@@ -10,7 +10,7 @@ import type { Failure } from "../protocol/messages.js";
 import type { LogLevel } from "../capabilities/console/messages.js";
 import type { BatchProgress } from "../host/carrier.js";
 import type { Sandbox } from "../host/sandbox.js";
-import { SandboxClosedError, SandboxError } from "../host/errors.js";
+import { CarrierStartError, SandboxClosedError, SandboxError } from "../host/errors.js";
 
 /** What a transform's item failed with: the error's own name, its message, its stack in the user's source. */
 export interface TransformFailure {
@@ -71,7 +71,8 @@ export async function runBatch(target: BatchTarget, items: readonly string[], al
       outcome.durations.push(...end.durations);
     } catch (error) {
       if (error instanceof SandboxClosedError || !(error instanceof SandboxError)) throw error;
-      if (!error.carrierRestarted) return failRest(outcome, items.length, done, error);
+      // A carrier that cannot start (or no carrier death at all) is no message's doing.
+      if (!error.carrierRestarted || error instanceof CarrierStartError) return failRest(outcome, items.length, done, error);
       outcome.restarts++;
       rekeeps = 0;
       if (careful) {

@@ -175,6 +175,19 @@ describe("transforms", () => {
       assert.deepEqual(await transform.call(8), { v: 2, i: 8 }, "a failed update changes nothing");
     }));
 
+  test("a long batch holds up neither the batch queued behind it nor an update compiling on the same carrier", () =>
+    withTransform({ code: `export default (m) => { const until = performance.now() + 3; while (performance.now() < until); return m; }`, timeoutMsPerMessage: 100, initTimeoutMs: 300, batchSize: 150, maxInFlight: 2 }, async (transform) => {
+      // Each batch takes ~450 ms, far more than one message's limit (and than the host waits in
+      // silence for a carrier: 1.5 × 100 ms + grace); the second waits behind the first.
+      const running = transform.callMany(Array.from({ length: 300 }, (_, i) => i));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await transform.update(`export default (m) => -m`);
+      const results = await running;
+      assert.deepEqual(results.map((r) => (r.ok ? r.value : r.error.name)), Array.from({ length: 300 }, (_, i) => i));
+      assert.equal(transform.stats().carrierRestarts, 0);
+      assert.equal(await transform.call(5), -5);
+    }));
+
   test("stream() holds at most maxInFlight batches: a slow consumer slows the reading of a 1,000,000-message source", () =>
     withTransform({ code: `export default (m) => m % 3 === 0 ? undefined : { n: m }`, carriers: 2 }, async (transform) => {
       let pulled = 0;
