@@ -2,12 +2,15 @@
  * Kept functions and their batches. A kept function is the default export of code evaluated once
  * in a realm of its own, which lives as long as the function: every item of every batch calls it
  * there, so module-level state persists from item to item. Items are isolated from each other's
- * failures: what one throws, returns or takes too long over is that item's error alone.
+ * failures: what one throws, returns or takes too long over is that item's error alone, and work
+ * it leaves running (timers, calls it did not await) ends with it.
  *
  * An item's time limit is enforced with node:vm's timeout around a chunk of items: the chunk stops
  * starting items after half the limit, and the timeout is one and a half limits, so an item
- * stopped by it has run for at least the whole limit. Progress goes to the host after a few ms of
- * work (and, "careful", after every item): if the carrier dies, the host knows what was done.
+ * stopped by it has run for at least the whole limit. Everything that can run user code (the
+ * function, its result's toJSON and getters, a promise's species, a thrown error's getters) runs
+ * inside a chunk. Progress goes to the host after a few ms of work (and, "careful", after every
+ * item): if the carrier dies, the host knows what was done.
  */
 import vm from "node:vm";
 import { types } from "node:util";
@@ -35,17 +38,21 @@ export interface BatchHost {
   busy(delta: 1 | -1): void;
 }
 
-interface Kept {
+/** What a realm that will keep a function gives it, taken before any user code runs in the realm. */
+export interface KeepPreparation {
+  parse: (text: string) => unknown;
+  /** The realm's own Promise.prototype.then: an item's promise is subscribed to with it, not with its own `then`. */
+  then: (this: unknown, onFulfilled: (value: unknown) => void, onRejected: (error: unknown) => void) => unknown;
+}
+
+interface Kept extends KeepPreparation {
   fn: (item: unknown) => unknown;
   realm: Realm;
   filename: string;
-  parse: (text: string) => unknown;
 }
 
-/** What a realm that will keep a function needs, taken before any user code runs in it. */
-export interface KeepPreparation {
-  parse: (text: string) => unknown;
-}
+/** How an item's promise settled, as the carrier recorded it (never an object user code made). */
+type Settled = { value: unknown } | { error: unknown };
 
 /** Report progress after this much work, or this much text to report (×6 for JSON escapes: see the host's frame limit). */
 const FLUSH_MS = 4;
@@ -64,14 +71,17 @@ export class Batches {
 
   /**
    * Readies a fresh realm for keeping its code's default export: the entry point chunks run through
-   * (fixed, so code cannot replace it) and the realm's own JSON.parse (items become the realm's
-   * objects), both before the code runs.
+   * (fixed, so code cannot replace it, and doing nothing unless the carrier itself just entered it),
+   * the realm's own JSON.parse (items become the realm's objects) and Promise.prototype.then.
    */
   prepare(realm: Realm): KeepPreparation {
-    const step = () => this.active?.loop();
+    const step = () => this.active?.enteredByCarrier();
     const entry = vm.runInContext("(step) => () => { step(); }", realm.context) as (step: () => void) => () => void;
     Object.defineProperty(realm.global, ENTRY, { value: entry(step), writable: false, configurable: false, enumerable: false });
-    return { parse: vm.runInContext("JSON.parse", realm.context) as (text: string) => unknown };
+    return {
+      parse: vm.runInContext("JSON.parse", realm.context) as KeepPreparation["parse"],
+      then: vm.runInContext("Promise.prototype.then", realm.context) as KeepPreparation["then"],
+    };
   }
 
   keep(version: number, realm: Realm, value: unknown, filename: string, preparation: KeepPreparation): void {
@@ -79,7 +89,7 @@ export class Batches {
       const got = value === null ? "null" : typeof value;
       throw carrierFailure({ kind: "script", name: "TypeError", message: `the code must \`export default\` a function of one message (its default export is ${got})` });
     }
-    this.kept.set(version, { fn: value as Kept["fn"], realm, filename, parse: preparation.parse });
+    this.kept.set(version, { ...preparation, fn: value as Kept["fn"], realm, filename });
   }
 
   drop(version: number): void {
@@ -125,12 +135,19 @@ class BatchRun {
   private flushDue = false;
   /** The clock at the last item's end (see loop). */
   private now = 0;
-  /** When the running item started; NaN while none runs. */
-  private started = Number.NaN;
-  private awaiting: Promise<unknown> | undefined;
-  private resumed: { value: unknown } | undefined;
+  /** When the last item to start started, and which it was (-1: none yet). */
+  private started = 0;
+  private startedIndex = -1;
+  /** The running item returned a promise: its settlement, once it comes. */
+  private awaiting: Promise<Settled> | undefined;
+  private resumed: Settled | undefined;
+  /** Set just before the carrier enters the realm for a chunk, and taken by that entry. */
+  private armed = false;
   private inLoop = false;
   private scope: EvalScope;
+  /** Scopes of items that left work behind: ended at once, and again after the chunk (in case its timeout cut the first end short). */
+  private retired: EvalScope[] = [];
+  private readonly caller: HostCaller;
   private readonly durations = new Uint32Array(BATCH_DURATION_BUCKETS);
   private readonly cpuStart: number;
   private readonly limitMs: number;
@@ -144,6 +161,8 @@ class BatchRun {
   ) {
     this.cpuStart = host.cpuMs();
     this.limitMs = request.limits.timeoutMs;
+    // Items' console output travels in the reports, never on its own.
+    this.caller = { call: (scope, cap, args, body) => host.caller.call(scope, cap, args, body), flushLogs: () => {} };
     this.scope = this.newScope();
     if (lines.length !== request.count) throw new Error(`batch ${request.id} holds ${lines.length} items, not ${request.count}`);
   }
@@ -156,16 +175,18 @@ class BatchRun {
   drive(): void {
     for (;;) {
       this.runChunk();
+      this.endRetired();
       let pause: Promise<unknown> | undefined;
       if (this.flushDue) {
         this.flush(false);
         if (!this.awaiting && this.i < this.lines.length) pause = new Promise((resolve) => setImmediate(resolve));
       }
-      if (this.awaiting) pause = this.awaitItem();
+      if (this.awaiting) pause = this.awaitItem(this.awaiting);
       if (pause) {
         this.host.busy(1);
         void pause.then(() => {
           this.host.busy(-1);
+          this.endRetired();
           this.drive();
         });
         return;
@@ -174,20 +195,28 @@ class BatchRun {
     }
   }
 
-  /** The body of a chunk, called from inside the realm (so that the chunk's timeout covers it). */
-  loop(): void {
+  /** The realm's entry point: runs the chunk only when the carrier itself entered it. */
+  enteredByCarrier(): void {
+    if (!this.armed) return;
+    this.armed = false;
+    this.loop();
+  }
+
+  /** The body of a chunk, run inside the realm's entry (so that the chunk's timeout covers it). */
+  private loop(): void {
     if (this.inLoop) return;
     this.inLoop = true;
-    const { fn, parse } = this.kept;
+    const { fn, parse, then } = this.kept;
     const careful = this.request.careful;
     try {
       // One clock reading per item: the end of one is the start of the next.
       this.now = performance.now();
       const chunkStart = this.now;
-      if (this.resumed) {
-        const { value } = this.resumed;
+      const resumed = this.resumed;
+      if (resumed) {
         this.resumed = undefined;
-        this.settle(value);
+        if ("error" in resumed) this.fail(resumed.error);
+        else this.settle(resumed.value);
       }
       const cut = this.limitMs / 2;
       while (this.i < this.lines.length) {
@@ -205,18 +234,22 @@ class BatchRun {
           continue;
         }
         this.started = start;
-        let value: unknown;
+        this.startedIndex = this.i;
         try {
-          value = fn(item);
+          const value = fn(item);
+          if (!types.isPromise(value)) {
+            this.settle(value);
+            continue;
+          }
+          // Subscribed here, inside the chunk: the promise's species (user code) runs under the timeout.
+          let record!: (settled: Settled) => void;
+          const settled = new Promise<Settled>((resolve) => (record = resolve));
+          Reflect.apply(then, value, [(value: unknown) => record({ value }), (error: unknown) => record({ error })]);
+          this.awaiting = settled;
+          return;
         } catch (error) {
           this.fail(error);
-          continue;
         }
-        if (types.isPromise(value)) {
-          this.awaiting = value;
-          return;
-        }
-        this.settle(value);
       }
     } finally {
       this.inLoop = false;
@@ -226,44 +259,50 @@ class BatchRun {
   /** One chunk of items under the vm timeout; an item it stops is that item's TimeoutError. */
   private runChunk(): void {
     try {
+      this.armed = true;
       this.host.inRealm(this.kept.realm, () => enter.runInContext(this.kept.realm.context, { timeout: Math.ceil(this.limitMs * 1.5) }));
     } catch (error) {
       // Terminated: no `finally` ran inside, and the item may have been stopped halfway through
-      // its own bookkeeping (which commits its text last, see commit()).
+      // its own bookkeeping (which records its text, then counts it: see commit()).
       this.inLoop = false;
       this.awaiting = undefined;
       this.resumed = undefined;
+      if (this.request.careful) this.times.length = Math.min(this.times.length, this.parts.length);
       if (this.from + this.parts.length > this.i) {
         this.i = this.from + this.parts.length;
-      } else if (!Number.isNaN(this.started)) {
+      } else if (this.startedIndex === this.i) {
         while (this.errors.at(-1)?.i === this.i) this.errors.pop();
         while (this.empty.at(-1) === this.i) this.empty.pop();
         this.commitFailure(isVmTimeout(error) ? this.timeoutFailure() : this.host.describe(error, this.scope, this.kept.realm, this.kept.filename), true);
       }
+    } finally {
+      this.armed = false;
     }
   }
 
   /** Waits for an item's promise, up to the rest of its time limit, pumping its realm meanwhile. */
-  private async awaitItem(): Promise<void> {
-    const promise = this.awaiting!;
+  private async awaitItem(settled: Promise<Settled>): Promise<void> {
     this.awaiting = undefined;
     const left = Math.max(0, this.limitMs - (performance.now() - this.started));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), left)));
     const stopPumping = pumpWhileRunning(this.kept.realm.context);
     try {
-      const outcome = await Promise.race([promise.then((value) => ({ value })), this.scope.aborted, late]);
+      const outcome = await Promise.race([settled, this.scope.aborted, late]);
+      // The settlement is handled in the next chunk (its value's encoding, its error's description
+      // may run user code).
       if (outcome === "late") this.commitFailure(this.timeoutFailure(), true);
       else this.resumed = outcome;
-    } catch (error) {
-      this.fail(error);
+    } catch (failure) {
+      // A limit a capability recorded (scope.aborted): the carrier's own failure, no user code.
+      this.commitFailure(failure as Failure, true);
     } finally {
       clearTimeout(timer);
       stopPumping();
     }
   }
 
-  /** An item's value, encoded; or its failure if it took too long or cannot be encoded. */
+  /** An item's value, encoded; or its failure if it cannot be encoded. */
   private settle(value: unknown): void {
     let text = "";
     let failure: Failure | undefined;
@@ -296,20 +335,18 @@ class BatchRun {
   }
 
   /**
-   * A failed item. A limit it broke that left the scope spoiled (its console output, a timeout with
-   * calls or timers still pending) gives the rest of the batch a new scope.
+   * A failed item. A limit it broke that spoiled the scope (its console output), or a timeout that
+   * left its calls or timers pending, gives the rest of the batch a new scope.
    */
   private commitFailure(failure: Failure, renewScope = false): void {
-    const recorded = this.scope.recordedFailure;
-    const shown = recorded ?? failure;
+    const shown = this.scope.recordedFailure ?? failure;
     this.errors.push({ ...shown, i: this.i });
     this.pendingChars += shown.message.length + (shown.stack?.length ?? 0);
-    if (recorded || renewScope) this.renewScope();
-    this.commit("", false);
+    this.commit("", false, renewScope);
   }
 
-  /** Records the item's outcome; its text goes last, as the mark that the item is done. */
-  private commit(text: string, empty: boolean): void {
+  /** Records the item's outcome; its text, then its count, go last: the marks that it is done (see runChunk). */
+  private commit(text: string, empty: boolean, renewScope = false): void {
     const scope = this.scope;
     const now = (this.now = performance.now());
     let failed = text === "" && !empty;
@@ -323,38 +360,48 @@ class BatchRun {
     if (scope.recordedFailure && !failed) {
       // The item broke a limit (its console output) yet returned: it fails with that limit.
       this.errors.push({ ...scope.recordedFailure, i: this.i });
-      this.renewScope();
       failed = true;
-    } else if (!failed && now - this.started > this.limitMs) {
+    } else if (!failed && this.startedIndex === this.i && now - this.started > this.limitMs) {
       // It finished, but late: as if the limit had stopped it (which it does within half a limit more).
       this.errors.push({ ...this.timeoutFailure(), i: this.i });
       failed = true;
     }
+    // Work the item left running (a timer, a call it did not await) ends with it.
+    if (renewScope || scope.recordedFailure || scope.hasPendingWork) this.renewScope();
     if (failed) {
       text = "";
       empty = false;
     }
-    if (!Number.isNaN(this.started)) {
-      const us = (now - this.started) * 1000;
-      this.durations[durationBucket(us)]!++;
-      if (this.request.careful) this.times.push(Math.round(us));
-      this.started = Number.NaN;
-    } else if (this.request.careful) {
-      this.times.push(0);
-    }
     if (empty) this.empty.push(this.i);
+    const ran = this.startedIndex === this.i;
+    const us = ran ? (now - this.started) * 1000 : 0;
+    if (ran) this.durations[durationBucket(us)]!++;
+    if (this.request.careful) this.times.push(Math.round(us));
     this.pendingChars += text.length;
     this.parts.push(text);
     this.i++;
   }
 
+  /**
+   * The rest of the batch gets a new scope, and the old one ends now (its timers must not count
+   * against the next items); if the chunk's timeout interrupts that, endRetired() finishes it.
+   */
   private renewScope(): void {
-    this.scope.end();
+    const old = this.scope;
+    this.retired.push(old);
     this.scope = this.newScope();
+    old.end();
+  }
+
+  private endRetired(): void {
+    if (this.retired.length === 0) return;
+    const retired = this.retired;
+    this.retired = [];
+    for (const scope of retired) scope.end();
   }
 
   private newScope(): EvalScope {
-    const scope = new EvalScope(this.request.id, this.request.limits, this.host.caller, this.kept.filename);
+    const scope = new EvalScope(this.request.id, this.request.limits, this.caller, this.kept.filename);
     this.kept.realm.slot.scope = scope;
     return scope;
   }
@@ -387,6 +434,7 @@ class BatchRun {
 
   private finish(): void {
     this.flush(true);
+    this.endRetired();
     this.scope.end();
     this.done();
   }

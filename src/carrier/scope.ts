@@ -83,6 +83,11 @@ export class EvalScope {
     this.aborted.catch(() => {});
   }
 
+  /** Work the eval started and left running (timers, capability calls): ended with it. */
+  get hasPendingWork(): boolean {
+    return this.cleanups.size > 0;
+  }
+
   get isAlive(): boolean {
     return this.alive;
   }
@@ -135,11 +140,18 @@ export class EvalScope {
     return () => this.cleanups.delete(cleanup);
   }
 
+  /**
+   * Ends the eval and undoes its work. Calling it again finishes what an interrupted call left (a
+   * batch's item scope may be ended under a vm timeout, see batch.ts).
+   */
   end(): void {
-    if (!this.alive) return;
-    this.alive = false;
-    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    for (const cleanup of this.cleanups) cleanup();
-    this.cleanups.clear();
+    if (this.alive) {
+      this.alive = false;
+      if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    }
+    for (const cleanup of this.cleanups) {
+      this.cleanups.delete(cleanup);
+      cleanup();
+    }
   }
 }

@@ -15,6 +15,7 @@ import { carrierStarts } from "./start-queue.js";
 import { CarrierCrashedError, CarrierStartError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
 import { watchMemory, readRssBytes } from "./memory-watch.js";
 import { decodeResult } from "./decode.js";
+import { MAX_BATCH_ITEMS } from "../protocol/batch.js";
 import { CallPort, type PortPipe } from "./call-port.js";
 import type { ModuleLink, ModuleUnit } from "../capabilities/modules/messages.js";
 import type { ToolCatalogMessage } from "../capabilities/tools/messages.js";
@@ -93,8 +94,15 @@ export interface BatchProgress {
   us: readonly number[] | undefined;
 }
 
-/** How a batch ended: its carrier CPU time and its items' times (see protocol/batch.ts), or that the carrier does not hold the version. */
-export type BatchEnd = { missing: true } | { missing: false; cpuMs: number; durations: ReadonlyArray<readonly [number, number]> };
+/**
+ * How a batch ended: done (its carrier CPU time and its items' times, see protocol/batch.ts); the
+ * carrier does not hold the version; or the carrier died, while running this batch or while the
+ * batch waited behind another (then no item of it is to blame).
+ */
+export type BatchEnd =
+  | { kind: "done"; cpuMs: number; durations: ReadonlyArray<readonly [number, number]> }
+  | { kind: "missing" }
+  | { kind: "died"; error: SandboxError; wasRunning: boolean };
 
 /** A batch's liveness: the carrier reports at least this often while it runs (see src/carrier/batch.ts). */
 export function batchSilenceLimitMs(timeoutMs: number): number {
@@ -106,6 +114,8 @@ interface PendingBatch {
   request: BatchRequest;
   received: number;
   resolve: (end: BatchEnd) => void;
+  /** The host waits for its reports (it is the first of the carrier's batches: the one running). */
+  watched: boolean;
 }
 
 type PendingRequest = Pick<EvalRequest, "limits" | "onLog" | "handleCall">;
@@ -117,7 +127,7 @@ interface PendingEval {
   logChars: number;
   resolve: (outcome: EvalOutcome) => void;
   reject: (error: SandboxError) => void;
-  killTimer: ReturnType<typeof setTimeout>;
+  killTimer: ReturnType<typeof setTimeout> | undefined;
   /** Calls of this eval still in progress on the host. */
   ports: Map<number, CallPort>;
   /** For a traced eval: when its frame began to be encoded, and was ready to write. */
@@ -141,6 +151,8 @@ const READY_TIMEOUT_MS = 15_000;
 /** Room in a frame beyond the result itself: header, logs, error text. */
 const FRAME_SLACK_BYTES = 1024 * 1024;
 const STDERR_KEEP = 8 * 1024;
+/** Reading a batch's body is given this rate at the least (a busy machine's pipe), on top of its silence limit. */
+const BODY_BYTES_PER_MS = 50_000;
 /** A batch reports once 256K characters of results and errors wait: up to 1.5 MiB as escaped JSON, and an error's stack. */
 const BATCH_REPORT_BYTES = 3 * 1024 * 1024;
 /**
@@ -153,6 +165,8 @@ const STDERR_LIMIT_BYTES = 1024 * 1024;
  * (an OOM, a crash); past this wait the host stops waiting for it.
  */
 const OUTPUT_CLOSED_GRACE_MS = 1000;
+/** How long an exited carrier's remaining output is waited for before its exit is handled. */
+const EXIT_OUTPUT_WAIT_MS = 200;
 
 let carrierUrl: string | undefined;
 function carrierModuleUrl(): string {
@@ -321,22 +335,42 @@ export class Carrier {
   }
 
   /**
-   * Calls kept function `request.version` on each item, in order. Resolves when the batch ends;
-   * rejects if the carrier dies first (its error says why), after the items reported so far.
+   * Calls kept function `request.version` on each item, in order. The carrier runs its batches one
+   * at a time, in the order sent. Resolves when the batch ends, or when the carrier dies (after the
+   * items reported so far).
    */
   batch(request: BatchRequest): Promise<BatchEnd> {
-    if (!this.alive) return Promise.reject(this.killCause?.error ?? new CarrierCrashedError("the carrier has exited", RESTARTED));
+    if (!this.alive) return Promise.resolve({ kind: "died", error: this.killCause?.error ?? new CarrierCrashedError("the carrier has exited", RESTARTED), wasRunning: false });
+    if (request.items.length > MAX_BATCH_ITEMS) return Promise.reject(new TypeError(`a batch holds at most ${MAX_BATCH_ITEMS} items (got ${request.items.length})`));
     const id = this.nextEvalId++;
+    const body = request.items.length > 0 ? Buffer.from(request.items.join("\n")) : undefined;
     return new Promise<BatchEnd>((resolve, reject) => {
       const pending: PendingEval = {
-        request, logs: [], logChars: 0, reject, resolve: () => {}, killTimer: this.silenceTimer(id, request.limits.timeoutMs), ports: new Map(),
-        batch: { request, received: 0, resolve },
+        request, logs: [], logChars: 0, reject, resolve: () => {}, killTimer: undefined, ports: new Map(),
+        batch: { request, received: 0, resolve, watched: false },
       };
       this.pending.set(id, pending);
       if (this.pending.size === 1) this.busy();
       const { version, limits, careful, items } = request;
-      this.send({ t: "batch", id, version, count: items.length, limits, careful }, items.length > 0 ? Buffer.from(items.join("\n")) : undefined);
+      this.send({ t: "batch", id, version, count: items.length, limits, careful }, body);
+      this.watchRunningBatch(body?.byteLength ?? 0);
     });
+  }
+
+  /**
+   * Starts the wait for reports of the first batch, if it has none yet: only the batch the carrier
+   * is running is expected to report (the others wait their turn). `bodyBytes`: time to read a
+   * large body comes first.
+   */
+  private watchRunningBatch(bodyBytes = 0): void {
+    for (const [id, pending] of this.pending) {
+      const batch = pending.batch;
+      if (!batch) continue;
+      if (batch.watched) return;
+      batch.watched = true;
+      pending.killTimer = this.silenceTimer(id, batch.request.limits.timeoutMs, Math.ceil(bodyBytes / BODY_BYTES_PER_MS));
+      return;
+    }
   }
 
   /** Forgets kept function `version` (its realm goes with it). */
@@ -345,8 +379,8 @@ export class Carrier {
   }
 
   /** Kills the carrier if batch `id` reports nothing for longer than its items may run. */
-  private silenceTimer(id: number, timeoutMs: number): ReturnType<typeof setTimeout> {
-    const limitMs = batchSilenceLimitMs(timeoutMs);
+  private silenceTimer(id: number, timeoutMs: number, extraMs = 0): ReturnType<typeof setTimeout> {
+    const limitMs = batchSilenceLimitMs(timeoutMs) + extraMs;
     return setTimeout(() => {
       this.kill(id, new TimeoutError(`a message did not finish within ${timeoutMs} ms and its carrier was killed`, RESTARTED));
     }, limitMs);
@@ -414,7 +448,20 @@ export class Carrier {
     // Without a pid there is no process and there may be no pipes: the error event says why.
     if (child.pid === undefined) return;
     this.child = child;
-    child.once("exit", (code, signal) => this.onExit(code, signal));
+    child.once("exit", (code, signal) => {
+      // What the carrier wrote before it exited is read first: a batch's last report says which
+      // item was running. (Node may tell of the exit before the last output is read.)
+      const stdout = child.stdout;
+      if (!this.alive || stdout.readableEnded || stdout.destroyed) return this.onExit(code, signal);
+      let handled = false;
+      const exited = () => {
+        clearTimeout(timer);
+        if (!handled) this.onExit(code, signal);
+        handled = true;
+      };
+      const timer = setTimeout(exited, EXIT_OUTPUT_WAIT_MS);
+      stdout.once("close", exited);
+    });
     child.stdin.on("error", () => {});
     for (const frame of this.unsent ?? []) child.stdin.write(frame);
     this.unsent = undefined;
@@ -574,12 +621,15 @@ export class Carrier {
   private onProgress(message: ProgressMessage, body: Uint8Array | undefined, id: number, pending: PendingEval): void {
     const batch = pending.batch;
     if (!batch) return this.protocolViolation("a progress report for an eval");
+    if (!batch.watched) return this.protocolViolation("a report for a batch that is not the one running");
     if (message.missing) {
       if (batch.received !== 0 || message.n !== 0 || !message.end) return this.protocolViolation("a malformed missing-function report");
       this.settle(id, pending);
-      return batch.resolve({ missing: true });
+      this.watchRunningBatch();
+      return batch.resolve({ kind: "missing" });
     }
     const { from, n } = message;
+    if (n === 0 && !message.end) return this.protocolViolation("an empty report");
     const count = batch.request.items.length;
     if (from !== batch.received || from + n > count) return this.protocolViolation(`a report of items ${from}..${from + n} where ${batch.received}..${count} were expected`);
     if ((n === 0) !== (body === undefined) && !(n === 1 && body === undefined)) return this.protocolViolation("a report whose body does not match its items");
@@ -595,7 +645,11 @@ export class Carrier {
       seen.add(i);
     }
     let blank = 0;
-    for (const text of texts) if (text === "") blank++;
+    const { maxResultBytes } = batch.request.limits;
+    for (const text of texts) {
+      if (text === "") blank++;
+      else if (text.length * 3 > maxResultBytes && (text.length > maxResultBytes || Buffer.byteLength(text) > maxResultBytes)) return this.protocolViolation("a result over maxResultBytes");
+    }
     if (blank !== seen.size) return this.protocolViolation("a report with a result missing");
     const logChars = new Map<number, number>();
     for (const entry of logs) {
@@ -610,16 +664,14 @@ export class Carrier {
     } catch (error) {
       return this.protocolViolation(`a report the host could not read (${(error as Error).message})`);
     }
-    // The carrier is alive and working through its batches in order: the ones queued behind this
-    // one are not silent, only waiting.
-    for (const [otherId, other] of this.pending) {
-      if (!other.batch || (otherId === id && message.end)) continue;
-      clearTimeout(other.killTimer);
-      other.killTimer = this.silenceTimer(otherId, other.batch.request.limits.timeoutMs);
+    if (!message.end) {
+      clearTimeout(pending.killTimer);
+      pending.killTimer = this.silenceTimer(id, batch.request.limits.timeoutMs);
+      return;
     }
-    if (!message.end) return;
     this.settle(id, pending);
-    batch.resolve({ missing: false, cpuMs: message.end.cpuMs, durations: message.end.durations });
+    this.watchRunningBatch();
+    batch.resolve({ kind: "done", cpuMs: message.end.cpuMs, durations: message.end.durations });
   }
 
   private settle(id: number, pending: PendingEval): void {
@@ -641,7 +693,10 @@ export class Carrier {
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.killTimer);
       for (const port of pending.ports.values()) port.finish();
-      if (cause && (cause.evalId === id || cause.evalId === undefined)) {
+      if (pending.batch) {
+        const error = cause?.error ?? new CarrierCrashedError("the carrier has exited", RESTARTED);
+        pending.batch.resolve({ kind: "died", error, wasRunning: pending.batch.watched });
+      } else if (cause && (cause.evalId === id || cause.evalId === undefined)) {
         pending.reject(cause.error);
       } else {
         pending.reject(new CarrierCrashedError(`the carrier was killed because another eval in this sandbox broke a limit (${cause?.error.name ?? "exit"}); the sandbox gets a fresh carrier for its next eval`, RESTARTED));

@@ -75,6 +75,8 @@ export class Sandbox implements AsyncDisposable {
   private running = 0;
   /** Puts a kept function's failures into its user's source (see locate), by version. */
   private readonly keptLocators = new Map<number, (failure: Failure) => Failure>();
+  /** What each carrier was given to keep, by version (see keep). */
+  private readonly keptOn = new WeakMap<Carrier, Map<number, Promise<RunResult<void>>>>();
   /** Ends when the persistent realm's latest eval does (see takeTurn). */
   private lastTurn: Promise<void> = Promise.resolve();
 
@@ -145,7 +147,16 @@ export class Sandbox implements AsyncDisposable {
    * @internal
    */
   keep(slot: number, version: number, code: string, options: Pick<EvalOptions, "filename" | "language" | "timeoutMs">): Promise<RunResult<void>> {
-    return this.execute<void>(code, options, { slot, version });
+    // Once per carrier: two batches that found a fresh carrier without it ask at once.
+    const carrier = this.carrierAt(slot);
+    let kept = this.keptOn.get(carrier);
+    if (!kept) this.keptOn.set(carrier, (kept = new Map()));
+    const known = kept.get(version);
+    if (known) return known;
+    const keeping = this.execute<void>(code, options, { slot, version });
+    kept.set(version, keeping);
+    void keeping.then((result) => result.ok || kept.delete(version), () => kept.delete(version));
+    return keeping;
   }
 
   /**
@@ -173,6 +184,7 @@ export class Sandbox implements AsyncDisposable {
   /** Forgets kept function `version` on every carrier. @internal */
   dropKept(version: number): void {
     this.keptLocators.delete(version);
+    for (const carrier of this.slots) if (carrier) this.keptOn.get(carrier)?.delete(version);
     for (const carrier of this.slots) if (carrier?.isAlive) carrier.drop(version);
   }
 

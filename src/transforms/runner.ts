@@ -1,14 +1,14 @@
 /**
  * One batch of one transform on one carrier, through to an outcome for every item, whatever the
- * items do to the carrier. A carrier that dies mid-batch (an item blew the memory limit, looped
- * where the vm timeout cannot reach, crashed it) is replaced, and the batch goes on from the first
- * item not reported, carefully: the new carrier reports after every item, so if the same item
- * kills it again, that item is the culprit, fails with the carrier's error, and the rest runs at
- * full speed again.
+ * items do to the carrier. A carrier that dies while running the batch (an item blew the memory
+ * limit, looped where the vm timeout cannot reach, crashed it) is replaced, and the batch goes on
+ * from the first item not reported, carefully for a while (about twice what one report held): the
+ * new carrier reports after every item, so if an item kills it again, that item is the culprit and
+ * fails with the carrier's error; then, or once the careful stretch passes, full speed again.
  */
 import type { Failure } from "../protocol/messages.js";
 import type { LogLevel } from "../capabilities/console/messages.js";
-import type { BatchProgress } from "../host/carrier.js";
+import type { BatchEnd, BatchProgress } from "../host/carrier.js";
 import type { Sandbox } from "../host/sandbox.js";
 import { CarrierStartError, SandboxClosedError, SandboxError } from "../host/errors.js";
 
@@ -46,43 +46,69 @@ export interface BatchTarget {
   rekeep(slot: number): Promise<void>;
 }
 
-/** `careful`: report after every item, with its time (slower: for a few items, as in a preview). */
+/** Items replayed carefully after a death when the batch had not reported yet (else twice its largest report). */
+const CAREFUL_WINDOW = 10_000;
+
+/**
+ * `alwaysCareful`: report after every item, with its time (slower: for a few items, as in a
+ * preview). Rejects only if the sandbox closes.
+ */
 export async function runBatch(target: BatchTarget, items: readonly string[], alwaysCareful = false): Promise<BatchOutcome> {
   const outcome: BatchOutcome = { texts: new Array<string>(items.length), failures: new Map(), empty: new Set(), logs: [], us: [], cpuMs: 0, durations: [], restarts: 0 };
   let done = 0;
-  let careful = alwaysCareful;
+  /** Items still to run carefully (Infinity: all). */
+  let carefulLeft = alwaysCareful ? Infinity : 0;
+  let largestReport = 0;
   let rekeeps = 0;
   while (done < items.length) {
     const offset = done;
+    const careful = carefulLeft > 0;
+    const end = careful && carefulLeft !== Infinity ? Math.min(items.length, offset + carefulLeft) : items.length;
+    const part = offset === 0 && end === items.length ? items : items.slice(offset, end);
     const onProgress = (progress: BatchProgress) => {
       record(outcome, progress, offset);
       done = offset + progress.from + progress.texts.length;
+      largestReport = Math.max(largestReport, progress.texts.length);
     };
+    let result: BatchEnd;
     try {
-      const rest = offset === 0 ? items : items.slice(offset);
-      const end = await target.sandbox.batch(target.slot, { version: target.version, items: rest, careful, timeoutMs: target.timeoutMs, onProgress });
-      if (end.missing) {
-        // A carrier that replaced a dead one: it gets the function again, once per batch at most.
-        if (rekeeps++ > 0) throw new SandboxError("the transform's carrier lost its function twice in one batch");
-        await target.rekeep(target.slot);
-        continue;
-      }
-      outcome.cpuMs += end.cpuMs;
-      outcome.durations.push(...end.durations);
+      result = await target.sandbox.batch(target.slot, { version: target.version, items: part, careful, timeoutMs: target.timeoutMs, onProgress });
     } catch (error) {
+      // The carrier could not start, the sandbox closed: no item's doing.
       if (error instanceof SandboxClosedError || !(error instanceof SandboxError)) throw error;
-      // A carrier that cannot start (or no carrier death at all) is no message's doing.
-      if (!error.carrierRestarted || error instanceof CarrierStartError) return failRest(outcome, items.length, done, error);
-      outcome.restarts++;
-      rekeeps = 0;
-      if (careful) {
-        outcome.failures.set(done, failureOfDeath(error));
-        outcome.texts[done] = "";
-        done++;
-        careful = alwaysCareful;
-      } else {
-        careful = true;
-      }
+      return failRest(outcome, items.length, done, error);
+    }
+    switch (result.kind) {
+      case "missing":
+        // A carrier that replaced a dead one: it gets the function again, once per batch at most.
+        if (rekeeps++ > 0) return failRest(outcome, items.length, done, new SandboxError("the transform's carrier lost its function twice in one batch"));
+        try {
+          await target.rekeep(target.slot);
+        } catch (error) {
+          if (error instanceof SandboxClosedError || !(error instanceof SandboxError)) throw error;
+          return failRest(outcome, items.length, done, error);
+        }
+        break;
+      case "done":
+        outcome.cpuMs += result.cpuMs;
+        outcome.durations.push(...result.durations);
+        if (carefulLeft !== Infinity) carefulLeft = 0;
+        break;
+      case "died":
+        rekeeps = 0;
+        // It died while another batch ran: this one just goes on, from where it was.
+        if (!result.wasRunning) break;
+        outcome.restarts++;
+        if (result.error instanceof CarrierStartError) return failRest(outcome, items.length, done, result.error);
+        if (careful) {
+          outcome.failures.set(done, failureOfDeath(result.error));
+          outcome.texts[done] = "";
+          done++;
+          carefulLeft = alwaysCareful ? Infinity : 0;
+        } else {
+          carefulLeft = largestReport > 0 ? Math.max(16, 2 * largestReport) : CAREFUL_WINDOW;
+        }
+        break;
     }
   }
   return outcome;

@@ -47,6 +47,14 @@ const transformOptionsSchema = lazySchema((z) =>
   }),
 );
 
+const streamOptionsSchema = lazySchema((z) =>
+  z.strictObject({
+    batchSize: z.number().int().min(1).max(100_000).optional(),
+    maxInFlight: z.number().int().min(1).max(1024).optional(),
+    lingerMs: z.number().min(0).max(60_000).default(5),
+  }),
+);
+
 export interface TransformOptions extends SandboxPart {
   /** JavaScript or TypeScript whose `export default` is a function of one message. */
   code: string;
@@ -184,9 +192,12 @@ export class Transform implements AsyncDisposable {
    * value): they go to the carrier as they are, and results come back as JSON texts, never parsed
    * on the host. A text that is not one JSON value fails as its message's TypeError.
    */
-  callManyJson(texts: readonly string[]): Promise<TransformJsonResult[]> {
+  async callManyJson(texts: readonly string[]): Promise<TransformJsonResult[]> {
     if (!Array.isArray(texts)) throw new TypeError("Transform.callManyJson: texts must be an array of strings");
-    return this.runJson(texts, 0);
+    if (texts.length <= this.options.batchSize) return this.runJson(texts, 0);
+    const results: TransformJsonResult[] = [];
+    for await (const result of this.streamJson(texts)) results.push(result);
+    return results;
   }
 
   /** stream() for JSON texts (see callManyJson). */
@@ -195,35 +206,47 @@ export class Transform implements AsyncDisposable {
   }
 
   private async *pipeline<R>(source: Iterable<unknown> | AsyncIterable<unknown>, options: StreamOptions, run: (batch: unknown[], base: number) => Promise<R[]>): AsyncGenerator<R, void, undefined> {
-    const batchSize = options.batchSize ?? this.options.batchSize;
-    const maxInFlight = options.maxInFlight ?? this.options.maxInFlight ?? 2 * this.load.length;
-    const reader = new BatchReader(source, batchSize, options.lingerMs ?? 5);
+    const given = parseOptions(streamOptionsSchema(), options, "Transform.stream");
+    const batchSize = given.batchSize ?? this.options.batchSize;
+    const maxInFlight = given.maxInFlight ?? this.options.maxInFlight ?? 2 * this.load.length;
+    const reader = new BatchReader(source, batchSize, given.lingerMs);
     const held: Array<Promise<R[]>> = [];
-    let reading: Promise<unknown[] | undefined> | undefined;
+    /** The next batch from the source, or how reading it failed. */
+    let reading: Promise<{ batch: unknown[] | undefined } | { error: unknown }> | undefined;
     let index = 0;
     let ended = false;
-    const take = (batch: unknown[] | undefined) => {
+    let sourceError: { error: unknown } | undefined;
+    const take = (read: { batch: unknown[] | undefined } | { error: unknown }) => {
       reading = undefined;
-      if (!batch) {
+      if ("error" in read) {
+        // Results already on their way are still given, then the source's error.
+        sourceError = read;
         ended = true;
         return;
       }
-      const results = run(batch, index);
+      if (!read.batch) {
+        ended = true;
+        return;
+      }
+      const results = run(read.batch, index);
       results.catch(() => {});
       held.push(results);
-      index += batch.length;
+      index += read.batch.length;
     };
     try {
       for (;;) {
         // The batch being read counts as held: it is in memory too.
-        if (!ended && !reading && held.length + 1 <= maxInFlight) reading = reader.next();
+        if (!ended && !reading && held.length + 1 <= maxInFlight) reading = reader.next().then((batch) => ({ batch }), (error: unknown) => ({ error }));
         const head = held[0];
         if (!head) {
-          if (!reading) return;
-          take(await reading);
-          continue;
+          if (reading) {
+            take(await reading);
+            continue;
+          }
+          if (sourceError) throw sourceError.error;
+          return;
         }
-        if (reading && (await Promise.race([head.then(() => false), reading.then(() => true)]))) {
+        if (reading && (await Promise.race([head.then(() => false, () => false), reading.then(() => true)]))) {
           take(await reading);
           continue;
         }
@@ -231,9 +254,10 @@ export class Transform implements AsyncDisposable {
         held.shift();
       }
     } finally {
-      await reader.close();
+      reader.close();
     }
   }
+
 
   /**
    * Swaps in new code: compiled on every carrier first (a failure rejects and changes nothing),
@@ -269,6 +293,7 @@ export class Transform implements AsyncDisposable {
       version = this.nextVersion++;
       this.codes.set(version, options.code);
     }
+    this.hold(version);
     try {
       if (options.code !== undefined) await this.keepOn(0, version);
       const encoded = encodeMessages(samples, jsonOf);
@@ -281,10 +306,11 @@ export class Transform implements AsyncDisposable {
         const ms = (outcome.us[i] ?? 0) / 1000;
         const failure = outcome.failures.get(i);
         if (failure) return { ok: false, error: failure, logs, ms };
-        return { ok: true, value: outcome.empty.has(i) ? undefined : JSON.parse(outcome.texts[i]!), logs, ms };
+        const decoded = decodeResult(outcome.empty.has(i) ? undefined : outcome.texts[i]);
+        return "failure" in decoded ? { ok: false, error: decoded.failure, logs, ms } : { ok: true, value: decoded.value, logs, ms };
       });
     } finally {
-      if (options.code !== undefined) this.forget(version);
+      this.release(version);
     }
   }
 
@@ -293,16 +319,17 @@ export class Transform implements AsyncDisposable {
   }
 
   private async runJson(texts: readonly string[], base: number): Promise<TransformJsonResult[]> {
-    return this.runEncoded(texts, base, jsonLine, (text, index, version) => ({ ok: true, json: text, index, version }));
+    return this.runEncoded(texts, base, jsonLine, (text, index, version) => {
+      // Handed on as it is, but only if it is JSON: the carrier is not trusted to have written it.
+      const json = decodeResult(text);
+      return "failure" in json ? { ok: false, error: json.failure, index, input: undefined, version } : { ok: true, json: text, index, version };
+    });
   }
 
   private runMessages<T>(messages: readonly unknown[], base: number): Promise<Array<TransformResult<T>>> {
     return this.runEncoded(messages, base, jsonOf, (text, index, version) => {
-      try {
-        return { ok: true, value: (text === undefined ? undefined : JSON.parse(text)) as T, index, version };
-      } catch {
-        return { ok: false, error: { name: "CarrierCrashedError", message: "the carrier sent a result that is not JSON" }, index, input: undefined, version };
-      }
+      const decoded = decodeResult(text);
+      return "failure" in decoded ? { ok: false, error: decoded.failure, index, input: undefined, version } : { ok: true, value: decoded.value as T, index, version };
     });
   }
 
@@ -372,14 +399,23 @@ export class Transform implements AsyncDisposable {
     if (this.closed) throw new SandboxClosedError("the transform is closed");
     let slot = 0;
     for (let index = 1; index < this.load.length; index++) if (this.load[index]! < this.load[slot]!) slot = index;
-    this.running.set(version, (this.running.get(version) ?? 0) + 1);
+    this.hold(version);
     try {
       return await this.runOn(slot, version, texts, false);
     } finally {
-      const left = this.running.get(version)! - 1;
-      this.running.set(version, left);
-      if (left === 0 && version !== this.version) this.forget(version);
+      this.release(version);
     }
+  }
+
+  /** A batch (or preview) of `version` begins: the version is kept until its last one ends. */
+  private hold(version: number): void {
+    this.running.set(version, (this.running.get(version) ?? 0) + 1);
+  }
+
+  private release(version: number): void {
+    const left = this.running.get(version)! - 1;
+    this.running.set(version, left);
+    if (left === 0 && version !== this.version) this.forget(version);
   }
 
   private async runOn(slot: number, version: number, texts: string[], careful: boolean): Promise<BatchOutcome> {
@@ -445,6 +481,16 @@ function jsonOf(message: unknown, i: number): string | TransformFailure {
 /** A JSON text as it is: one line (a line break would split it into two items, see protocol/batch.ts). */
 function jsonLine(text: string, i: number): string | TransformFailure {
   return typeof text === "string" && !text.includes("\n") ? text : { name: "TypeError", message: `message ${i} is not a line of JSON text` };
+}
+
+/** A result's JSON text, parsed; a text that is not JSON is the carrier's lie, that message's failure. */
+function decodeResult(text: string | undefined): { value: unknown } | { failure: TransformFailure } {
+  if (text === undefined) return { value: undefined };
+  try {
+    return { value: JSON.parse(text) };
+  } catch {
+    return { failure: { name: "CarrierCrashedError", message: "the carrier sent a result that is not JSON" } };
+  }
 }
 
 /** A message's failure as the SandboxError call() rejects with. */
@@ -526,9 +572,15 @@ class BatchReader {
     return batch.length > 0 ? batch : undefined;
   }
 
-  async close(): Promise<void> {
+  /** Tells the source it is no longer read; not waited for (it may be waiting for its next message). */
+  close(): void {
     if (this.done) return;
     this.done = true;
-    await (this.sync?.return?.() ?? this.async?.return?.());
+    try {
+      this.sync?.return?.();
+      void Promise.resolve(this.async?.return?.()).catch(() => {});
+    } catch {
+      // The source's own failure to close is the source's.
+    }
   }
 }

@@ -50,6 +50,8 @@ describe("a carrier lying about a batch is killed, and the batch goes on to real
   test("item times that do not match the items", () => expectDisbelieved(`send({ t: "progress", id: message.id, from: 0, n: 1, us: [1, 2] }, ${body("1")});`));
   test("a batch answered with an eval's done", () =>
     expectDisbelieved(`send({ t: "done", id: message.id, ok: true, as: "inline", v: 1, logs: [], stats: { wallMs: 0, cpuMs: 0 } });`));
+  test("empty reports, to keep the host waiting", () => expectDisbelieved(`setInterval(() => send({ t: "progress", id: message.id, from: 0, n: 0 }), 20);`));
+  test("a result over maxResultBytes", () => expectDisbelieved(`send({ t: "progress", id: message.id, from: 0, n: 1 }, Buffer.from(JSON.stringify("x".repeat(2 * 1024 * 1024))));`));
   test("a batch never answered: the host stops waiting", () => expectDisbelieved(""));
   test("a whole batch reported, then reported again", () =>
     expectDisbelieved(`for (let k = 0; k < 2; k++) send({ t: "progress", id: message.id, from: 0, n: 3, end: { cpuMs: 0, durations: [] } }, ${body("10\n20\n30")});`, false));
@@ -61,4 +63,17 @@ test("a progress report for a compile (an eval) kills the carrier: the transform
   delete process.env.PADDOCK_DENO;
   assert.ok(error instanceof CarrierCrashedError, String(error));
   assert.match(error.message, /progress report for an eval/);
+});
+
+test("a result that is not JSON is that message's failure, never handed on", async () => {
+  process.env.PADDOCK_DENO = fakeCarrier(KEEP + `send({ t: "progress", id: message.id, from: 0, n: 2, end: { cpuMs: 0, durations: [] } }, Buffer.from('{"a":1}} trailing\\n2'));`);
+  const transform = await Transform.create({ code: "export default (m) => m" });
+  delete process.env.PADDOCK_DENO;
+  try {
+    const results = await transform.callManyJson(["1", "2"]);
+    assert.equal(results[0]!.ok, false);
+    assert.deepEqual(results[1], { ok: true, json: "2", index: 1, version: 1 });
+  } finally {
+    await transform.close();
+  }
 });

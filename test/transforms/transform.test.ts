@@ -188,6 +188,83 @@ describe("transforms", () => {
       assert.equal(await transform.call(5), -5);
     }));
 
+  test("a message that dies takes no innocent message of the batch queued behind it down with it", () =>
+    withTransform({ code: `export default (m) => { if (m.bomb) { const a = []; for (;;) a.push(new Array(100000).fill(1)); } return m.i; }`, memoryMb: 64, timeoutMsPerMessage: 20_000, batchSize: 5, maxInFlight: 2 }, async (transform) => {
+      const results = await transform.callMany(Array.from({ length: 10 }, (_, i) => ({ i, bomb: i === 2 })));
+      assert.deepEqual(results.map((r) => (r.ok ? r.value : r.error.name)), [0, 1, "MemoryLimitError", 3, 4, 5, 6, 7, 8, 9]);
+    }));
+
+  test("an async message that logs, then waits: its logs arrive with it, and nothing is killed", async () => {
+    const logs: TransformLog[] = [];
+    await withTransform({ code: `export default async (m) => { console.log("got", m); await new Promise((r) => setTimeout(r, 80)); return m; }`, onLog: (entry) => logs.push(entry) }, async (transform) => {
+      assert.deepEqual((await transform.callMany([0, 1, 2])).map((r) => r.ok && r.value), [0, 1, 2]);
+      assert.deepEqual(logs.map((entry) => [entry.index, entry.message]), [[0, "got 0"], [1, "got 1"], [2, "got 2"]]);
+      assert.equal(transform.stats().carrierRestarts, 0);
+    });
+  });
+
+  test("work a message leaves running ends with it: its timers neither fire during the next message nor count against it", () =>
+    withTransform({ code: `export default (m) => { if (m === 0) setTimeout(() => { for (;;) {} }, 0); setTimeout(() => {}, 60000); return m; }`, maxTimers: 3, timeoutMsPerMessage: 200 }, async (transform) => {
+      const results = await transform.callMany(Array.from({ length: 10 }, (_, i) => i));
+      assert.deepEqual(results.map((r) => (r.ok ? r.value : r.error.name)), Array.from({ length: 10 }, (_, i) => i));
+      assert.equal(transform.stats().carrierRestarts, 0);
+    }));
+
+  test("user code cannot drive the batch machinery: the entry point, a promise's own then", () =>
+    withTransform({
+      code: `const calls = {};
+export default (m) => {
+  calls[m.i] = (calls[m.i] ?? 0) + 1;
+  if (m.kind === "entry" && calls[m.i] === 1) return (async () => { await 0; $paddock$batch(); return "entry"; })();
+  if (m.kind === "then") { const p = Promise.resolve("then"); p.then = () => undefined; return p; }
+  if (m.kind === "loop") { const p = Promise.resolve("loop"); p.then = () => { for (;;) {} }; return p; }
+  return m.i + ":" + calls[m.i];
+};`,
+      timeoutMsPerMessage: 200,
+    }, async (transform) => {
+      const results = await transform.callMany([{ i: 0, kind: "entry" }, { i: 1 }, { i: 2, kind: "then" }, { i: 3, kind: "loop" }, { i: 4 }]);
+      assert.deepEqual(results.map((r) => (r.ok ? r.value : r.error.name)), ["entry", "1:1", "then", "loop", "4:1"]);
+      assert.equal(transform.stats().carrierRestarts, 0);
+    }));
+
+  test("stream(): bad options are refused; a source's error comes after the results already made; break returns at once from an idle source", async () =>
+    withTransform({ code: `export default (m) => m * 2` }, async (transform) => {
+      for (const options of [{ batchSize: 0 }, { maxInFlight: 0 }, { batchSize: 1.5 }, { lingerMs: -1 }, { batch: 10 }]) {
+        await assert.rejects(async () => {
+          for await (const _ of transform.stream([1], options as never)) void _;
+        }, TypeError);
+      }
+      async function* breaking(): AsyncGenerator<number> {
+        yield 1;
+        yield 2;
+        yield 3;
+        throw new Error("source broke");
+      }
+      const seen: unknown[] = [];
+      await assert.rejects(async () => {
+        for await (const result of transform.stream(breaking(), { batchSize: 3 })) seen.push(result.ok && result.value);
+      }, /source broke/);
+      assert.deepEqual(seen, [2, 4, 6]);
+      async function* idle(): AsyncGenerator<number> {
+        yield 1;
+        await new Promise((resolve) => setTimeout(resolve, 60_000).unref());
+      }
+      const started = performance.now();
+      for await (const result of transform.stream(idle(), { lingerMs: 1 })) {
+        assert.equal(result.ok && result.value, 2);
+        break;
+      }
+      assert.ok(performance.now() - started < 30_000, "break does not wait for the source's next message");
+    }));
+
+  test("callManyJson splits large inputs into batches", () =>
+    withTransform({ code: `export default (m) => m + 1`, batchSize: 100 }, async (transform) => {
+      const results = await transform.callManyJson(Array.from({ length: 1050 }, (_, i) => String(i)));
+      assert.deepEqual(results.map((r) => r.ok && r.json), Array.from({ length: 1050 }, (_, i) => String(i + 1)));
+      assert.deepEqual(results.map((r) => r.index), Array.from({ length: 1050 }, (_, i) => i));
+      assert.ok(transform.stats().batches >= 11);
+    }));
+
   test("stream() holds at most maxInFlight batches: a slow consumer slows the reading of a 1,000,000-message source", () =>
     withTransform({ code: `export default (m) => m % 3 === 0 ? undefined : { n: m }`, carriers: 2 }, async (transform) => {
       let pulled = 0;
