@@ -1,6 +1,6 @@
 /**
- * The messages every eval sends (`ready` once, then `done` and `logs`), and tool calls (an agent's
- * script may make hundreds), checked by hand. The zod
+ * The messages every eval sends (`ready` once, then `done` and `logs`), tool calls (an agent's
+ * script may make hundreds) and batch reports (a transform's every call), checked by hand. The zod
  * schema in messages.ts stays the single definition of the protocol: this check only says "valid"
  * for messages the schema accepts too (test/unit/hot-messages.test.ts compares the two on
  * generated and mutated messages), and anything it does not vouch for goes to the schema, which
@@ -11,6 +11,7 @@ import { logLevels, type LogEntry } from "../capabilities/console/messages.js";
 import { PROTOCOL_LIMITS } from "./limits.js";
 import { MAX_TOOL_NAME_CHARS } from "../capabilities/tools/messages.js";
 import { carrierPhaseNames, failureKinds, type CarrierMessage } from "./messages.js";
+import { BATCH_DURATION_BUCKETS, MAX_BATCH_ITEMS } from "./batch.js";
 
 type Fields = Record<string, unknown>;
 
@@ -26,6 +27,8 @@ export function acceptHotMessage(header: unknown): CarrierMessage | undefined {
       return isDone(header) ? (header as CarrierMessage) : undefined;
     case "call":
       return isToolCall(header) ? (header as CarrierMessage) : undefined;
+    case "progress":
+      return isPlainProgress(header) ? (header as CarrierMessage) : undefined;
     default:
       return undefined;
   }
@@ -44,6 +47,30 @@ const FAILURE_KINDS = new Set<string>(failureKinds);
 const RESULT_FORMS = new Set(["inline", "undefined", "body"]);
 const CALL_KEYS = new Set(["t", "id", "call", "cap", "args"]);
 const TOOL_ARGS_KEYS = new Set(["tool"]);
+
+const PROGRESS_KEYS = new Set(["t", "id", "from", "n", "empty", "us", "end"]);
+const END_KEYS = new Set(["cpuMs", "durations"]);
+
+/** A batch's report without errors or logs (those, and "missing", are left to the schema). */
+function isPlainProgress(header: Fields): boolean {
+  if (!hasOnlyKeys(header, PROGRESS_KEYS) || !isEvalId(header.id) || !isItemIndex(header.from) || !isItemIndex(header.n)) return false;
+  if ("empty" in header && !isArrayOf(header.empty, isItemIndex)) return false;
+  if ("us" in header && !isArrayOf(header.us, isDuration)) return false;
+  if (!("end" in header)) return true;
+  const end = header.end;
+  if (!isRecord(end) || !hasOnlyKeys(end, END_KEYS) || !isDuration(end.cpuMs) || !Array.isArray(end.durations) || end.durations.length > BATCH_DURATION_BUCKETS) return false;
+  return isArrayOf(end.durations, (pair) => Array.isArray(pair) && pair.length === 2 && isItemIndex(pair[0]) && isItemIndex(pair[1]));
+}
+
+function isItemIndex(value: unknown): boolean {
+  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_BATCH_ITEMS;
+}
+
+function isArrayOf(value: unknown, check: (item: unknown) => boolean): boolean {
+  if (!Array.isArray(value)) return false;
+  for (const item of value as unknown[]) if (!check(item)) return false;
+  return true;
+}
 
 /** A tool call; fetch calls (rarer, and larger) are left to the schema. */
 function isToolCall(header: Fields): boolean {

@@ -38,6 +38,10 @@ const VALID: Record<string, unknown> = {
   },
   "tool call": { t: "call", id: 3, call: 9, cap: "tool", args: { tool: "github.create_issue" } },
   "tool call, longest name": { t: "call", id: Number.MAX_SAFE_INTEGER, call: Number.MAX_SAFE_INTEGER, cap: "tool", args: { tool: "t".repeat(1024) } },
+  "progress, plain": { t: "progress", id: 4, from: 0, n: 1000 },
+  "progress, empty items and times": { t: "progress", id: 4, from: 1000, n: 3, empty: [1000, 1002], us: [0, 1.5, 20] },
+  "progress, end": { t: "progress", id: Number.MAX_SAFE_INTEGER, from: 5, n: 0, end: { cpuMs: 1.25, durations: [[3, 900], [255, 1]] } },
+  "progress, end with items": { t: "progress", id: 9, from: 0, n: 1_000_000, empty: [0], end: { cpuMs: 0, durations: [] } },
   "done, failed, fewest fields, traced": {
     t: "done", id: 6, ok: false, logs: [], stats: { wallMs: 3, cpuMs: 2 }, phases,
     error: { kind: "timeout", name: "N".repeat(PROTOCOL_LIMITS.maxNameText), message: "m".repeat(PROTOCOL_LIMITS.maxErrorText) },
@@ -55,6 +59,7 @@ const ODD_VALUES: unknown[] = [
   undefined, null, true, 0, -0, -1, 1.5, 2 ** 53, Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity, "", "x", "0",
   "n".repeat(PROTOCOL_LIMITS.maxNameText + 1), "m".repeat(PROTOCOL_LIMITS.maxErrorText + 1), [], [{}], {}, { t: "ready" },
   "inline", "body", "log", "script", "policy", "ready", "done", "logs", "call", "stream", "tool", "fetch", "t".repeat(1025), { tool: "x" },
+  "progress", 1_000_000, 1_000_001, 256, [0, 1], [[1, 2]], [[1, 2, 3]], [[-1, 2]], [[0.5, 1]], Array.from({ length: 257 }, () => [0, 1]), { cpuMs: 0, durations: [] }, [1e-3],
 ];
 
 /** A small deterministic generator, so a failure names a case that can be replayed. */
@@ -81,7 +86,7 @@ function objectsIn(root: unknown): Array<Record<string, unknown> | unknown[]> {
   return found;
 }
 
-const EXTRA_KEYS = ["extra", "__proto__", "constructor", "t", "id", "ok", "as", "v", "phases", "level", "kind", "stack", "line", "0", "length", "call", "cap", "args", "tool"];
+const EXTRA_KEYS = ["extra", "__proto__", "constructor", "t", "id", "ok", "as", "v", "phases", "level", "kind", "stack", "line", "0", "length", "call", "cap", "args", "tool", "from", "n", "empty", "us", "end", "cpuMs", "durations", "missing", "errors", "logs", "2"];
 
 /** One to three changes anywhere in the message: a field dropped, replaced or added. */
 function mutate(message: unknown, next: () => number): unknown {
