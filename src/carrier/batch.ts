@@ -36,6 +36,8 @@ export interface BatchHost {
   inRealm<T>(realm: Realm, work: () => T): T;
   /** A batch went asynchronous (+1) or came back (-1): the carrier must not block on its input meanwhile. */
   busy(delta: 1 | -1): void;
+  /** Evals running on the carrier (compiling a function, say): batches wait for them (see Batches.evalsDone). */
+  evalsRunning(): number;
 }
 
 /** What a realm that will keep a function gives it, taken before any user code runs in the realm. */
@@ -101,6 +103,19 @@ export class Batches {
     if (!this.active) this.next();
   }
 
+  /**
+   * The carrier's evals are over: a batch that waited for them goes on. (Batches and evals share
+   * the carrier's one thread; the host counts an eval's time as the batch's silence, see Carrier.)
+   */
+  evalsDone(): void {
+    const waiting = this.resumeAfterEvals;
+    this.resumeAfterEvals = undefined;
+    waiting?.();
+  }
+
+  /** Set while the active batch waits for the carrier's evals to end. */
+  resumeAfterEvals: (() => void) | undefined;
+
   private next(): void {
     const job = this.queue.shift();
     if (!job) return;
@@ -111,7 +126,7 @@ export class Batches {
       return this.next();
     }
     const lines = request.count === 0 ? [] : body ? decoder.decode(body).split("\n") : [""];
-    this.active = new BatchRun(request, lines, kept, this.host, () => {
+    this.active = new BatchRun(request, lines, kept, this.host, (resume) => (this.resumeAfterEvals = resume), () => {
       this.active = undefined;
       this.next();
     });
@@ -143,6 +158,8 @@ class BatchRun {
   private resumed: Settled | undefined;
   /** Set just before the carrier enters the realm for a chunk, and taken by that entry. */
   private armed = false;
+  /** The running item made a capability call. */
+  private reachedOut = false;
   private inLoop = false;
   private scope: EvalScope;
   /** Scopes of items that left work behind: ended at once, and again after the chunk (in case its timeout cut the first end short). */
@@ -157,12 +174,23 @@ class BatchRun {
     private readonly lines: string[],
     private readonly kept: Kept,
     private readonly host: BatchHost,
+    private readonly waitForEvals: (resume: () => void) => void,
     private readonly done: () => void,
   ) {
     this.cpuStart = host.cpuMs();
     this.limitMs = request.limits.timeoutMs;
-    // Items' console output travels in the reports, never on its own.
-    this.caller = { call: (scope, cap, args, body) => host.caller.call(scope, cap, args, body), flushLogs: () => {} };
+    this.caller = {
+      call: (scope, cap, args, body) => {
+        // What the items before it did is reported before an item reaches the world, and the
+        // item itself once it is done: an item with effects is never run again after a death
+        // unless it was the one running.
+        if (this.parts.length > 0) this.flush(false);
+        this.reachedOut = true;
+        return host.caller.call(scope, cap, args, body);
+      },
+      // Items' console output travels in the reports, never on its own.
+      flushLogs: () => {},
+    };
     this.scope = this.newScope();
     if (lines.length !== request.count) throw new Error(`batch ${request.id} holds ${lines.length} items, not ${request.count}`);
   }
@@ -174,6 +202,13 @@ class BatchRun {
    */
   drive(): void {
     for (;;) {
+      if (this.host.evalsRunning() > 0) {
+        this.host.busy(1);
+        return this.waitForEvals(() => {
+          this.host.busy(-1);
+          this.drive();
+        });
+      }
       this.runChunk();
       this.endRetired();
       let pause: Promise<unknown> | undefined;
@@ -222,10 +257,12 @@ class BatchRun {
       while (this.i < this.lines.length) {
         const start = this.now;
         if (start - chunkStart > cut) return;
-        if (start - this.lastFlush >= FLUSH_MS || this.pendingChars >= FLUSH_CHARS || (careful && this.i > this.from)) {
+        if (this.flushDue || start - this.lastFlush >= FLUSH_MS || this.pendingChars >= FLUSH_CHARS || (careful && this.i > this.from)) {
           this.flushDue = true;
           return;
         }
+        this.started = start;
+        this.startedIndex = this.i;
         let item: unknown;
         try {
           item = parse(this.lines[this.i]!);
@@ -233,8 +270,9 @@ class BatchRun {
           this.commitFailure({ kind: "script", name: "TypeError", message: `the message is not JSON (${String((error as Error).message)})` });
           continue;
         }
-        this.started = start;
-        this.startedIndex = this.i;
+        // The item's scope is live only while the item runs (or is awaited): work an earlier
+        // item queued and left behind cannot log or fail in a later item's name.
+        this.kept.realm.slot.scope = this.scope;
         try {
           const value = fn(item);
           if (!types.isPromise(value)) {
@@ -268,11 +306,11 @@ class BatchRun {
       this.awaiting = undefined;
       this.resumed = undefined;
       if (this.request.careful) this.times.length = Math.min(this.times.length, this.parts.length);
+      while (this.errors.at(-1)?.i === this.from + this.parts.length) this.errors.pop();
+      while (this.empty.at(-1) === this.from + this.parts.length) this.empty.pop();
       if (this.from + this.parts.length > this.i) {
         this.i = this.from + this.parts.length;
       } else if (this.startedIndex === this.i) {
-        while (this.errors.at(-1)?.i === this.i) this.errors.pop();
-        while (this.empty.at(-1) === this.i) this.empty.pop();
         this.commitFailure(isVmTimeout(error) ? this.timeoutFailure() : this.host.describe(error, this.scope, this.kept.realm, this.kept.filename), true);
       }
     } finally {
@@ -286,6 +324,7 @@ class BatchRun {
     const left = Math.max(0, this.limitMs - (performance.now() - this.started));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), left)));
+    this.kept.realm.slot.scope = this.scope;
     const stopPumping = pumpWhileRunning(this.kept.realm.context);
     try {
       const outcome = await Promise.race([settled, this.scope.aborted, late]);
@@ -377,6 +416,11 @@ class BatchRun {
     const us = ran ? (now - this.started) * 1000 : 0;
     if (ran) this.durations[durationBucket(us)]!++;
     if (this.request.careful) this.times.push(Math.round(us));
+    if (this.reachedOut) {
+      this.reachedOut = false;
+      this.flushDue = true;
+    }
+    this.kept.realm.slot.scope = undefined;
     this.pendingChars += text.length;
     this.parts.push(text);
     this.i++;
@@ -401,9 +445,7 @@ class BatchRun {
   }
 
   private newScope(): EvalScope {
-    const scope = new EvalScope(this.request.id, this.request.limits, this.caller, this.kept.filename);
-    this.kept.realm.slot.scope = scope;
-    return scope;
+    return new EvalScope(this.request.id, this.request.limits, this.caller, this.kept.filename);
   }
 
   private flush(end: boolean): void {

@@ -149,7 +149,9 @@ const batches = new Batches({
   cpuMs: () => hooks.cpuMs(),
   inRealm: (realm, work) => runningRealm.run(realm, work),
   busy: (delta) => void (running += delta),
+  evalsRunning: () => evalsRunning,
 });
+let evalsRunning = 0;
 
 trackRealm(() => runningRealm.getStore(), (value) => realms.owner(value));
 
@@ -212,6 +214,7 @@ class PhaseClock {
 /** Runs one eval and always answers it, whatever the code did. */
 async function runEval(request: EvalRequest, body: Uint8Array | undefined, readAt: number): Promise<void> {
   running++;
+  evalsRunning++;
   evalsSinceCollection++;
   const clock = request.trace ? new PhaseClock(readAt) : undefined;
   clock?.mark("decode");
@@ -267,6 +270,7 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
     die(error);
   } finally {
     running--;
+    if (--evalsRunning === 0) batches.evalsDone();
     // The read loop may be waiting on an asynchronous read begun while this eval ran, so it will
     // not reach its idle work until the next frame: refill the spare realms now, while idle.
     if (running === 0) realms.refillSoon(() => running === 0);

@@ -114,8 +114,10 @@ interface PendingBatch {
   request: BatchRequest;
   received: number;
   resolve: (end: BatchEnd) => void;
-  /** The host waits for its reports (it is the first of the carrier's batches: the one running). */
+  /** It is the first of the carrier's batches: the one running, whose reports the host waits for. */
   watched: boolean;
+  /** Time to read its body, given once, when it is first watched. */
+  bodyMs: number;
 }
 
 type PendingRequest = Pick<EvalRequest, "limits" | "onLog" | "handleCall">;
@@ -312,11 +314,17 @@ export class Carrier {
     if (!this.alive) return Promise.reject(this.killCause?.error ?? new CarrierCrashedError("the carrier has exited", RESTARTED));
     const id = this.nextEvalId++;
     return new Promise<EvalOutcome>((resolve, reject) => {
+      // A batch running on the carrier finishes its chunk first (then waits for the eval): that
+      // chunk's time is not the eval's.
+      const running = this.runningBatch();
+      const waitMs = running ? batchSilenceLimitMs(running.request.limits.timeoutMs) : 0;
       const killTimer = setTimeout(() => {
         this.kill(id, new TimeoutError(`the eval did not finish within ${request.limits.timeoutMs} ms and its carrier was killed; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
-      }, request.limits.timeoutMs + KILL_GRACE_MS);
+      }, request.limits.timeoutMs + KILL_GRACE_MS + waitMs);
       const pending: PendingEval = { request, logs: [], logChars: 0, resolve, reject, killTimer, ports: new Map() };
       this.pending.set(id, pending);
+      // The carrier's batches wait while it runs an eval: so does the host's wait for their reports.
+      if (running) this.watchRunningBatch();
       if (this.pending.size === 1) this.busy();
       const trace = request.trace === true;
       const sentAt = trace ? performance.now() : 0;
@@ -347,30 +355,40 @@ export class Carrier {
     return new Promise<BatchEnd>((resolve, reject) => {
       const pending: PendingEval = {
         request, logs: [], logChars: 0, reject, resolve: () => {}, killTimer: undefined, ports: new Map(),
-        batch: { request, received: 0, resolve, watched: false },
+        batch: { request, received: 0, resolve, watched: false, bodyMs: Math.ceil((body?.byteLength ?? 0) / BODY_BYTES_PER_MS) },
       };
       this.pending.set(id, pending);
       if (this.pending.size === 1) this.busy();
       const { version, limits, careful, items } = request;
       this.send({ t: "batch", id, version, count: items.length, limits, careful }, body);
-      this.watchRunningBatch(body?.byteLength ?? 0);
+      this.watchRunningBatch();
     });
   }
 
+  /** The first of the carrier's batches: the one it runs (the others wait their turn). */
+  private runningBatch(): PendingBatch | undefined {
+    for (const pending of this.pending.values()) if (pending.batch) return pending.batch;
+    return undefined;
+  }
+
   /**
-   * Starts the wait for reports of the first batch, if it has none yet: only the batch the carrier
-   * is running is expected to report (the others wait their turn). `bodyBytes`: time to read a
-   * large body comes first.
+   * (Re)starts the wait for the running batch's next report. Only the batch the carrier runs is
+   * expected to report, and not while the carrier runs an eval (its batches wait for evals).
    */
-  private watchRunningBatch(bodyBytes = 0): void {
-    for (const [id, pending] of this.pending) {
-      const batch = pending.batch;
-      if (!batch) continue;
-      if (batch.watched) return;
-      batch.watched = true;
-      pending.killTimer = this.silenceTimer(id, batch.request.limits.timeoutMs, Math.ceil(bodyBytes / BODY_BYTES_PER_MS));
-      return;
+  private watchRunningBatch(): void {
+    let evals = false;
+    let running: [number, PendingEval] | undefined;
+    for (const entry of this.pending) {
+      if (entry[1].batch) running ??= entry;
+      else evals = true;
     }
+    if (!running) return;
+    const [id, pending] = running;
+    const batch = pending.batch!;
+    clearTimeout(pending.killTimer);
+    pending.killTimer = evals ? undefined : this.silenceTimer(id, batch.request.limits.timeoutMs, batch.bodyMs);
+    batch.bodyMs = 0;
+    batch.watched = true;
   }
 
   /** Forgets kept function `version` (its realm goes with it). */
@@ -625,7 +643,6 @@ export class Carrier {
     if (message.missing) {
       if (batch.received !== 0 || message.n !== 0 || !message.end) return this.protocolViolation("a malformed missing-function report");
       this.settle(id, pending);
-      this.watchRunningBatch();
       return batch.resolve({ kind: "missing" });
     }
     const { from, n } = message;
@@ -664,13 +681,8 @@ export class Carrier {
     } catch (error) {
       return this.protocolViolation(`a report the host could not read (${(error as Error).message})`);
     }
-    if (!message.end) {
-      clearTimeout(pending.killTimer);
-      pending.killTimer = this.silenceTimer(id, batch.request.limits.timeoutMs);
-      return;
-    }
+    if (!message.end) return this.watchRunningBatch();
     this.settle(id, pending);
-    this.watchRunningBatch();
     batch.resolve({ kind: "done", cpuMs: message.end.cpuMs, durations: message.end.durations });
   }
 
@@ -679,6 +691,8 @@ export class Carrier {
     this.pending.delete(id);
     for (const port of pending.ports.values()) port.finish();
     if (this.pending.size === 0) this.idle();
+    // The next batch runs now, or the running one goes on after the eval.
+    else this.watchRunningBatch();
   }
 
   private protocolViolation(what: string): void {
@@ -695,7 +709,9 @@ export class Carrier {
       for (const port of pending.ports.values()) port.finish();
       if (pending.batch) {
         const error = cause?.error ?? new CarrierCrashedError("the carrier has exited", RESTARTED);
-        pending.batch.resolve({ kind: "died", error, wasRunning: pending.batch.watched });
+        // Another eval's limit (an eval compiling the next version, say) is no item's doing.
+        const elsewhere = cause?.evalId !== undefined && cause.evalId !== id;
+        pending.batch.resolve({ kind: "died", error, wasRunning: pending.batch.watched && !elsewhere });
       } else if (cause && (cause.evalId === id || cause.evalId === undefined)) {
         pending.reject(cause.error);
       } else {

@@ -46,8 +46,13 @@ export interface BatchTarget {
   rekeep(slot: number): Promise<void>;
 }
 
-/** Items replayed carefully after a death when the batch had not reported yet (else twice its largest report). */
-const CAREFUL_WINDOW = 10_000;
+/**
+ * Items replayed carefully after a death: at least this many, or twice the batch's largest report,
+ * and twice as many as the last time if the last careful stretch found no culprit.
+ */
+const CAREFUL_WINDOW = 1000;
+/** Deaths while giving a fresh carrier the function, before the batch gives up. */
+const MAX_REKEEP_DEATHS = 3;
 
 /**
  * `alwaysCareful`: report after every item, with its time (slower: for a few items, as in a
@@ -59,7 +64,9 @@ export async function runBatch(target: BatchTarget, items: readonly string[], al
   /** Items still to run carefully (Infinity: all). */
   let carefulLeft = alwaysCareful ? Infinity : 0;
   let largestReport = 0;
+  let window = 0;
   let rekeeps = 0;
+  let rekeepDeaths = 0;
   while (done < items.length) {
     const offset = done;
     const careful = carefulLeft > 0;
@@ -86,7 +93,9 @@ export async function runBatch(target: BatchTarget, items: readonly string[], al
           await target.rekeep(target.slot);
         } catch (error) {
           if (error instanceof SandboxClosedError || !(error instanceof SandboxError)) throw error;
-          return failRest(outcome, items.length, done, error);
+          // The carrier died while compiling (another batch's item killed it): a fresh one, again.
+          if (!error.carrierRestarted || error instanceof CarrierStartError || ++rekeepDeaths > MAX_REKEEP_DEATHS) return failRest(outcome, items.length, done, error);
+          rekeeps = 0;
         }
         break;
       case "done":
@@ -105,8 +114,10 @@ export async function runBatch(target: BatchTarget, items: readonly string[], al
           outcome.texts[done] = "";
           done++;
           carefulLeft = alwaysCareful ? Infinity : 0;
+          window = 0;
         } else {
-          carefulLeft = largestReport > 0 ? Math.max(16, 2 * largestReport) : CAREFUL_WINDOW;
+          window = window > 0 ? 2 * window : Math.max(CAREFUL_WINDOW, 2 * largestReport);
+          carefulLeft = window;
         }
         break;
     }

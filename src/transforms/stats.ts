@@ -29,7 +29,8 @@ export class StatsCollector {
   private messagesIn = 0;
   private messagesOut = 0;
   private dropped = 0;
-  private readonly failed: Record<string, number> = {};
+  /** By error name, which is the carrier's (or user code's) to choose: no prototype to collide with. */
+  private readonly failed: Record<string, number> = Object.create(null) as Record<string, number>;
   private batches = 0;
   private restarts = 0;
   private hostUs = 0;

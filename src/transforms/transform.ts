@@ -268,11 +268,12 @@ export class Transform implements AsyncDisposable {
     const next = this.updating.then(async () => {
       const version = this.nextVersion++;
       this.codes.set(version, code);
-      try {
-        await this.keepEverywhere(version);
-      } catch (error) {
+      const keeps = await Promise.allSettled(this.load.map((_, slot) => this.keepOn(slot, version)));
+      const failed = keeps.find((keep) => keep.status === "rejected");
+      if (failed) {
+        // Forgotten once every carrier is done with it (a keep still running would keep it after).
         this.forget(version);
-        throw error;
+        throw failed.reason;
       }
       const old = this.version;
       this.version = version;

@@ -265,6 +265,39 @@ export default (m) => {
       assert.ok(transform.stats().batches >= 11);
     }));
 
+  test("an update whose module takes far longer than a message's limit, while batches run, fails nothing", () =>
+    withTransform({ code: `export default (m) => m`, timeoutMsPerMessage: 50, initTimeoutMs: 5000, batchSize: 50 }, async (transform) => {
+      const slowModule = `const until = performance.now() + 600; while (performance.now() < until); export default (m) => -m;`;
+      let updated: Promise<void> | undefined;
+      const seen: unknown[] = [];
+      for await (const result of transform.stream(Array.from({ length: 3000 }, (_, i) => i + 1))) {
+        seen.push(result.ok ? Math.abs(result.value as number) : result.error.name);
+        if (result.index === 100) updated = transform.update(slowModule);
+      }
+      await updated;
+      assert.deepEqual(seen, Array.from({ length: 3000 }, (_, i) => i + 1));
+      assert.equal(transform.stats().carrierRestarts, 0);
+      assert.equal(await transform.call(4), -4);
+    }));
+
+  test("work a message leaves on the microtask queue cannot log or fail in a later message's name", async () => {
+    const logs: TransformLog[] = [];
+    await withTransform({ code: `export default (m) => { if (m === 0) { Promise.resolve().then(() => console.log("x".repeat(700))); queueMicrotask(() => { throw new Error("left behind"); }); } console.log("message " + m); return m; }`, maxLogBytes: 1024, onLog: (entry) => logs.push(entry) }, async (transform) => {
+      const results = await transform.callMany([0, 1, 2]);
+      assert.deepEqual(results.map((r) => (r.ok ? r.value : r.error.message)), [0, 1, 2]);
+      assert.deepEqual(logs.map((entry) => [entry.index, entry.message]), [[0, "message 0"], [1, "message 1"], [2, "message 2"]]);
+    });
+  });
+
+  test("a message that is not JSON and slower to parse than its limit fails alone", () =>
+    withTransform({ code: `export default (m) => m`, timeoutMsPerMessage: 5 }, async (transform) => {
+      const results = await transform.callManyJson(["1", "[" + "1,".repeat(4_000_000) + "x]", "3"]);
+      assert.deepEqual(results[0], { ok: true, json: "1", index: 0, version: 1 });
+      assert.ok(!results[1]!.ok && ["TimeoutError", "TypeError"].includes(results[1]!.error.name));
+      assert.deepEqual(results[2], { ok: true, json: "3", index: 2, version: 1 });
+      assert.equal(transform.stats().carrierRestarts, 0);
+    }));
+
   test("stream() holds at most maxInFlight batches: a slow consumer slows the reading of a 1,000,000-message source", () =>
     withTransform({ code: `export default (m) => m % 3 === 0 ? undefined : { n: m }`, carriers: 2 }, async (transform) => {
       let pulled = 0;
