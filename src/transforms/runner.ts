@@ -104,6 +104,7 @@ export async function runBatch(target: BatchTarget, items: readonly string[], al
         if (carefulLeft !== Infinity) carefulLeft = 0;
         break;
       case "died":
+        if (result.error instanceof SandboxClosedError) throw result.error;
         rekeeps = 0;
         // It died while another batch ran: this one just goes on, from where it was.
         if (!result.wasRunning) break;

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Transform, ScriptError, TimeoutError, type TransformOptions, type TransformResult, type TransformJsonResult, type TransformLog } from "../../src/index.js";
+import { Transform, ScriptError, TimeoutError, SandboxClosedError, type TransformOptions, type TransformResult, type TransformJsonResult, type TransformLog } from "../../src/index.js";
 
 const FLAG = `export default (msg) => msg.amount > 100 ? { ...msg, flagged: true } : undefined`;
 
@@ -297,6 +297,17 @@ export default (m) => {
       assert.deepEqual(results[2], { ok: true, json: "3", index: 2, version: 1 });
       assert.equal(transform.stats().carrierRestarts, 0);
     }));
+
+  test("close() while messages run: the calls reject with SandboxClosedError, at once", async () => {
+    const transform = await Transform.create({ code: `export default (m) => { const until = performance.now() + 5; while (performance.now() < until); return m; }` });
+    const running = transform.callMany(Array.from({ length: 5000 }, (_, i) => i)).then(() => "resolved", (error: unknown) => error);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = performance.now();
+    await transform.close();
+    assert.ok((await running) instanceof SandboxClosedError);
+    await assert.rejects(transform.call(1), SandboxClosedError);
+    assert.ok(performance.now() - started < 10_000);
+  });
 
   test("stream() holds at most maxInFlight batches: a slow consumer slows the reading of a 1,000,000-message source", () =>
     withTransform({ code: `export default (m) => m % 3 === 0 ? undefined : { n: m }`, carriers: 2 }, async (transform) => {
