@@ -106,8 +106,9 @@ export async function runBatch(target: BatchTarget, items: readonly string[], al
       case "died":
         if (result.error instanceof SandboxClosedError) throw result.error;
         rekeeps = 0;
-        // It died while another batch ran: this one just goes on, from where it was.
-        if (!result.wasRunning) break;
+        // It died while another batch ran (this one goes on from where it was), or after this one
+        // reported its every item.
+        if (!result.wasRunning || done >= items.length) break;
         outcome.restarts++;
         if (result.error instanceof CarrierStartError) return failRest(outcome, items.length, done, result.error);
         if (careful) {

@@ -268,12 +268,11 @@ export class Transform implements AsyncDisposable {
     const next = this.updating.then(async () => {
       const version = this.nextVersion++;
       this.codes.set(version, code);
-      const keeps = await Promise.allSettled(this.load.map((_, slot) => this.keepOn(slot, version)));
-      const failed = keeps.find((keep) => keep.status === "rejected");
-      if (failed) {
-        // Forgotten once every carrier is done with it (a keep still running would keep it after).
+      try {
+        await this.keepEverywhere(version);
+      } catch (error) {
         this.forget(version);
-        throw failed.reason;
+        throw error;
       }
       const old = this.version;
       this.version = version;
@@ -428,9 +427,13 @@ export class Transform implements AsyncDisposable {
     }
   }
 
+  /** Compiles `version` on every carrier; rejects with the first failure once every carrier is done (a keep still running would hold the version after it is forgotten). */
   private async keepEverywhere(version: number): Promise<void> {
-    await Promise.all(this.load.map((_, slot) => this.keepOn(slot, version)));
+    const keeps = await Promise.allSettled(this.load.map((_, slot) => this.keepOn(slot, version)));
+    const failed = keeps.find((keep): keep is PromiseRejectedResult => keep.status === "rejected");
+    if (failed) throw failed.reason;
   }
+
 
   private async keepOn(slot: number, version: number): Promise<void> {
     const code = this.codes.get(version);
