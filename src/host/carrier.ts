@@ -153,8 +153,11 @@ const READY_TIMEOUT_MS = 15_000;
 /** Room in a frame beyond the result itself: header, logs, error text. */
 const FRAME_SLACK_BYTES = 1024 * 1024;
 const STDERR_KEEP = 8 * 1024;
-/** Reading a batch's body is given this rate at the least (a busy machine's pipe), on top of its silence limit. */
-const BODY_BYTES_PER_MS = 50_000;
+/**
+ * Reading a batch's body (the pipe, then its decoding in the carrier) is given this rate at the
+ * least, on top of its silence limit: 10 MB/s, which a loaded machine still manages.
+ */
+const BODY_BYTES_PER_MS = 10_000;
 /** A batch reports once 256K characters of results and errors wait: up to 1.5 MiB as escaped JSON, and an error's stack. */
 const BATCH_REPORT_BYTES = 3 * 1024 * 1024;
 /**
