@@ -2,9 +2,9 @@
  * One batch of one transform on one carrier, through to an outcome for every item, whatever the
  * items do to the carrier. A carrier that dies while running the batch (an item blew the memory
  * limit, looped where the vm timeout cannot reach, crashed it) is replaced, and the batch goes on
- * from the first item not reported, carefully for a while (about twice what one report held): the
- * new carrier reports after every item, so if an item kills it again, that item is the culprit and
- * fails with the carrier's error; then, or once the careful stretch passes, full speed again.
+ * from the first item not reported, carefully for a while (one item per batch): if an item kills
+ * the new carrier too, that item is the culprit and fails with the carrier's error; then, or once
+ * the careful stretch passes, full speed again.
  */
 import type { Failure } from "../protocol/messages.js";
 import type { LogLevel } from "../capabilities/console/messages.js";
@@ -55,7 +55,7 @@ const CAREFUL_WINDOW = 1000;
 const MAX_REKEEP_DEATHS = 3;
 
 /**
- * `alwaysCareful`: report after every item, with its time (slower: for a few items, as in a
+ * `alwaysCareful`: one item per batch, each with its time (slower: for a few items, as in a
  * preview). Rejects only if the sandbox closes.
  */
 export async function runBatch(target: BatchTarget, items: readonly string[], alwaysCareful = false): Promise<BatchOutcome> {
@@ -70,7 +70,9 @@ export async function runBatch(target: BatchTarget, items: readonly string[], al
   while (done < items.length) {
     const offset = done;
     const careful = carefulLeft > 0;
-    const end = careful && carefulLeft !== Infinity ? Math.min(items.length, offset + carefulLeft) : items.length;
+    // Carefully, one message per batch: a death even while the carrier reads the batch (a huge
+    // message) is then that message's.
+    const end = careful ? offset + 1 : items.length;
     const part = offset === 0 && end === items.length ? items : items.slice(offset, end);
     const onProgress = (progress: BatchProgress) => {
       record(outcome, progress, offset);
@@ -101,7 +103,7 @@ export async function runBatch(target: BatchTarget, items: readonly string[], al
       case "done":
         outcome.cpuMs += result.cpuMs;
         outcome.durations.push(...result.durations);
-        if (carefulLeft !== Infinity) carefulLeft = 0;
+        if (careful) carefulLeft--;
         break;
       case "died":
         if (result.error instanceof SandboxClosedError) throw result.error;

@@ -313,6 +313,14 @@ export default (m) => {
     assert.ok(performance.now() - started < 10_000);
   });
 
+  test("a message too large for the carrier's memory fails alone, not the messages sent with it", () =>
+    withTransform({ code: `export default (m) => typeof m === "string" ? m.length : m`, memoryMb: 64 }, async (transform) => {
+      const results = await transform.callMany([1, "x".repeat(60_000_000), 3]);
+      assert.deepEqual(results[0], { ok: true, value: 1, index: 0, version: 1 });
+      assert.equal(failed(results[1]).error.name, "MemoryLimitError");
+      assert.deepEqual(results[2], { ok: true, value: 3, index: 2, version: 1 });
+    }));
+
   test("stream() holds at most maxInFlight batches: a slow consumer slows the reading of a 1,000,000-message source", () =>
     withTransform({ code: `export default (m) => m % 3 === 0 ? undefined : { n: m }`, carriers: 2 }, async (transform) => {
       let pulled = 0;
