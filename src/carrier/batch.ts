@@ -16,7 +16,7 @@ import vm from "node:vm";
 import { types } from "node:util";
 import { setImmediate } from "node:timers";
 import type { Failure, HostMessage } from "../protocol/messages.js";
-import { BATCH_DURATION_BUCKETS, durationBucket } from "../protocol/batch.js";
+import { BATCH_DURATION_BUCKETS, BATCH_REPORT_CHARS, BATCH_REPORT_MS, chunkTimeoutMs, durationBucket } from "../protocol/batch.js";
 import type { LogLevel } from "../capabilities/console/messages.js";
 import type { Realm } from "./realm.js";
 import { EvalScope, carrierFailure, type HostCaller } from "./scope.js";
@@ -56,9 +56,6 @@ interface Kept extends KeepPreparation {
 /** How an item's promise settled, as the carrier recorded it (never an object user code made). */
 type Settled = { value: unknown } | { error: unknown };
 
-/** Report progress after this much work, or this much text to report (×6 for JSON escapes: see the host's frame limit). */
-const FLUSH_MS = 4;
-const FLUSH_CHARS = 256 * 1024;
 const ENTRY = "$paddock$batch";
 const enter = new vm.Script(`${ENTRY}()`, { filename: "paddock:batch" });
 const encoder = new TextEncoder();
@@ -257,7 +254,7 @@ class BatchRun {
       while (this.i < this.lines.length) {
         const start = this.now;
         if (start - chunkStart > cut) return;
-        if (this.flushDue || start - this.lastFlush >= FLUSH_MS || this.pendingChars >= FLUSH_CHARS || (careful && this.i > this.from)) {
+        if (this.flushDue || start - this.lastFlush >= BATCH_REPORT_MS || this.pendingChars >= BATCH_REPORT_CHARS || (careful && this.i > this.from)) {
           this.flushDue = true;
           return;
         }
@@ -298,7 +295,7 @@ class BatchRun {
   private runChunk(): void {
     try {
       this.armed = true;
-      this.host.inRealm(this.kept.realm, () => enter.runInContext(this.kept.realm.context, { timeout: Math.ceil(this.limitMs * 1.5) }));
+      this.host.inRealm(this.kept.realm, () => enter.runInContext(this.kept.realm.context, { timeout: chunkTimeoutMs(this.limitMs) }));
     } catch (error) {
       // Terminated: no `finally` ran inside, and the item may have been stopped halfway through
       // its own bookkeeping (which records its text, then counts it: see commit()).

@@ -15,7 +15,7 @@ import { carrierStarts } from "./start-queue.js";
 import { CarrierCrashedError, CarrierStartError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
 import { watchMemory, readRssBytes } from "./memory-watch.js";
 import { decodeResult } from "./decode.js";
-import { MAX_BATCH_ITEMS } from "../protocol/batch.js";
+import { BATCH_REPORT_CHARS, BATCH_REPORT_MS, MAX_BATCH_ITEMS, chunkTimeoutMs } from "../protocol/batch.js";
 import { CallPort, type PortPipe } from "./call-port.js";
 import type { ModuleLink, ModuleUnit } from "../capabilities/modules/messages.js";
 import type { ToolCatalogMessage } from "../capabilities/tools/messages.js";
@@ -105,10 +105,9 @@ export type BatchEnd =
   | { kind: "died"; error: SandboxError; wasRunning: boolean };
 
 /** A batch's liveness: the carrier reports at least this often while it runs (see src/carrier/batch.ts). */
-export function batchSilenceLimitMs(timeoutMs: number): number {
-  return Math.ceil(timeoutMs * 1.5) + BATCH_FLUSH_MS + KILL_GRACE_MS;
+function batchSilenceLimitMs(timeoutMs: number): number {
+  return chunkTimeoutMs(timeoutMs) + BATCH_REPORT_MS + KILL_GRACE_MS;
 }
-const BATCH_FLUSH_MS = 4;
 
 interface PendingBatch {
   request: BatchRequest;
@@ -158,8 +157,11 @@ const STDERR_KEEP = 8 * 1024;
  * least, on top of its silence limit: 10 MB/s, which a loaded machine still manages.
  */
 const BODY_BYTES_PER_MS = 10_000;
-/** A batch reports once 256K characters of results and errors wait: up to 1.5 MiB as escaped JSON, and an error's stack. */
-const BATCH_REPORT_BYTES = 3 * 1024 * 1024;
+/**
+ * A batch reports once BATCH_REPORT_CHARS of results, errors and logs wait: up to 6× as escaped
+ * JSON, and as much again for the last item's error stack and logs.
+ */
+const BATCH_REPORT_BYTES = 2 * 6 * BATCH_REPORT_CHARS;
 /**
  * A carrier writes to stderr only when it fails (a V8 OOM report, a panic: kilobytes). More than
  * this is a carrier out of control, killed before its noise costs the host more than reading it.

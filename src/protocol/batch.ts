@@ -8,6 +8,19 @@
 /** Items one batch may hold. */
 export const MAX_BATCH_ITEMS = 1_000_000;
 
+/** The carrier reports a batch's progress after this much work, or this much text to report. */
+export const BATCH_REPORT_MS = 4;
+export const BATCH_REPORT_CHARS = 256 * 1024;
+
+/**
+ * The node:vm timeout around a chunk of items: a chunk stops starting items after half the per-item
+ * limit, so an item stopped by this has run at least the whole limit. It is also the longest a
+ * carrier is silent while it runs a batch (see the host's Carrier).
+ */
+export function chunkTimeoutMs(itemLimitMs: number): number {
+  return Math.ceil(itemLimitMs * 1.5);
+}
+
 /**
  * Per-item times travel as a histogram: bucket b holds times in [1.1^b, 1.1^(b+1)) µs, so a
  * percentile read from it is within 5% of the true one.
