@@ -18,6 +18,7 @@ import { setImmediate } from "node:timers";
 import type { Failure, HostMessage } from "../protocol/messages.js";
 import { BATCH_DURATION_BUCKETS, BATCH_REPORT_CHARS, BATCH_REPORT_MS, chunkTimeoutMs, durationBucket } from "../protocol/batch.js";
 import type { LogLevel } from "../capabilities/console/messages.js";
+import { isOverUtf8Bytes } from "../protocol/limits.js";
 import type { Realm } from "./realm.js";
 import { EvalScope, carrierFailure, type HostCaller } from "./scope.js";
 import { pumpWhileRunning } from "./pump.js";
@@ -59,6 +60,7 @@ type Settled = { value: unknown } | { error: unknown };
 const ENTRY = "$paddock$batch";
 const enter = new vm.Script(`${ENTRY}()`, { filename: "paddock:batch" });
 const encoder = new TextEncoder();
+const utf8Length = (text: string) => encoder.encode(text).byteLength;
 const decoder = new TextDecoder();
 
 export class Batches {
@@ -354,7 +356,7 @@ class BatchRun {
         failure = { kind: "script", name: failure.name, message: `the result cannot be encoded as JSON: ${failure.message}` };
       }
       const max = this.request.limits.maxResultBytes;
-      if (text.length * 3 > max && (text.length > max || encoder.encode(text).byteLength > max)) {
+      if (isOverUtf8Bytes(text, max, utf8Length)) {
         failure = { kind: "output", name: "OutputLimitError", message: `the result is over ${max} bytes as JSON (the maxResultBytes limit)` };
       }
     }

@@ -6,7 +6,7 @@ import { DefaultSerializer } from "node:v8";
 import { types } from "node:util";
 import type { CallError, Failure, FailureKind } from "../protocol/messages.js";
 import type { RealmHelpers } from "./capability.js";
-import { PROTOCOL_LIMITS } from "../protocol/limits.js";
+import { PROTOCOL_LIMITS, isOverUtf8Bytes } from "../protocol/limits.js";
 import { findUncloneable } from "../protocol/clone-path.js";
 import type { EvalScope } from "./scope.js";
 import { LimitBreach, carrierFailure } from "./scope.js";
@@ -60,7 +60,7 @@ export function encodeValue(value: unknown, maxBytes: number, scope: EvalScope):
       break;
     case "string":
       if (value.length <= INLINE_STRING_MAX) {
-        if (value.length * 3 > maxBytes && new TextEncoder().encode(value).byteLength > maxBytes) break;
+        if (isOverUtf8Bytes(value, maxBytes, (text) => new TextEncoder().encode(text).byteLength)) break;
         return { as: "inline", v: value };
       }
       break;

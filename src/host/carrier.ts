@@ -15,6 +15,7 @@ import { carrierStarts } from "./start-queue.js";
 import { CarrierCrashedError, CarrierStartError, MemoryLimitError, SandboxError, TimeoutError } from "./errors.js";
 import { watchMemory, readRssBytes } from "./memory-watch.js";
 import { decodeResult } from "./decode.js";
+import { isOverUtf8Bytes } from "../protocol/limits.js";
 import { BATCH_REPORT_CHARS, BATCH_REPORT_MS, MAX_BATCH_ITEMS, chunkTimeoutMs } from "../protocol/batch.js";
 import { CallPort, type PortPipe } from "./call-port.js";
 import type { ModuleLink, ModuleUnit } from "../capabilities/modules/messages.js";
@@ -670,7 +671,7 @@ export class Carrier {
     const { maxResultBytes } = batch.request.limits;
     for (const text of texts) {
       if (text === "") blank++;
-      else if (text.length * 3 > maxResultBytes && (text.length > maxResultBytes || Buffer.byteLength(text) > maxResultBytes)) return this.protocolViolation("a result over maxResultBytes");
+      else if (isOverUtf8Bytes(text, maxResultBytes, Buffer.byteLength)) return this.protocolViolation("a result over maxResultBytes");
     }
     if (blank !== seen.size) return this.protocolViolation("a report with a result missing");
     const logChars = new Map<number, number>();
