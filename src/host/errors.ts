@@ -40,6 +40,16 @@ export class ScriptError extends SandboxError {
   }
 }
 
+/** The ScriptError for a failure described by the carrier (its name, message, user-frame stack and position). */
+export function scriptErrorOf(failure: { name: string; message: string; stack?: string; line?: number; column?: number }): ScriptError {
+  return new ScriptError(failure.message, {
+    errorName: failure.name,
+    ...(failure.stack !== undefined ? { sandboxStack: failure.stack } : {}),
+    ...(failure.line !== undefined ? { line: failure.line } : {}),
+    ...(failure.column !== undefined ? { column: failure.column } : {}),
+  });
+}
+
 export class TimeoutError extends SandboxError {
   override name = "TimeoutError";
 }

@@ -10,7 +10,7 @@ import { callHandler } from "./capabilities.js";
 import { EvalFetches, Network, type FetchRecord } from "../capabilities/fetch/host.js";
 import type { ResolvedNetOptions } from "../capabilities/fetch/options.js";
 import {
-  SandboxError, ScriptError, TimeoutError, OutputLimitError, ResourceLimitError, PolicyError, SandboxClosedError, ModuleError,
+  SandboxError, ScriptError, TimeoutError, OutputLimitError, ResourceLimitError, PolicyError, SandboxClosedError, ModuleError, scriptErrorOf,
 } from "./errors.js";
 import { MEMORY_MB, parseEvalOptions, parseOptions, sandboxOptionsSchema, type EvalOptions, type ResolvedSandboxOptions, type SandboxOptions } from "./options.js";
 import { pool } from "./pool.js";
@@ -444,7 +444,7 @@ function withOptionsContext<T>(make: () => T): T {
   }
 }
 
-export function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<string, ModuleError> | undefined): SandboxError {
+function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<string, ModuleError> | undefined): SandboxError {
   switch (failure.kind) {
     case "module":
       return moduleFailures?.get(failure.message) ?? new ModuleError(failure.message, "not-found");
@@ -457,12 +457,7 @@ export function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<str
     case "policy":
       return new PolicyError(failure.message);
     case "script":
-      return new ScriptError(failure.message, {
-        errorName: failure.name,
-        ...(failure.stack !== undefined ? { sandboxStack: failure.stack } : {}),
-        ...(failure.line !== undefined ? { line: failure.line } : {}),
-        ...(failure.column !== undefined ? { column: failure.column } : {}),
-      });
+      return scriptErrorOf(failure);
   }
 }
 

@@ -7,7 +7,7 @@ import { Sandbox } from "../host/sandbox.js";
 import type { SandboxOptions } from "../host/options.js";
 import { parseOptions } from "../host/options.js";
 import { lazySchema } from "../shared/schema.js";
-import { CarrierCrashedError, MemoryLimitError, OutputLimitError, SandboxClosedError, SandboxError, ScriptError, TimeoutError } from "../host/errors.js";
+import { CarrierCrashedError, MemoryLimitError, OutputLimitError, SandboxClosedError, SandboxError, TimeoutError, scriptErrorOf } from "../host/errors.js";
 import type { LogLevel } from "../capabilities/console/messages.js";
 import { runBatch, type BatchOutcome, type TransformFailure } from "./runner.js";
 import { StatsCollector, type TransformStats } from "./stats.js";
@@ -509,12 +509,7 @@ function errorOf(failure: TransformFailure): SandboxError {
     case "CarrierCrashedError":
       return new CarrierCrashedError(failure.message);
     default:
-      return new ScriptError(failure.message, {
-        errorName: failure.name,
-        ...(failure.stack !== undefined ? { sandboxStack: failure.stack } : {}),
-        ...(failure.line !== undefined ? { line: failure.line } : {}),
-        ...(failure.column !== undefined ? { column: failure.column } : {}),
-      });
+      return scriptErrorOf(failure);
   }
 }
 
