@@ -22,6 +22,7 @@ import { defineGlobal } from "./capability.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
 import { pumpWhileRunning, runMicrotasks, wake } from "./pump.js";
 import { Batches, type KeepPreparation } from "./batch.js";
+import { Apps, type ServePreparation } from "./serve.js";
 import { bindImports, guardedImport, importInRealm, receiveModules, staticImporter, trackRealm } from "../capabilities/modules/carrier.js";
 
 type EvalRequest = Extract<HostMessage, { t: "eval" }>;
@@ -153,6 +154,13 @@ const batches = new Batches({
 });
 let evalsRunning = 0;
 
+const apps = new Apps({
+  send: (header, body) => io.send(header, body),
+  describe: (error, scope, realm, filename) => failureOf(realm.helpers.outerOf(error) ?? error, scope, filename),
+  inRealm: (realm, work) => runningRealm.run(realm, work),
+  busy: (delta) => void (running += delta),
+});
+
 trackRealm(() => runningRealm.getStore(), (value) => realms.owner(value));
 
 /** import() in the eval's code: what the host resolved for it, or a refusal. */
@@ -218,15 +226,18 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
   evalsSinceCollection++;
   const clock = request.trace ? new PhaseClock(readAt) : undefined;
   clock?.mark("decode");
-  const scope = new EvalScope(request.id, request.limits, host, request.filename);
+  // An app's scope outlives the eval that started it: it is the app's (see serve.ts).
+  const scope = new EvalScope(request.id, request.limits, host, request.filename, request.serve === true);
   bindImports(scope, request.imports);
   const cpuStart = hooks.cpuMs();
   let realm: Realm | undefined;
   let overrides: Record<string, unknown> | undefined;
   let outcome: EncodedValue | Failure;
+  let served = false;
   try {
     realm = request.persistent ? (persistentRealm ??= realms.take()) : realms.take();
     const keeping: KeepPreparation | undefined = request.keep !== undefined ? batches.prepare(realm) : undefined;
+    const serving: ServePreparation | undefined = request.serve ? apps.prepare(realm) : undefined;
     overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
     bindRealm(realm, scope, overrides);
     if (request.imports && Object.keys(request.imports).length > 0) defineGlobal(realm.global, "$paddock$import", staticImporter(realm));
@@ -234,6 +245,10 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
     const { value } = await evaluate(request, realm, scope, clock);
     if (keeping) {
       batches.keep(request.keep!, realm, value, request.filename, keeping);
+      outcome = { as: "undefined" };
+    } else if (serving) {
+      apps.serve(request.id, realm, scope, value, request.filename, serving);
+      served = true;
       outcome = { as: "undefined" };
     } else {
       outcome = encodeValue(value, request.limits.maxResultBytes, scope);
@@ -246,8 +261,10 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
     clock?.mark("encode");
     // Work the eval queued outside its realm (a stream's pull, an event listener) runs now, on
     // this eval's time, rather than during a later eval.
-    await drainMicrotasks(32);
-    scope.end();
+    if (!served) {
+      await drainMicrotasks(32);
+      scope.end();
+    }
     if (request.persistent && realm && overrides) forgetOverrides(realm, overrides);
     const stats = { wallMs: round(scope.elapsedMs()), cpuMs: round(Math.max(0, hooks.cpuMs() - cpuStart)) };
     const logs = scope.takeLogs();
@@ -413,6 +430,12 @@ function onFrame(frame: RawFrame, readAt: number): void {
       break;
     case "drop":
       batches.drop(message.version);
+      break;
+    case "request":
+      apps.request(message);
+      break;
+    case "body":
+      apps.body(message, frame.body);
       break;
     case "globals":
       sandboxGlobals = frame.body ? (deserialize(frame.body) as Record<string, unknown>) : {};

@@ -20,6 +20,7 @@ import { BATCH_REPORT_CHARS, BATCH_REPORT_MS, MAX_BATCH_ITEMS, chunkTimeoutMs } 
 import { CallPort, type PortPipe } from "./call-port.js";
 import type { ModuleLink, ModuleUnit } from "../capabilities/modules/messages.js";
 import type { ToolCatalogMessage } from "../capabilities/tools/messages.js";
+import type { ServeLink } from "./serve.js";
 
 export interface CarrierSpec {
   memoryMb: number;
@@ -60,6 +61,11 @@ export interface EvalRequest {
   modules?: { imports: Record<string, ModuleLink>; units: Map<string, ModuleUnit>; servedByCarrier(): void };
   /** Keep the code's default export in the carrier as kept function `keep` (see Carrier.batch). */
   keep?: number;
+  /**
+   * Serve the code's default export as an app: once the eval answers, its requests go through
+   * `serve`, until the carrier dies (see serve.ts).
+   */
+  serve?: ServeLink;
 }
 
 /** A call's answer; an ok one may carry bytes (a response body), sent as the frame's body. */
@@ -120,7 +126,7 @@ interface PendingBatch {
   bodyMs: number;
 }
 
-type PendingRequest = Pick<EvalRequest, "limits" | "onLog" | "handleCall">;
+type PendingRequest = Pick<EvalRequest, "limits" | "onLog" | "handleCall" | "serve">;
 
 interface PendingEval {
   request: PendingRequest;
@@ -134,6 +140,8 @@ interface PendingEval {
   ports: Map<number, CallPort>;
   /** For a traced eval: when its frame began to be encoded, and was ready to write. */
   sent?: { sentAt: number; encodedAt: number };
+  /** A serving eval that answered: its app takes requests (and it stays pending while the carrier lives). */
+  serving?: true;
 }
 
 const RESTARTED = { carrierRestarted: true } as const;
@@ -339,6 +347,7 @@ export class Carrier {
           t: "eval", id, code: request.code, filename: request.filename, kind: request.kind, persistent: request.persistent, limits: request.limits,
           hasGlobals: request.globals !== undefined, trace, ...(request.modules ? { imports: request.modules.imports } : {}),
           ...(request.keep !== undefined ? { keep: request.keep } : {}),
+          ...(request.serve ? { serve: true as const } : {}),
         },
         request.globals,
       );
@@ -559,12 +568,18 @@ export class Carrier {
     if (message.t === "call") return this.onCall(message, body, pending);
     if (message.t === "stream") return this.onStream(message, body, pending);
     if (message.t === "progress") return this.onProgress(message, body, message.id, pending);
+    if (message.t === "response" || message.t === "body") {
+      if (!pending.serving) return this.protocolViolation(`a "${message.t}" message for an eval that serves no app`);
+      return pending.request.serve!.deliver(message, body);
+    }
     if (pending.batch) return this.protocolViolation(`a "${message.t}" message for a batch`);
     if (!this.acceptLogs(pending, message.logs)) return;
     switch (message.t) {
       case "logs":
         return;
       case "done": {
+        if (pending.serving) return this.protocolViolation("a second answer to a serving eval");
+        if (message.ok && pending.request.serve) return this.startServing(message.id, pending);
         this.settle(message.id, pending);
         const logs = pending.logs;
         const cpuMs = message.stats.cpuMs;
@@ -588,6 +603,19 @@ export class Carrier {
     }
   }
 
+  /**
+   * A serving eval answered: its app is up. The eval stays pending, for its app's calls, console
+   * output and exchanges, as long as the carrier lives; its time limit was the start's.
+   */
+  private startServing(id: number, pending: PendingEval): void {
+    clearTimeout(pending.killTimer);
+    pending.killTimer = undefined;
+    pending.serving = true;
+    pending.logs = [];
+    pending.request.serve!.started(this.pipe, id);
+    pending.resolve({ ok: true, value: undefined, logs: [], cpuMs: 0 });
+  }
+
   /** The carrier broke the protocol over an eval it had already answered: that eval fails too. */
   private lied(pending: PendingEval, what: string): void {
     this.protocolViolation(what);
@@ -595,6 +623,9 @@ export class Carrier {
   }
 
   private acceptLogs(pending: PendingEval, logs: LogEntry[]): boolean {
+    // An app's console output is limited per message (the carrier sends it every 50 ms), and kept
+    // nowhere: it goes to the listener.
+    if (pending.serving) pending.logChars = 0;
     for (const entry of logs) {
       pending.logChars += logCost(entry);
       // The carrier enforces the log limit itself; one that sends more than allowed is lying.
@@ -602,7 +633,7 @@ export class Carrier {
         this.protocolViolation("more console output than the eval's limit allows");
         return false;
       }
-      pending.logs.push(entry);
+      if (!pending.serving) pending.logs.push(entry);
       try {
         pending.request.onLog?.(entry);
       } catch {
@@ -718,6 +749,8 @@ export class Carrier {
         // Another eval's limit (an eval compiling the next version, say) is no item's doing.
         const elsewhere = cause?.evalId !== undefined && cause.evalId !== id;
         pending.batch.resolve({ kind: "died", error, wasRunning: pending.batch.watched && !elsewhere });
+      } else if (pending.serving) {
+        pending.request.serve!.end();
       } else if (cause && (cause.evalId === id || cause.evalId === undefined)) {
         pending.reject(cause.error);
       } else {

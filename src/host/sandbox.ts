@@ -23,6 +23,8 @@ import { SandboxTools } from "../capabilities/tools/catalog.js";
 import { flattenTools } from "../capabilities/tools/options.js";
 import { McpHub } from "../capabilities/tools/mcp.js";
 import { typecheck } from "./typecheck.js";
+import type { ServeLink } from "./serve.js";
+import type { CallHandler } from "./carrier.js";
 
 export interface EvalStats {
   /** Host-measured time from submitting the eval to its result. */
@@ -167,10 +169,7 @@ export class Sandbox implements AsyncDisposable {
   batch(slot: number, request: Pick<BatchRequest, "version" | "items" | "careful" | "onProgress"> & { timeoutMs: number }): Promise<BatchEnd> {
     if (this.closed) return Promise.reject(new SandboxClosedError("the sandbox is closed"));
     const tools = this.tools?.current;
-    const handleCall = callHandler({
-      fetch: new EvalFetches(this.network, this.options.onFetch),
-      tools: tools ? new EvalToolCalls(tools.entries, this.tools!.limits, this, undefined) : undefined,
-    });
+    const handleCall = this.freshCalls();
     const limits: EvalLimits = { timeoutMs: request.timeoutMs, maxResultBytes: this.options.maxResultBytes, maxLogBytes: this.options.maxLogBytes, maxTimers: this.options.maxTimers };
     const carrier = this.carrierAt(slot);
     if (tools) carrier.provideTools(tools.message);
@@ -179,6 +178,52 @@ export class Sandbox implements AsyncDisposable {
     this.load[slot]!++;
     const done = () => void this.load[slot]!--;
     return carrier.ready.then(() => carrier.batch({ ...request, onProgress, limits, handleCall })).finally(done);
+  }
+
+  /**
+   * Evaluates `code` on carrier 0 and serves its default export as an app through `link` (for
+   * products built on sandboxes: apps). Resolves once the app is up, or has failed to start; the
+   * link ends when the carrier does.
+   * @internal
+   */
+  serve(code: string, options: Pick<EvalOptions, "filename" | "language" | "timeoutMs">, link: ServeLink): Promise<RunResult<void>> {
+    return this.execute<void>(code, options, undefined, link);
+  }
+
+  /**
+   * Stops carrier `slot` without starting another: the next use takes one from the warm pool (an
+   * idle app gives its memory back this way).
+   * @internal
+   */
+  retire(slot: number, why: SandboxError): Promise<void> {
+    const carrier = this.slots[slot];
+    if (!carrier) return Promise.resolve();
+    this.slots[slot] = undefined;
+    carrier.kill(undefined, why);
+    return carrier.exited;
+  }
+
+  /** Capabilities for calls no eval's records follow (a batch's, an app's). */
+  private freshCalls(): CallHandler {
+    const tools = this.tools?.current;
+    return callHandler({
+      fetch: new EvalFetches(this.network, this.options.onFetch),
+      tools: tools ? new EvalToolCalls(tools.entries, this.tools!.limits, this, undefined) : undefined,
+    });
+  }
+
+  /**
+   * An app's capabilities: its per-eval limits (net.maxRequests, maxToolCalls) count per window of
+   * APP_LIMIT_WINDOW_MS, and its records go only to the listeners, so a long-lived app neither
+   * runs out of calls nor piles records up.
+   */
+  private windowedCalls(): CallHandler {
+    let current: { handler: CallHandler; until: number } | undefined;
+    return (call, port) => {
+      const now = performance.now();
+      if (!current || now >= current.until) current = { handler: this.freshCalls(), until: now + APP_LIMIT_WINDOW_MS };
+      return current.handler(call, port);
+    };
   }
 
   /** Forgets kept function `version` on every carrier. @internal */
@@ -193,7 +238,7 @@ export class Sandbox implements AsyncDisposable {
     return this.slots.length;
   }
 
-  private async execute<T>(code: string, options: EvalOptions | undefined, keep: { slot: number; version: number } | undefined): Promise<RunResult<T>> {
+  private async execute<T>(code: string, options: EvalOptions | undefined, keep: { slot: number; version: number } | undefined, serve?: ServeLink): Promise<RunResult<T>> {
     if (typeof code !== "string") throw new TypeError(`Sandbox.run: code must be a string (got ${typeof code})`);
     const evalOptions = parseEvalOptions(options);
     const started = performance.now();
@@ -241,8 +286,10 @@ export class Sandbox implements AsyncDisposable {
         maxLogBytes: this.options.maxLogBytes,
         maxTimers: this.options.maxTimers,
       };
+      // An app's console output after its start goes only to the listeners (nothing reads the run's).
+      let collecting = true;
       const onLog = (entry: LogEntry) => {
-        logs.push(entry);
+        if (collecting) logs.push(entry);
         evalOptions.onLog?.(entry);
         this.options.onLog?.(entry);
       };
@@ -254,11 +301,13 @@ export class Sandbox implements AsyncDisposable {
         limits,
         ...(evalOptions.globals ? { globals: serializeGlobals(evalOptions.globals, "eval globals") } : {}),
         onLog,
-        handleCall: callHandler({ fetch: fetches, tools: toolCalls }),
+        handleCall: serve ? this.windowedCalls() : callHandler({ fetch: fetches, tools: toolCalls }),
         trace: evalOptions.trace === true,
         ...(modules ? { modules } : {}),
         ...(keep ? { keep: keep.version } : {}),
-      }, keep?.slot);
+        ...(serve ? { serve } : {}),
+      }, keep?.slot ?? (serve ? 0 : undefined));
+      collecting = false;
       if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs, outcome.timeline);
       return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename, this.modules), modules?.failures) }, outcome.cpuMs, outcome.timeline);
     } catch (error) {
@@ -413,6 +462,9 @@ export class Sandbox implements AsyncDisposable {
   }
 }
 
+/** How long an app's per-eval limits (net.maxRequests, maxToolCalls) count for before they start again. */
+export const APP_LIMIT_WINDOW_MS = 60_000;
+
 /** The sandbox's tools: its own (their schemas compiled now) and its MCP servers' (listed on first use). */
 function sandboxTools(options: ResolvedSandboxOptions): SandboxTools {
   const own = hostToolEntries(options.tools ? flattenTools(options.tools, "Sandbox.create") : []);
@@ -444,7 +496,8 @@ function withOptionsContext<T>(make: () => T): T {
   }
 }
 
-function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<string, ModuleError> | undefined): SandboxError {
+/** The host's error for a carrier's failure report. @internal */
+export function toSandboxError(failure: Failure, moduleFailures?: ReadonlyMap<string, ModuleError>): SandboxError {
   switch (failure.kind) {
     case "module":
       return moduleFailures?.get(failure.message) ?? new ModuleError(failure.message, "not-found");
