@@ -84,7 +84,9 @@ export function serveNodeRequest(app: App, request: IncomingMessage, response: S
   const method = request.method ?? "GET";
   let url: string;
   try {
-    url = new URL(target.startsWith("/") ? target : "/", `http://${hostOf(request)}`).href;
+    // An absolute-form target ("GET http://x/p") gives its path; the host is the Host header's.
+    // Joined as text, so that a path like "//elsewhere/x" stays a path.
+    url = new URL(`http://${hostOf(request)}${target.startsWith("/") ? target : pathOf(target)}`).href;
   } catch {
     response.writeHead(400, { "content-length": "0", connection: "close" }).end();
     return;
@@ -102,6 +104,15 @@ export function serveNodeRequest(app: App, request: IncomingMessage, response: S
     if (!response.writableFinished) aborter.abort();
   });
   void app.handle({ method, url, headers, body: hasBody }, hasBody ? request : undefined, length === undefined ? undefined : Number(length), nodeSink(response), aborter.signal);
+}
+
+function pathOf(target: string): string {
+  try {
+    const url = new URL(target);
+    return url.pathname + url.search;
+  } catch {
+    return "/";
+  }
 }
 
 /** The Host header if it is a plain host[:port], else "localhost": it becomes the URL the app sees. */
