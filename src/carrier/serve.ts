@@ -12,6 +12,7 @@
  */
 import vm from "node:vm";
 import { types } from "node:util";
+import { setImmediate } from "node:timers";
 import type { Failure, HostMessage } from "../protocol/messages.js";
 import { EXCHANGE_CHUNK_BYTES, EXCHANGE_CREDIT_BYTES, EXCHANGE_WINDOW_BYTES, RESPONSE_HEAD_LIMITS as LIMITS } from "../protocol/serve.js";
 import { headerListProblem } from "../protocol/limits.js";
@@ -31,6 +32,25 @@ export interface ServeHost {
   inRealm<T>(realm: Realm, work: () => T): T;
   /** An app started (+1) or ended (-1): while one is served, the carrier must not block on its input. */
   busy(delta: 1 | -1): void;
+}
+
+interface ResponseHead {
+  status: number;
+  statusText: string;
+  headers: Array<[string, string]>;
+}
+
+const LATER = Symbol("later");
+/** Resolves after the event loop's next turn: whatever only needed microtasks has happened by then. */
+function nextTurn(): Promise<typeof LATER> {
+  return new Promise((resolve) => setImmediate(() => resolve(LATER)));
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.byteLength + b.byteLength);
+  joined.set(a);
+  joined.set(b, a.byteLength);
+  return joined;
 }
 
 type Handler = (request: unknown, onValue: (value: unknown) => void, onError: (error: unknown) => void) => void;
@@ -144,11 +164,13 @@ class Exchange {
     this.wakeAll();
   }
 
-  respond(head: { status: number; statusText: string; headers: Array<[string, string]> }, body: ReadableStream<unknown> | null): void {
+  respond(head: ResponseHead, body: ReadableStream<unknown> | null): void {
     if (this.over) return;
-    this.send({ t: "response", id: this.id, req: this.req, ok: true, ...head, body: body !== null });
-    if (body === null) return this.finish();
-    void this.stream(body);
+    if (body === null) {
+      this.send({ t: "response", id: this.id, req: this.req, ok: true, ...head, body: false });
+      return this.finish();
+    }
+    void this.stream(head, body);
   }
 
   fail(failure: Failure): void {
@@ -157,34 +179,75 @@ class Exchange {
     this.finish();
   }
 
-  /** Streams the response body up, no faster than the host grants credit. */
-  private async stream(body: ReadableStream<unknown>): Promise<void> {
+  /**
+   * Streams the response body up, no faster than the host grants credit. A body that is all there
+   * at once (most are: a text, a JSON) goes in the head's own frame; a body still being made sends
+   * its head at once, and its chunks as they come.
+   */
+  private async stream(head: ResponseHead, body: ReadableStream<unknown>): Promise<void> {
     let ending: "end" | "error" = "error";
+    let headSent = false;
+    const sendHead = (whole?: Uint8Array) => {
+      headSent = true;
+      this.send({ t: "response", id: this.id, req: this.req, ok: true, ...head, body: true, ...(whole ? { whole: true } : {}) }, whole && whole.byteLength > 0 ? whole : undefined);
+    };
     try {
       const reader = (this.reader = body.getReader());
+      let held: Uint8Array | undefined;
       for (;;) {
-        const { done, value } = await reader.read();
+        const read = reader.read();
+        // Work that takes no more than the realm's microtasks (a body given whole) is awaited; a
+        // body waiting on anything else (a timer, a fetch) has its head sent meanwhile.
+        const result = headSent ? await read : await Promise.race([read, nextTurn()]);
         if (this.over) return;
-        if (done) {
+        if (result === LATER) {
+          sendHead();
+          if (held) await this.sendData(held);
+          held = undefined;
+          continue;
+        }
+        if (result.done) {
+          if (!headSent) {
+            sendHead(held ?? new Uint8Array(0));
+            return this.finish();
+          }
           ending = "end";
           break;
         }
         // Chunks must be Uint8Arrays, as for Deno.serve; copied with the carrier's constructor,
         // which never calls back into the realm.
-        if (!types.isUint8Array(value)) break;
-        const bytes = new Uint8Array(value);
-        for (let offset = 0; offset < bytes.byteLength; ) {
-          const granted = await this.takeCredit(Math.min(EXCHANGE_CHUNK_BYTES, bytes.byteLength - offset));
-          if (granted === 0) return;
-          this.send({ t: "body", id: this.id, req: this.req, op: "data" }, bytes.subarray(offset, offset + granted));
-          offset += granted;
+        if (!types.isUint8Array(result.value)) break;
+        const bytes = new Uint8Array(result.value);
+        if (!headSent && (held?.byteLength ?? 0) + bytes.byteLength <= EXCHANGE_CHUNK_BYTES) {
+          held = held ? concat(held, bytes) : bytes;
+          continue;
         }
+        if (!headSent) sendHead();
+        if (held) await this.sendData(held);
+        held = undefined;
+        if (!(await this.sendData(bytes))) return;
       }
     } catch {
       // The body's stream failed (an error of the app's): the response breaks off.
     }
-    if (!this.over) this.send({ t: "body", id: this.id, req: this.req, op: ending });
+    if (this.over) return;
+    if (!headSent) {
+      // It failed before anything was sent: the whole response is the app's failure.
+      return this.fail(carrierFailure({ kind: "script", name: "TypeError", message: "the response body failed before its first byte (its chunks must be Uint8Arrays)" }));
+    }
+    this.send({ t: "body", id: this.id, req: this.req, op: ending });
     this.finish();
+  }
+
+  /** Sends `bytes` as body chunks within the host's credit; false if the exchange ended first. */
+  private async sendData(bytes: Uint8Array): Promise<boolean> {
+    for (let offset = 0; offset < bytes.byteLength; ) {
+      const granted = await this.takeCredit(Math.min(EXCHANGE_CHUNK_BYTES, bytes.byteLength - offset));
+      if (granted === 0) return false;
+      this.send({ t: "body", id: this.id, req: this.req, op: "data" }, bytes.subarray(offset, offset + granted));
+      offset += granted;
+    }
+    return true;
   }
 
   private async takeCredit(wanted: number): Promise<number> {

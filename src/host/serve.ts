@@ -182,13 +182,22 @@ export class Exchange {
   /** @internal (ServeLink) */
   onResponse(message: ResponseMessage, body: Uint8Array | undefined): string | undefined {
     if (this.state !== "head") return `a second response to request ${this.req}`;
-    if (body) return "a response head with a frame body";
+    if (body && !(message.ok && message.whole)) return "a response head with a frame body";
     if (!message.ok) {
       this.close();
       this.events.onFailure(message.error);
       return undefined;
     }
     const { status, statusText, headers } = message;
+    if (message.whole) {
+      if (!message.body) return "a whole body for a response without one";
+      if (body && body.byteLength > EXCHANGE_WINDOW_BYTES) return "a whole response body larger than the host's credit";
+      this.close();
+      this.events.onResponse({ status, statusText, headers, body: true });
+      if (body) this.events.onData(body);
+      this.events.onEnd();
+      return undefined;
+    }
     if (message.body) this.state = "body";
     else this.close();
     this.events.onResponse({ status, statusText, headers, body: message.body });

@@ -120,6 +120,8 @@ const schemas = lazySchema((z) => {
         statusText: z.string().max(RESPONSE_HEAD_LIMITS.statusTextChars),
         headers: z.array(z.tuple([z.string().min(1).max(RESPONSE_HEAD_LIMITS.headerNameChars), z.string().max(RESPONSE_HEAD_LIMITS.headerValueChars)])).max(RESPONSE_HEAD_LIMITS.headers),
         body: z.boolean(),
+        /** The whole body is in the frame (none: empty): nothing follows. */
+        whole: z.literal(true).optional(),
       }),
       z.strictObject({ t: z.literal("response"), id: evalId, req: callId, ok: z.literal(false), error: failure }),
     ]),
