@@ -194,13 +194,16 @@ class Exchange {
     try {
       const reader = (this.reader = body.getReader());
       let held: Uint8Array | undefined;
+      let pending: Promise<ReadableStreamReadResult<unknown>> | undefined;
       for (;;) {
-        const read = reader.read();
+        const read = pending ?? reader.read();
+        pending = undefined;
         // Work that takes no more than the realm's microtasks (a body given whole) is awaited; a
         // body waiting on anything else (a timer, a fetch) has its head sent meanwhile.
         const result = headSent ? await read : await Promise.race([read, nextTurn()]);
         if (this.over) return;
         if (result === LATER) {
+          pending = read;
           sendHead();
           if (held) await this.sendData(held);
           held = undefined;
