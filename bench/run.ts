@@ -28,6 +28,7 @@ import { benchModules, type ModulesResults } from "./modules.js";
 import { measureFloor } from "./floor.js";
 import { measureStartup } from "./startup.js";
 import { measureBreakdown } from "./breakdown.js";
+import { benchApps, renderApps, type AppPlan, type AppResults } from "./apps.js";
 
 interface Plan {
   /** Samples per scenario (and per mode), by how costly one eval of the engine is. */
@@ -109,8 +110,13 @@ const ROWS: ReadonlyArray<{ id: string; title: string }> = [
 
 type SetCell = (rowId: string, columnId: string, cell: Cell) => void;
 
-export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean; transformsOnly?: boolean }): Promise<void> {
+export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean; transformsOnly?: boolean; appsOnly?: boolean }): Promise<void> {
   const plan = options.quick ? QUICK : FULL;
+  if (options.appsOnly) {
+    const apps = await benchApps(appPlan(options.quick), log);
+    if (apps) console.log(renderApps(apps).join("\n"));
+    return;
+  }
   if (options.transformsOnly) {
     const floor = await measureFloor({ samples: plan.samples.fast, warmup: plan.warmup.fast, starts: plan.starts, pauseMs: 0 });
     console.log(renderTransforms(await benchTransforms(transformPlan(options.quick), log), floor.syncPipe.backToBack.p50).join("\n"));
@@ -145,6 +151,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   let modules: ModulesResults;
   let toolCalls: ToolCallResults;
   let transforms: TransformResults;
+  let apps: AppResults | undefined;
   let breakdown: Results["breakdown"];
   try {
     breakdown = await benchPaddock(plan, set);
@@ -153,6 +160,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     modules = await benchModules({ samples: plan.samples.medium, warmup: plan.warmup.medium, pauseMs: AGENT_PAUSE_MS, starts: plan.starts });
     for (const row of modules.rows) if (row.figures) progress(`modules ${row.id}`, row.figures);
     transforms = await benchTransforms(transformPlan(options.quick), log);
+    apps = await benchApps(appPlan(options.quick), log);
   } finally {
     drainPool();
   }
@@ -180,6 +188,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     mediation,
     toolCalls,
     transforms,
+    ...(apps ? { apps } : {}),
     modules,
     floor,
     startup,
@@ -402,6 +411,10 @@ function progress(what: string, summary: Summary): void {
   log(`${what}: ${formatPercentiles(summary)} µs (n=${summary.n})`);
 }
 
+function appPlan(quick: boolean): AppPlan {
+  return quick ? { seconds: 2, connections: 32, requests: 500, starts: 5 } : { seconds: 6, connections: 32, requests: 3000, starts: 20 };
+}
+
 function transformPlan(quick: boolean): TransformPlan {
   return quick ? { messages: 100_000, calls: 200, cliBytes: 20e6 } : { messages: 1_000_000, calls: 2000, cliBytes: 200e6 };
 }
@@ -412,8 +425,8 @@ function log(message: string): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false }, transforms: { type: "boolean", default: false } }, strict: true });
-  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools, transformsOnly: values.transforms }).catch((error: unknown) => {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false }, transforms: { type: "boolean", default: false }, apps: { type: "boolean", default: false } }, strict: true });
+  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools, transformsOnly: values.transforms, appsOnly: values.apps }).catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   });

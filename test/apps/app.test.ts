@@ -247,6 +247,23 @@ export default app;`;
       await reader.cancel();
     }));
 
+  test("a response whose body is not ready yet sends its head at once, then its chunks in order as they come", () =>
+    withApp(main(`let release; const gate = new Promise((resolve) => (release = resolve));
+      export default { fetch(request) {
+        if (request.url.endsWith("/release")) { release(); return new Response("released"); }
+        let step = 0;
+        return new Response(new ReadableStream({ async pull(controller) {
+          if (step === 0) await gate;
+          controller.enqueue(new TextEncoder().encode(["first,", "second,", "third"][step]));
+          if (++step === 3) controller.close();
+        } }), { headers: { "content-type": "text/event-stream" } });
+      } }`), async (app) => {
+      const events = await app.fetch("http://app/events");
+      assert.equal(events.headers.get("content-type"), "text/event-stream", "the head came while the body waited at the gate");
+      assert.equal(await (await app.fetch("http://app/release")).text(), "released");
+      assert.equal(await events.text(), "first,second,third");
+    }));
+
   test("bodies over maxRequestBodyBytes are refused with 413, declared or streamed", () =>
     withApp({ ...main(`export default { async fetch(request) { return new Response(String((await request.arrayBuffer()).byteLength)); } }`), maxRequestBodyBytes: 1000 }, async (app) => {
       assert.equal(await (await app.fetch("http://app/", { method: "POST", body: "x".repeat(1000) })).text(), "1000");
