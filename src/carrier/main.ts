@@ -90,6 +90,8 @@ interface PendingCall extends CallHandle {
   credit: number;
   /** Wakes whoever waits for credit (or for the call to end). */
   creditChanged: (() => void) | undefined;
+  /** Unregisters the call from its scope's end (an app's scope lasts: calls over must not pile up there). */
+  forget: () => void;
 }
 const pendingCalls = new Map<number, PendingCall>();
 let nextCall = 1;
@@ -107,7 +109,7 @@ const host: HostCaller = {
     });
     reply.catch(() => {});
     const pending: PendingCall = {
-      scope, cap, reply, resolve, reject, isOpen: true, early: [], listener: undefined, credit: 0, creditChanged: undefined,
+      scope, cap, reply, resolve, reject, isOpen: true, early: [], listener: undefined, credit: 0, creditChanged: undefined, forget: () => {},
       send(op, data, bytes) {
         if (pending.isOpen && scope.isAlive) io.send({ t: "stream", id: scope.id, call, op, ...(bytes ? { bytes } : {}) }, data);
       },
@@ -126,7 +128,7 @@ const host: HostCaller = {
       },
     };
     pendingCalls.set(call, pending);
-    scope.onEnd(() => {
+    pending.forget = scope.onEnd(() => {
       closeCall(call, pending);
       // A call still waiting for its reply never gets one: code of a later eval (a persistent
       // realm) that awaits it sees it fail, instead of waiting forever.
@@ -158,7 +160,6 @@ const apps = new Apps({
   send: (header, body) => io.send(header, body),
   describe: (error, scope, realm, filename) => failureOf(realm.helpers.outerOf(error) ?? error, scope, filename),
   inRealm: (realm, work) => runningRealm.run(realm, work),
-  busy: (delta) => void (running += delta),
 });
 
 trackRealm(() => runningRealm.getStore(), (value) => realms.owner(value));
@@ -334,7 +335,7 @@ async function drainMicrotasks(ticks: number): Promise<void> {
  */
 async function afterBatch(): Promise<void> {
   await drainMicrotasks(64);
-  if (running === 0) return;
+  if (running === 0 && !apps.isBusy()) return;
   await new Promise((resolve) => setImmediate(resolve));
   await drainMicrotasks(64);
 }
@@ -370,6 +371,7 @@ function round(ms: number): number {
 function closeCall(id: number, pending: PendingCall): void {
   pending.isOpen = false;
   pendingCalls.delete(id);
+  pending.forget();
   notifyCredit(pending);
 }
 
@@ -469,7 +471,8 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
 try {
   io.send({ t: "ready" });
   await io.readFrames(onFrame, (inputWasWaiting) => {
-    if (running > 0) return false;
+    // An app waiting for requests, with nothing of its own pending, may wait in a blocking read too.
+    if (running > 0 || apps.isBusy()) return false;
     // Let the host run first: it is reading the reply just sent, and its wake-up likely put it on
     // this very core, behind the spare realm made next. Unless the host sends back to back (the
     // last request was waiting when the carrier came to read): then the host's next request would

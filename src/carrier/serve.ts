@@ -30,8 +30,6 @@ export interface ServeHost {
   describe(error: unknown, scope: EvalScope, realm: Realm, filename: string): Failure;
   /** Runs `work` as code of `realm` (what import() and async context go by). */
   inRealm<T>(realm: Realm, work: () => T): T;
-  /** An app started (+1) or ended (-1): while one is served, the carrier must not block on its input. */
-  busy(delta: 1 | -1): void;
 }
 
 interface ResponseHead {
@@ -307,7 +305,15 @@ export class Apps {
       });
     }
     this.served.set(id, { realm, scope, filename, handle, exchanges: new Map(), stopPumping: undefined });
-    this.host.busy(1);
+  }
+
+  /**
+   * Whether an app has work under way: a request in progress, or timers and calls of its own. Then
+   * the carrier must not block on its input; an app with none may wait for its next request there.
+   */
+  isBusy(): boolean {
+    for (const app of this.served.values()) if (app.exchanges.size > 0 || app.scope.hasPendingWork) return true;
+    return false;
   }
 
   request(message: RequestMessage): void {

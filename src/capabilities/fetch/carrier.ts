@@ -154,17 +154,22 @@ function download(call: CallHandle, scope: EvalScope, signal: AbortSignal, fail:
     notify();
   };
   signal.addEventListener("abort", onAbort, { once: true });
-  const stop = () => signal.removeEventListener("abort", onAbort);
   // The host cancels an eval's requests when it ends: a body kept for later (in a persistent
   // realm) fails then, instead of waiting for chunks that will never come.
-  scope.onEnd(() => {
+  const unregister = scope.onEnd(() => {
     ended ??= { error: { name: "TypeError", message: "fetch: the eval that made this request has ended, and its body can no longer be read" } };
     notify();
   });
+  // Read to its end or cancelled, the body is no longer the scope's (an app's scope lasts).
+  const stop = () => {
+    signal.removeEventListener("abort", onAbort);
+    unregister();
+  };
   /** Hands the next chunk, the end or the error to the stream; false when there is nothing yet. */
   const serve = (controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
     const chunk = chunks.shift();
     if (signal.aborted) {
+      stop();
       controller.error(signal.reason);
     } else if (chunk) {
       controller.enqueue(chunk);
