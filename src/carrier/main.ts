@@ -157,7 +157,7 @@ const batches = new Batches({
 let evalsRunning = 0;
 
 const apps = new Apps({
-  send: (header, body) => io.send(header, body),
+  send: (header, body) => io.sendSoon(header, body),
   describe: (error, scope, realm, filename) => failureOf(realm.helpers.outerOf(error) ?? error, scope, filename),
   inRealm: (realm, work) => runningRealm.run(realm, work),
 });

@@ -214,6 +214,15 @@ export class Carrier {
   private readonly shelf = new Map<string, ModuleUnit>();
   private shelfChars = 0;
   private readonly pipe: PortPipe;
+  /** Frames to write after this turn of the event loop (see PortPipe.sendSoon). */
+  private soon: Uint8Array[] = [];
+  private readonly flushSoon = () => {
+    if (this.soon.length === 0) return;
+    const frames = this.soon;
+    this.soon = [];
+    const joined = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+    if (this.alive) this.write(joined);
+  };
   /** Resolves when stdin, backed up, drains: one promise per backed-up spell. */
   private drained: Promise<void> | undefined;
   readonly exited: Promise<void>;
@@ -230,6 +239,11 @@ export class Carrier {
   private constructor(readonly spec: CarrierSpec) {
     this.pipe = {
       send: (message, body) => !this.alive || this.send(message, body),
+      sendSoon: (message, body) => {
+        if (!this.alive) return;
+        if (this.soon.length === 0) setImmediate(this.flushSoon);
+        this.soon.push(encodeFrame(message, body));
+      },
       whenDrained: () => {
         const stdin = this.child?.stdin;
         if (!stdin?.writableNeedDrain || !this.alive) return Promise.resolve();
@@ -555,6 +569,7 @@ export class Carrier {
   }
 
   private write(frame: Uint8Array): boolean {
+    if (this.soon.length > 0) this.flushSoon();
     if (this.unsent) {
       this.unsent.push(frame);
       return true;

@@ -97,7 +97,7 @@ export class ServeLink {
 
   /** @internal (Exchange) */
   send(message: Parameters<PortPipe["send"]>[0], body?: Uint8Array): void {
-    if (this.isOpen) this.pipe!.send(message, body);
+    if (this.isOpen) this.pipe!.sendSoon(message, body);
   }
 
   /** @internal (Exchange) */
