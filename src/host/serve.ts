@@ -37,12 +37,17 @@ export interface ExchangeEvents {
   onBroken(): void;
 }
 
+/** Aborted exchanges remembered, so that what the carrier sent before it heard of the abort is not taken for a lie. */
+const ABORTED_KEPT = 4096;
+
 /** Exchanges with one served app, on one carrier. */
 export class ServeLink {
   private pipe: PortPipe | undefined;
   private id = 0;
   private lastReq = 0;
   private readonly exchanges = new Map<number, Exchange>();
+  /** Exchanges the host gave up lately (see deliver). */
+  private readonly aborted = new Set<number>();
   private over = false;
 
   constructor(private readonly onEnded: () => void) {}
@@ -78,9 +83,13 @@ export class ServeLink {
   /** A message of the carrier about one of this app's exchanges. @internal (Carrier) */
   deliver(message: ResponseMessage | ExchangeUpMessage, body: Uint8Array | undefined): void {
     if (message.req > this.lastReq) return this.violation(`a message about request ${message.req}, which was never sent`);
-    // A message about an exchange the host gave up may cross the host's abort: it is late, not forged.
     const exchange = this.exchanges.get(message.req);
-    if (!exchange) return;
+    if (!exchange) {
+      // A message about an exchange the host gave up may cross the host's abort: it is late, not
+      // forged. Anything else about an exchange that is over is.
+      if (this.aborted.has(message.req)) return;
+      return this.violation(`a message about request ${message.req}, which is over`);
+    }
     const problem = message.t === "response" ? exchange.onResponse(message, body) : exchange.onUp(message, body);
     if (problem) this.violation(problem);
   }
@@ -106,8 +115,12 @@ export class ServeLink {
   }
 
   /** @internal (Exchange) */
-  forget(req: number): void {
+  forget(req: number, aborted: boolean): void {
     this.exchanges.delete(req);
+    if (!aborted) return;
+    this.aborted.add(req);
+    // The carrier's messages sent before it read the abort come soon after: the latest few are enough.
+    if (this.aborted.size > ABORTED_KEPT) this.aborted.delete(this.aborted.values().next().value!);
   }
 
   /** @internal (Exchange) */
@@ -175,7 +188,7 @@ export class Exchange {
   /** Gives the exchange up (a timeout, a client gone): the app's request is aborted. No event follows. */
   abort(): void {
     if (this.state === "done") return;
-    this.close();
+    this.close(true);
     this.link.send({ t: "body", id: this.link.appId, req: this.req, op: "abort" });
   }
 
@@ -237,9 +250,9 @@ export class Exchange {
     else this.events.onBroken();
   }
 
-  private close(): void {
+  private close(aborted = false): void {
     this.state = "done";
-    this.link.forget(this.req);
+    this.link.forget(this.req, aborted);
     this.wake();
   }
 
