@@ -93,6 +93,8 @@ export interface AppStats {
 /** Where a response goes: a web Response (App.fetch) or a socket (listener.ts). */
 export interface ResponseSink {
   head(head: ResponseHead): void;
+  /** A whole response at once (a body that came in one piece, or none). */
+  whole(head: ResponseHead, body: Uint8Array | undefined): void;
   /** A chunk of the body; `passed` once it is passed on (the app may then send more). */
   data(chunk: Uint8Array, passed: () => void): void;
   end(): void;
@@ -165,7 +167,9 @@ export class App implements AsyncDisposable {
     const head: ExchangeHead = { method: request.method, url: request.url, headers: [...request.headers], body: request.body !== null };
     const length = Number(request.headers.get("content-length") ?? NaN);
     return new Promise<Response>((resolve) => {
-      void this.handle(head, request.body ?? undefined, Number.isFinite(length) ? length : undefined, webSink(resolve), request.signal);
+      const { signal } = request;
+      const whenGone = (abort: () => void) => (signal.aborted ? abort() : signal.addEventListener("abort", abort, { once: true }));
+      void this.handle(head, request.body ?? undefined, Number.isFinite(length) ? length : undefined, webSink(resolve), whenGone);
     });
   }
 
@@ -207,7 +211,7 @@ export class App implements AsyncDisposable {
    * Serves one request into `sink`. Every path ends in exactly one response (or a broken body).
    * @internal (App.fetch, listener.ts)
    */
-  async handle(head: ExchangeHead, body: AsyncIterable<Uint8Array> | undefined, declaredLength: number | undefined, sink: ResponseSink, signal?: AbortSignal): Promise<void> {
+  async handle(head: ExchangeHead, body: AsyncIterable<Uint8Array> | undefined, declaredLength: number | undefined, sink: ResponseSink, whenGone?: (abort: () => void) => void): Promise<void> {
     this.counts.requests++;
     const where = { method: head.method, url: head.url };
     const answer = (status: HostStatus, retryAfter?: number) => {
@@ -235,7 +239,6 @@ export class App implements AsyncDisposable {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
           done();
         };
         const giveUp = (status: "timeout" | "tooLarge") => {
@@ -273,6 +276,12 @@ export class App implements AsyncDisposable {
             answer(failure ? "error" : "lost");
             finish();
           },
+          onWhole: (response, bytes) => {
+            headSent = true;
+            this.count(response.status);
+            sink.whole(response, bytes);
+            finish();
+          },
           onData: (chunk) => sink.data(chunk, () => exchange.grant(chunk.byteLength)),
           onEnd: () => {
             sink.end();
@@ -283,8 +292,10 @@ export class App implements AsyncDisposable {
             finish();
           },
         });
-        if (signal?.aborted) return onAbort();
-        signal?.addEventListener("abort", onAbort, { once: true });
+        // The client gone (a closed connection, an aborted fetch): the app's request is aborted too.
+        whenGone?.(() => {
+          if (!settled) onAbort();
+        });
         if (body) void exchange.writeBody(limited(body, this.options.maxRequestBodyBytes, () => giveUp("tooLarge")));
       });
     } finally {
@@ -364,9 +375,7 @@ function hostResponse(sink: ResponseSink, status: HostStatus, retryAfter: number
   const headers: Array<[string, string]> = [["content-type", "text/plain; charset=utf-8"], ["content-length", String(bytes.byteLength)]];
   if (retryAfter !== undefined) headers.push(["retry-after", String(retryAfter)]);
   count(code);
-  sink.head({ status: code, statusText: text, headers, body: true });
-  sink.data(bytes, () => {});
-  sink.end();
+  sink.whole({ status: code, statusText: text, headers, body: true }, bytes);
 }
 
 /** The body, failing (and calling `over`) once it passes `maxBytes`. */
@@ -427,6 +436,11 @@ function webSink(resolve: (response: Response) => void): ResponseSink {
             )
           : null;
       resolve(new Response(stream, { status, statusText, headers }));
+    },
+    whole(head, body) {
+      this.head(head);
+      if (body) this.data(body, () => {});
+      this.end();
     },
     data(chunk, passed) {
       chunks.push({ chunk, passed });

@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { App, ResponseSink } from "./app.js";
+import type { ResponseHead } from "../host/serve.js";
 
 export interface ListenOptions {
   /** 0 (the default) picks a free port. */
@@ -99,11 +100,11 @@ export function serveNodeRequest(app: App, request: IncomingMessage, response: S
   }
   const length = request.headers["content-length"];
   const hasBody = method !== "GET" && method !== "HEAD" && ((length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined);
-  const aborter = new AbortController();
-  response.once("close", () => {
-    if (!response.writableFinished) aborter.abort();
-  });
-  void app.handle({ method, url, headers, body: hasBody }, hasBody ? request : undefined, length === undefined ? undefined : Number(length), nodeSink(response), aborter.signal);
+  const whenGone = (abort: () => void) =>
+    response.once("close", () => {
+      if (!response.writableFinished) abort();
+    });
+  void app.handle({ method, url, headers, body: hasBody }, hasBody ? request : undefined, length === undefined ? undefined : Number(length), nodeSink(response), whenGone);
 }
 
 function pathOf(target: string): string {
@@ -135,20 +136,36 @@ function nodeSink(response: ServerResponse): ResponseSink {
       response.destroy();
     }
   };
+  /** Writes the head (not yet sent: Node sends it with the first bytes of the body); false if Node refused it. */
+  const writeHead = ({ status, statusText, headers }: ResponseHead, length?: number): boolean => {
+    const flat: string[] = [];
+    let declared = false;
+    for (const [name, value] of headers) {
+      if (HOP_BY_HOP.has(name)) continue;
+      if (name === "content-length") declared = true;
+      flat.push(name, value);
+    }
+    if (length !== undefined && !declared && status !== 204 && status !== 304) flat.push("content-length", String(length));
+    // A body longer or shorter than the Content-Length the app declared is an error, never two
+    // responses on one connection.
+    response.strictContentLength = true;
+    try {
+      response.writeHead(status, statusText, flat);
+      return true;
+    } catch {
+      // A head Node will not write (a reason phrase with control characters, say): 502.
+      guard(() => response.writeHead(502, { "content-type": "text/plain; charset=utf-8" }).end("Bad Gateway\n"));
+      failed = true;
+      return false;
+    }
+  };
   return {
-    head({ status, statusText, headers }) {
-      const flat: string[] = [];
-      for (const [name, value] of headers) if (!HOP_BY_HOP.has(name)) flat.push(name, value);
-      // A body longer or shorter than the Content-Length the app declared is an error, never two
-      // responses on one connection.
-      response.strictContentLength = true;
-      try {
-        response.writeHead(status, statusText, flat);
-      } catch {
-        // A head Node will not write (a reason phrase with control characters, say): 502.
-        guard(() => response.writeHead(502, { "content-type": "text/plain; charset=utf-8" }).end("Bad Gateway\n"));
-        failed = true;
-      }
+    head(head) {
+      writeHead(head);
+    },
+    whole(head, body) {
+      // One write for head and body, with their length: the common case of a small response.
+      if (writeHead(head, body?.byteLength ?? 0)) guard(() => response.end(body));
     },
     data(chunk, passed) {
       if (failed || response.destroyed) return passed();

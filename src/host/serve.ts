@@ -28,6 +28,8 @@ export interface ResponseHead {
 /** What an exchange tells its user, in this order: a head or a failure; then, with a body, its bytes and their end. */
 export interface ExchangeEvents {
   onResponse(head: ResponseHead): void;
+  /** The whole response at once (its body came in the head's frame); nothing follows. */
+  onWhole(head: ResponseHead, body: Uint8Array | undefined): void;
   /** No response will come: the app failed (its error), or its carrier is gone (undefined). */
   onFailure(failure: Failure | undefined): void;
   /** Response-body bytes; Exchange.grant them once they are passed on. */
@@ -206,9 +208,7 @@ export class Exchange {
       if (!message.body) return "a whole body for a response without one";
       if (body && body.byteLength > EXCHANGE_WINDOW_BYTES) return "a whole response body larger than the host's credit";
       this.close();
-      this.events.onResponse({ status, statusText, headers, body: true });
-      if (body) this.events.onData(body);
-      this.events.onEnd();
+      this.events.onWhole({ status, statusText, headers, body: true }, body);
       return undefined;
     }
     if (message.body) this.state = "body";
