@@ -115,6 +115,8 @@ type HostStatus = keyof typeof HOST_STATUS;
 
 /** Methods a Request cannot carry (the Fetch standard forbids them). */
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+/** After a restart of the app's code fails, requests get 503 for this long before it is tried again. */
+const START_RETRY_MS = 1_000;
 /** A carrier that does not answer a probe this long after a request timed out is stuck, and is replaced. */
 const STUCK_PROBE_MS = 1_000;
 
@@ -126,6 +128,8 @@ export class App implements AsyncDisposable {
   private closing: Promise<void> | undefined;
   private whenDrained: (() => void) | undefined;
   private probing = false;
+  /** When a restart of the app's code last failed (see START_RETRY_MS). */
+  private startFailedAt: number | undefined;
   private readonly counts: Omit<AppStats, "inFlight" | "running"> = {
     requests: 0,
     responses: {},
@@ -226,9 +230,13 @@ export class App implements AsyncDisposable {
     clearTimeout(this.idleTimer);
     try {
       let link: ServeLink;
+      // An app that failed to start again is not retried for every request: a crash on start
+      // would otherwise cost a start per request.
+      if (this.startFailedAt !== undefined && performance.now() - this.startFailedAt < START_RETRY_MS) return answer("overloaded", Math.ceil(START_RETRY_MS / 1000));
       try {
         link = await this.start();
       } catch (error) {
+        this.startFailedAt = performance.now();
         this.report(error, where);
         return answer("error");
       }
@@ -318,6 +326,7 @@ export class App implements AsyncDisposable {
     const starting = this.sandbox.serve(this.code.code, { filename: this.code.filename, timeoutMs: this.options.startTimeoutMs }, link).then((result) => {
       if (!result.ok) throw result.error;
       this.counts.starts++;
+      this.startFailedAt = undefined;
       this.counts.lastStartMs = Math.round((performance.now() - started) * 1000) / 1000;
       this.link = link;
       return link;

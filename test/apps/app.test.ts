@@ -291,6 +291,37 @@ export default app;`;
       assert.equal(app.stats().starts, 2);
     }));
 
+  test("a restart that fails is not retried for every request: 500, then 503 with Retry-After, then a retry a second later", async () => {
+    let healthy = true;
+    const config: Server = createServer((_, response) => {
+      response.statusCode = healthy ? 200 : 500;
+      response.end("config");
+    });
+    await new Promise<void>((resolve) => config.listen(0, "127.0.0.1", resolve));
+    const port = (config.address() as { port: number }).port;
+    const errors: string[] = [];
+    try {
+      const code = `const config = await fetch("http://127.0.0.1:${port}/");
+        if (!config.ok) throw new Error("no config");
+        export default { fetch(request) { if (request.url.endsWith("/bomb")) { const a = []; for (;;) a.push(new Array(100000).fill(1)); } return new Response("ok"); } };`;
+      await withApp({ ...main(code), memoryMb: 64, net: { allow: [`127.0.0.1:${port}`], allowPrivate: ["127.0.0.1"] }, onError: (error) => errors.push(error.message) }, async (app) => {
+        assert.equal(await (await app.fetch("http://app/")).text(), "ok");
+        assert.equal((await app.fetch("http://app/bomb")).status, 502);
+        healthy = false;
+        assert.equal((await app.fetch("http://app/")).status, 500);
+        const refused = await app.fetch("http://app/");
+        assert.equal(refused.status, 503);
+        assert.equal(refused.headers.get("retry-after"), "1");
+        assert.ok(errors.some((message) => /no config/.test(message)), errors.join("; "));
+        healthy = true;
+        await new Promise((resolve) => setTimeout(resolve, 1_100));
+        assert.equal(await (await app.fetch("http://app/")).text(), "ok");
+      });
+    } finally {
+      config.close();
+    }
+  });
+
   test("an idle app gives its carrier back and starts again on the next request", () =>
     withApp({ ...main(`const started = Date.now(); export default { fetch: () => new Response("up") }`), idleTimeoutMs: 100 }, async (app) => {
       assert.equal(await (await app.fetch("http://app/")).text(), "up");
