@@ -155,6 +155,9 @@ const MODULE_SHELF_SHARE = 0.25;
 /** How every carrier is run, before its V8 flags and program: no permissions, no remote code, no state on disk. */
 export const CARRIER_RUN_FLAGS = ["run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache"] as const;
 
+/** How often the memory of a carrier serving an idle app is sampled (a busy one: every 5 ms). */
+const IDLE_APP_SAMPLE_MS = 100;
+
 /** Time after an eval's own limit before the host stops waiting for the carrier and kills it. */
 export const KILL_GRACE_MS = 200;
 const READY_TIMEOUT_MS = 15_000;
@@ -818,10 +821,21 @@ export class Carrier {
       // memoryMb for the V8 heap (which V8 itself enforces, and may fill with garbage before it
       // collects) and memoryMb more for everything outside it, above the carrier's idle size.
       const limitBytes = this.baselineRssBytes + (2 * this.spec.memoryMb + 32) * 1024 * 1024;
-      this.stopWatching = watchMemory(pid, limitBytes, (rss) => {
-        this.kill(undefined, new MemoryLimitError(`the sandbox used ${Math.round(rss / 1048576)} MB, over its memory limit of ${this.spec.memoryMb} MB; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
-      });
+      this.stopWatching = watchMemory(
+        pid,
+        limitBytes,
+        (rss) => {
+          this.kill(undefined, new MemoryLimitError(`the sandbox used ${Math.round(rss / 1048576)} MB, over its memory limit of ${this.spec.memoryMb} MB; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
+        },
+        () => (this.servesIdleAppOnly() ? IDLE_APP_SAMPLE_MS : 0),
+      );
     }
+  }
+
+  /** Nothing runs but an app with no request in progress (its own timers may still run, rarely). */
+  private servesIdleAppOnly(): boolean {
+    for (const pending of this.pending.values()) if (!pending.serving || pending.request.serve!.size > 0) return false;
+    return true;
   }
 
   private idle(): void {
