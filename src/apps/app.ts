@@ -39,6 +39,8 @@ export const appOptionsSchema = lazySchema((z) =>
       requestTimeoutMs: z.number().int().min(1).max(3_600_000).default(30_000),
       /** One request's body; a larger one is answered 413. */
       maxRequestBodyBytes: z.number().int().min(0).max(4096 * MiB).default(16 * MiB),
+      /** A request body that sends nothing for this long is given up (408): a slow client must not hold a slot. */
+      requestBodyIdleTimeoutMs: z.number().int().min(1).max(3_600_000).default(10_000),
       /** The time limit of the app's top-level code, run at each start. */
       startTimeoutMs: z.number().int().min(1).max(600_000).default(10_000),
       /** Stop the app's carrier after this long without requests (it starts again on the next one). */
@@ -64,6 +66,8 @@ export interface AppOptions extends SandboxPart {
   requestTimeoutMs?: number;
   /** One request's body (default 16 MiB); a larger one is answered 413. */
   maxRequestBodyBytes?: number;
+  /** A request body that sends nothing for this long (default 10,000 ms) is given up with 408. */
+  requestBodyIdleTimeoutMs?: number;
   /** The time limit of the app's top-level code, run at each start (default 10,000 ms). */
   startTimeoutMs?: number;
   /** Stop the app's carrier after this long without requests; it starts again on the next one. */
@@ -81,7 +85,7 @@ export interface AppStats {
   /** Responses by status class ("2xx" … "5xx"), the host's own (413, 503, 504…) included. */
   responses: Record<string, number>;
   /** Requests the app failed (500), timed out (504), refused as too large (413) or too many (503), or lost with its carrier (502). */
-  failed: { error: number; timeout: number; tooLarge: number; overloaded: number; lost: number };
+  failed: { error: number; timeout: number; tooLarge: number; slowBody: number; badRequest: number; overloaded: number; lost: number };
   /** Starts of the app's code (the first, restarts after a carrier died, wake-ups after idling). */
   starts: number;
   /** The last start, from the request that needed it to the app being ready, in ms. */
@@ -109,6 +113,8 @@ const HOST_STATUS = {
   overloaded: { status: 503, text: "Service Unavailable" },
   timeout: { status: 504, text: "Gateway Timeout" },
   tooLarge: { status: 413, text: "Content Too Large" },
+  slowBody: { status: 408, text: "Request Timeout" },
+  badRequest: { status: 400, text: "Bad Request" },
   notAllowed: { status: 405, text: "Method Not Allowed" },
 } as const;
 type HostStatus = keyof typeof HOST_STATUS;
@@ -117,7 +123,10 @@ type HostStatus = keyof typeof HOST_STATUS;
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 /** After a restart of the app's code fails, requests get 503 for this long before it is tried again. */
 const START_RETRY_MS = 1_000;
-/** A carrier that does not answer a probe this long after a request timed out is stuck, and is replaced. */
+/**
+ * A carrier that does not answer a probe this long (or requestTimeoutMs, if longer) after a request
+ * timed out is stuck, and is replaced.
+ */
 const STUCK_PROBE_MS = 1_000;
 
 export class App implements AsyncDisposable {
@@ -133,7 +142,7 @@ export class App implements AsyncDisposable {
   private readonly counts: Omit<AppStats, "inFlight" | "running"> = {
     requests: 0,
     responses: {},
-    failed: { error: 0, timeout: 0, tooLarge: 0, overloaded: 0, lost: 0 },
+    failed: { error: 0, timeout: 0, tooLarge: 0, slowBody: 0, badRequest: 0, overloaded: 0, lost: 0 },
     starts: 0,
     lastStartMs: undefined,
   };
@@ -172,8 +181,14 @@ export class App implements AsyncDisposable {
     const length = Number(request.headers.get("content-length") ?? NaN);
     return new Promise<Response>((resolve) => {
       const { signal } = request;
-      const whenGone = (abort: () => void) => (signal.aborted ? abort() : signal.addEventListener("abort", abort, { once: true }));
-      void this.handle(head, request.body ?? undefined, Number.isFinite(length) ? length : undefined, webSink(resolve), whenGone);
+      const sink = webSink(resolve);
+      // The caller gives up by aborting its request's signal, or by cancelling the response's body.
+      const whenGone = (abort: () => void) => {
+        sink.onCancel(abort);
+        if (signal.aborted) abort();
+        else signal.addEventListener("abort", abort, { once: true });
+      };
+      void this.handle(head, request.body ?? undefined, Number.isFinite(length) ? length : undefined, sink, whenGone);
     });
   }
 
@@ -249,7 +264,7 @@ export class App implements AsyncDisposable {
           clearTimeout(timer);
           done();
         };
-        const giveUp = (status: "timeout" | "tooLarge") => {
+        const giveUp = (status: "timeout" | "tooLarge" | "slowBody" | "badRequest") => {
           exchange.abort();
           if (headSent) {
             this.counts.failed[status]++;
@@ -265,6 +280,7 @@ export class App implements AsyncDisposable {
           this.probe();
         }, this.options.requestTimeoutMs);
         const onAbort = () => {
+          if (settled) return;
           exchange.abort();
           if (headSent) sink.broken();
           finish();
@@ -304,7 +320,10 @@ export class App implements AsyncDisposable {
         whenGone?.(() => {
           if (!settled) onAbort();
         });
-        if (body) void exchange.writeBody(limited(body, this.options.maxRequestBodyBytes, () => giveUp("tooLarge")));
+        if (body) {
+          const checked = checkedBody(body, this.options.maxRequestBodyBytes, this.options.requestBodyIdleTimeoutMs, (why) => giveUp(why));
+          void exchange.writeBody(checked).then((ok) => ok || settled || giveUp("badRequest"));
+        }
       });
     } finally {
       this.inFlight--;
@@ -346,7 +365,8 @@ export class App implements AsyncDisposable {
   private probe(): void {
     if (this.probing || this.closing) return;
     this.probing = true;
-    void this.sandbox.run("0", { timeoutMs: STUCK_PROBE_MS }).finally(() => (this.probing = false));
+    // A carrier busy with honest work for longer than a request may take is as good as stuck.
+    void this.sandbox.run("0", { timeoutMs: Math.max(STUCK_PROBE_MS, this.options.requestTimeoutMs) }).finally(() => (this.probing = false));
   }
 
   private armIdle(): void {
@@ -387,16 +407,23 @@ function hostResponse(sink: ResponseSink, status: HostStatus, retryAfter: number
   sink.whole({ status: code, statusText: text, headers, body: true }, bytes);
 }
 
-/** The body, failing (and calling `over`) once it passes `maxBytes`. */
-async function* limited(body: AsyncIterable<Uint8Array>, maxBytes: number, over: () => void): AsyncGenerator<Uint8Array> {
+/** The body, ended early (with `fail`'s reason) once it passes `maxBytes` or sends nothing for `idleMs`. */
+async function* checkedBody(body: AsyncIterable<Uint8Array>, maxBytes: number, idleMs: number, fail: (why: "tooLarge" | "slowBody") => void): AsyncGenerator<Uint8Array> {
+  const chunks = body[Symbol.asyncIterator]();
   let total = 0;
-  for await (const chunk of body) {
-    total += chunk.byteLength;
-    if (total > maxBytes) {
-      over();
-      return;
+  try {
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const idle = new Promise<"idle">((resolve) => (timer = setTimeout(() => resolve("idle"), idleMs)));
+      const next = await Promise.race([chunks.next(), idle]).finally(() => clearTimeout(timer));
+      if (next === "idle") return fail("slowBody");
+      if (next.done) return;
+      total += next.value.byteLength;
+      if (total > maxBytes) return fail("tooLarge");
+      yield next.value;
     }
-    yield chunk;
+  } finally {
+    void chunks.return?.()?.catch(() => {});
   }
 }
 
@@ -404,9 +431,10 @@ async function* limited(body: AsyncIterable<Uint8Array>, maxBytes: number, over:
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 
 /** A web Response for App.fetch, its body read as the caller reads it. */
-function webSink(resolve: (response: Response) => void): ResponseSink {
+function webSink(resolve: (response: Response) => void): ResponseSink & { onCancel(cancel: () => void): void } {
   const chunks: Array<{ chunk: Uint8Array; passed: () => void }> = [];
   let ended: "end" | "broken" | undefined;
+  let cancelled: (() => void) | undefined;
   let waiting: (() => void) | undefined;
   const notify = () => {
     const resume = waiting;
@@ -428,6 +456,9 @@ function webSink(resolve: (response: Response) => void): ResponseSink {
     return true;
   };
   return {
+    onCancel(cancel) {
+      cancelled = cancel;
+    },
     head({ status, statusText, headers, body }) {
       const stream =
         body && !NULL_BODY_STATUS.has(status)
@@ -440,11 +471,20 @@ function webSink(resolve: (response: Response) => void): ResponseSink {
                     waiting = retry;
                   });
                 },
+                cancel: () => {
+                  ended ??= "end";
+                  cancelled?.();
+                },
               },
               { highWaterMark: 0 },
             )
           : null;
-      resolve(new Response(stream, { status, statusText, headers }));
+      try {
+        resolve(new Response(stream, { status, statusText, headers }));
+      } catch {
+        // A head a web Response cannot have (the host checked what it could): 502, as the listener does.
+        resolve(new Response("Bad Gateway\n", { status: 502, statusText: "Bad Gateway" }));
+      }
     },
     whole(head, body) {
       this.head(head);

@@ -50,7 +50,9 @@ export function createAppServer(route: (request: IncomingMessage, response: Serv
   );
   // A client that breaks HTTP gets a 400 and its connection closed; the server goes on.
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable) return socket.destroy();
+    // A response already begun on this connection cannot be followed by another: it just ends.
+    const current = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (!socket.writable || current?.headersSent) return socket.destroy();
     const status = error.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : "400 Bad Request";
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
@@ -94,9 +96,11 @@ export function serveNodeRequest(app: App, request: IncomingMessage, response: S
   }
   const headers: Array<[string, string]> = [];
   const raw = request.rawHeaders;
+  // Headers the client names in Connection are about this connection too (RFC 9110, 7.6.1).
+  const named = new Set(String(request.headers.connection ?? "").toLowerCase().split(",").map((name) => name.trim()));
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(name)) headers.push([name, raw[i + 1]!]);
+    if (!HOP_BY_HOP.has(name) && !named.has(name)) headers.push([name, raw[i + 1]!]);
   }
   const length = request.headers["content-length"];
   const hasBody = method !== "GET" && method !== "HEAD" && ((length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined);
@@ -104,7 +108,39 @@ export function serveNodeRequest(app: App, request: IncomingMessage, response: S
     response.once("close", () => {
       if (!response.writableFinished) abort();
     });
-  void app.handle({ method, url, headers, body: hasBody }, hasBody ? request : undefined, length === undefined ? undefined : Number(length), nodeSink(response), whenGone);
+  void app.handle({ method, url, headers, body: hasBody }, hasBody ? bodyOf(request) : undefined, length === undefined ? undefined : Number(length), nodeSink(response), whenGone);
+}
+
+/**
+ * The request's body as the app reads it. Left early (the app answered without reading it all),
+ * the rest is read and discarded by Node, so the connection lives on and the client gets its
+ * answer: an async iterator of the request itself would destroy the socket instead.
+ */
+async function* bodyOf(request: IncomingMessage): AsyncGenerator<Uint8Array> {
+  try {
+    for (;;) {
+      const chunk = request.read() as Buffer | null;
+      if (chunk !== null) {
+        yield chunk;
+        continue;
+      }
+      if (request.readableEnded) return;
+      if (request.destroyed) throw new Error("the client went away");
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          request.off("readable", done);
+          request.off("end", done);
+          request.off("close", done);
+          resolve();
+        };
+        request.on("readable", done);
+        request.on("end", done);
+        request.on("close", done);
+      });
+    }
+  } finally {
+    if (!request.readableEnded && !request.destroyed) request.resume();
+  }
 }
 
 function pathOf(target: string): string {
@@ -125,6 +161,12 @@ function hostOf(request: IncomingMessage): string {
 /** Writes the app's response to the socket, passing chunks on only as the socket takes them. */
 function nodeSink(response: ServerResponse): ResponseSink {
   let failed = false;
+  let waiting: Array<() => void> = [];
+  const passAll = () => {
+    const passed = waiting;
+    waiting = [];
+    for (const pass of passed) pass();
+  };
   const guard = (write: () => void) => {
     if (failed || response.destroyed) return;
     try {
@@ -136,16 +178,21 @@ function nodeSink(response: ServerResponse): ResponseSink {
       response.destroy();
     }
   };
-  /** Writes the head (not yet sent: Node sends it with the first bytes of the body); false if Node refused it. */
+  /**
+   * Writes the head (Node sends it with the first bytes of the body); false if Node refused it.
+   * The length of a whole body is the host's count; a streamed body keeps the app's Content-Length
+   * only if it is one plain number (Node checks the body against it, but writes it as given, and a
+   * "1e2" that Node reads as 100 a client may read as 1).
+   */
   const writeHead = ({ status, statusText, headers }: ResponseHead, length?: number): boolean => {
     const flat: string[] = [];
-    let declared = false;
+    const lengths = headers.filter(([name]) => name === "content-length").map(([, value]) => value.trim());
+    const bodiless = status === 204 || status === 304;
     for (const [name, value] of headers) {
-      if (HOP_BY_HOP.has(name)) continue;
-      if (name === "content-length") declared = true;
-      flat.push(name, value);
+      if (!HOP_BY_HOP.has(name) && name !== "content-length") flat.push(name, value);
     }
-    if (length !== undefined && !declared && status !== 204 && status !== 304) flat.push("content-length", String(length));
+    if (!bodiless && length !== undefined) flat.push("content-length", String(length));
+    else if (!bodiless && lengths.length === 1 && /^\d{1,15}$/.test(lengths[0]!)) flat.push("content-length", lengths[0]!);
     // A body longer or shorter than the Content-Length the app declared is an error, never two
     // responses on one connection.
     response.strictContentLength = true;
@@ -154,7 +201,7 @@ function nodeSink(response: ServerResponse): ResponseSink {
       return true;
     } catch {
       // A head Node will not write (a reason phrase with control characters, say): 502.
-      guard(() => response.writeHead(502, { "content-type": "text/plain; charset=utf-8" }).end("Bad Gateway\n"));
+      guard(() => response.writeHead(502, "Bad Gateway", { "content-type": "text/plain; charset=utf-8" }).end("Bad Gateway\n"));
       failed = true;
       return false;
     }
@@ -170,8 +217,10 @@ function nodeSink(response: ServerResponse): ResponseSink {
     data(chunk, passed) {
       if (failed || response.destroyed) return passed();
       guard(() => {
-        if (response.write(chunk)) passed();
-        else response.once("drain", passed);
+        if (response.write(chunk) && waiting.length === 0) return passed();
+        // Passed on once the socket drains: one listener for however many chunks wait.
+        waiting.push(passed);
+        if (waiting.length === 1) response.once("drain", passAll);
       });
     },
     end() {

@@ -158,7 +158,12 @@ let evalsRunning = 0;
 
 const apps = new Apps({
   send: (header, body) => io.sendSoon(header, body),
-  describe: (error, scope, realm, filename) => failureOf(realm.helpers.outerOf(error) ?? error, scope, filename),
+  // Not failureOf: an app's requests have no vm timeout, so nothing thrown there is the carrier's
+  // timeout (an app that has lived past its start's limit could otherwise pass an error for one).
+  describe: (error, scope, realm, filename) => {
+    const thrown = realm.helpers.outerOf(error) ?? error;
+    return isCarrierFailure(thrown) ? thrown : describeThrown(thrown, scope, filename);
+  },
   inRealm: (realm, work) => runningRealm.run(realm, work),
 });
 

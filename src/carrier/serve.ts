@@ -44,10 +44,13 @@ function nextTurn(): Promise<typeof LATER> {
   return new Promise((resolve) => setImmediate(() => resolve(LATER)));
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const joined = new Uint8Array(a.byteLength + b.byteLength);
-  joined.set(a);
-  joined.set(b, a.byteLength);
+function concat(parts: readonly Uint8Array[], bytes: number): Uint8Array {
+  const joined = new Uint8Array(bytes);
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.byteLength;
+  }
   return joined;
 }
 
@@ -178,9 +181,10 @@ class Exchange {
   }
 
   /**
-   * Streams the response body up, no faster than the host grants credit. A body that is all there
-   * at once (most are: a text, a JSON) goes in the head's own frame; a body still being made sends
-   * its head at once, and its chunks as they come.
+   * Streams the response body up, no faster than the host grants credit. What the body gives
+   * within one turn of the event loop goes in one frame (up to a chunk's size): a body that is all
+   * there at once (most are: a text, a JSON) in the head's own frame, many small writes together;
+   * a body still being made sends its head at once, and its chunks as they come.
    */
   private async stream(head: ResponseHead, body: ReadableStream<unknown>): Promise<void> {
     let ending: "end" | "error" = "error";
@@ -189,29 +193,41 @@ class Exchange {
       headSent = true;
       this.send({ t: "response", id: this.id, req: this.req, ok: true, ...head, body: true, ...(whole ? { whole: true } : {}) }, whole && whole.byteLength > 0 ? whole : undefined);
     };
+    let held: Uint8Array[] = [];
+    let heldBytes = 0;
+    const take = () => {
+      const joined = held.length === 1 ? held[0]! : concat(held, heldBytes);
+      held = [];
+      heldBytes = 0;
+      return joined;
+    };
+    const sendHeld = async () => {
+      if (!headSent) sendHead();
+      return heldBytes === 0 || (await this.sendData(take()));
+    };
     try {
       const reader = (this.reader = body.getReader());
-      let held: Uint8Array | undefined;
+      let turn: Promise<typeof LATER> | undefined;
       let pending: Promise<ReadableStreamReadResult<unknown>> | undefined;
       for (;;) {
+        turn ??= nextTurn();
         const read = pending ?? reader.read();
         pending = undefined;
-        // Work that takes no more than the realm's microtasks (a body given whole) is awaited; a
-        // body waiting on anything else (a timer, a fetch) has its head sent meanwhile.
-        const result = headSent ? await read : await Promise.race([read, nextTurn()]);
+        const result = await Promise.race([read, turn]);
         if (this.over) return;
         if (result === LATER) {
+          // A turn passed and the body has more to come: what it gave so far goes now.
+          turn = undefined;
           pending = read;
-          sendHead();
-          if (held) await this.sendData(held);
-          held = undefined;
+          if (!(await sendHeld())) return;
           continue;
         }
         if (result.done) {
           if (!headSent) {
-            sendHead(held ?? new Uint8Array(0));
+            sendHead(take());
             return this.finish();
           }
+          if (!(await sendHeld())) return;
           ending = "end";
           break;
         }
@@ -219,14 +235,12 @@ class Exchange {
         // which never calls back into the realm.
         if (!types.isUint8Array(result.value)) break;
         const bytes = new Uint8Array(result.value);
-        if (!headSent && (held?.byteLength ?? 0) + bytes.byteLength <= EXCHANGE_CHUNK_BYTES) {
-          held = held ? concat(held, bytes) : bytes;
-          continue;
+        held.push(bytes);
+        heldBytes += bytes.byteLength;
+        if (heldBytes >= EXCHANGE_CHUNK_BYTES) {
+          if (!(await sendHeld())) return;
+          turn = undefined;
         }
-        if (!headSent) sendHead();
-        if (held) await this.sendData(held);
-        held = undefined;
-        if (!(await this.sendData(bytes))) return;
       }
     } catch {
       // The body's stream failed (an error of the app's): the response breaks off.
@@ -312,7 +326,8 @@ export class Apps {
    * the carrier must not block on its input; an app with none may wait for its next request there.
    */
   isBusy(): boolean {
-    for (const app of this.served.values()) if (app.exchanges.size > 0 || app.scope.hasPendingWork) return true;
+    // Console output waiting for its flush timer counts too: it must not wait for the next request.
+    for (const app of this.served.values()) if (app.exchanges.size > 0 || app.scope.hasPendingWork || app.scope.logs.length > 0) return true;
     return false;
   }
 

@@ -7,7 +7,8 @@
  */
 import type { PortPipe } from "./call-port.js";
 import type { ExchangeUpMessage, Failure, ResponseMessage } from "../protocol/messages.js";
-import { EXCHANGE_CHUNK_BYTES, EXCHANGE_WINDOW_BYTES } from "../protocol/serve.js";
+import { EXCHANGE_CHUNK_BYTES, EXCHANGE_WINDOW_BYTES, RESPONSE_HEAD_LIMITS } from "../protocol/serve.js";
+import { headerListProblem } from "../protocol/limits.js";
 
 export interface ExchangeHead {
   method: string;
@@ -38,6 +39,11 @@ export interface ExchangeEvents {
   /** The response body broke off: the app's stream failed, or its carrier is gone. */
   onBroken(): void;
 }
+
+/** RFC 9110: a header name is a token; a value and a reason phrase are visible characters, spaces and tabs. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const REASON_PHRASE = FIELD_VALUE;
 
 /** Aborted exchanges remembered, so that what the carrier sent before it heard of the abort is not taken for a lie. */
 const ABORTED_KEPT = 4096;
@@ -158,26 +164,27 @@ export class Exchange {
 
   /**
    * Streams the request body to the app, no faster than it reads. Stops early (without an end)
-   * if the exchange is over first; a source that fails aborts the exchange.
+   * if the exchange is over first. False if the source failed: the caller decides what then.
    */
-  async writeBody(source: AsyncIterable<Uint8Array>): Promise<void> {
+  async writeBody(source: AsyncIterable<Uint8Array>): Promise<boolean> {
     if (!this.hasBody) throw new Error("paddock: a body for a request sent without one");
     try {
       for await (const chunk of source) {
         for (let offset = 0; offset < chunk.byteLength; ) {
           const granted = await this.takeCredit(Math.min(EXCHANGE_CHUNK_BYTES, chunk.byteLength - offset));
-          if (granted === 0) return;
+          if (granted === 0) return true;
           this.link.send({ t: "body", id: this.link.appId, req: this.req, op: "data" }, chunk.subarray(offset, offset + granted));
           offset += granted;
         }
         // The pipe to the carrier is backed up: wait, rather than buffer a fast client's body.
         await this.link.whenDrained();
-        if (!this.isOpen) return;
+        if (!this.isOpen) return true;
       }
     } catch {
-      return this.abort();
+      return false;
     }
     if (this.isOpen) this.link.send({ t: "body", id: this.link.appId, req: this.req, op: "end" });
+    return true;
   }
 
   /** `bytes` of the response body were passed on: the carrier may send as many more. */
@@ -204,6 +211,14 @@ export class Exchange {
       return undefined;
     }
     const { status, statusText, headers } = message;
+    // What Deno's Response lets an honest carrier send; anything else would reach a client's
+    // parser (or Node's Response, which throws) as the carrier wrote it.
+    if (!REASON_PHRASE.test(statusText)) return "a response status text with characters HTTP does not allow";
+    for (const [name, value] of headers) {
+      if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) return `a response header (${JSON.stringify(name.slice(0, 64))}) with characters HTTP does not allow`;
+    }
+    const tooBig = headerListProblem(headers, RESPONSE_HEAD_LIMITS, "response");
+    if (tooBig) return tooBig;
     if (message.whole) {
       if (!message.body) return "a whole body for a response without one";
       if (body && body.byteLength > EXCHANGE_WINDOW_BYTES) return "a whole response body larger than the host's credit";

@@ -66,6 +66,13 @@ describe("a carrier lying about an exchange is killed; the next request is serve
   test("a status no Response can have", () => expectDisbelieved(`send({ ...${head(", whole: true")}, status: 101 });`));
   test("more headers than a response may carry", () =>
     expectDisbelieved(`send({ ...${head(", whole: true")}, headers: Array.from({ length: 300 }, (_, i) => ["x-" + i, "v"]) });`));
+  test("a status text that would split the response", () => expectDisbelieved(`send({ ...${head(", whole: true")}, statusText: "OK\\r\\nSet-Cookie: stolen=1" });`));
+  test("a header name that is not a token, or a value with a line break", async () => {
+    await expectDisbelieved(`send({ ...${head(", whole: true")}, headers: [["x a", "v"]] });`);
+    await expectDisbelieved(`send({ ...${head(", whole: true")}, headers: [["x-a", "v\\r\\nx-b: w"]] });`);
+  });
+  test("headers larger in all than a response may carry", () =>
+    expectDisbelieved(`send({ ...${head(", whole: true")}, headers: Array.from({ length: 200 }, (_, i) => ["x-" + i, "v".repeat(60000)]) });`));
   test("a response for another eval's id", () => expectDisbelieved(`send({ ...${head(", whole: true")}, id: request.id + 1 });`));
   test("a data message without its bytes", () => expectDisbelieved(`send(${head()}); send({ t: "body", id: request.id, req: request.req, op: "data" });`, "broken"));
   test("a request never answered: 504, then the carrier that answers nothing is replaced", () => expectDisbelieved("", 504));
