@@ -336,7 +336,7 @@ export class Apps {
     const exchange = new Exchange(message.id, message.req, this.host.send, (done) => this.finished(app, done));
     if (!app) return exchange.fail(carrierFailure({ kind: "script", name: "Error", message: "no app is served here" }));
     app.exchanges.set(message.req, exchange);
-    if (app.stopPumping === undefined) app.stopPumping = pumpWhileRunning(app.realm.context);
+    if (app.stopPumping === undefined) app.stopPumping = pumpWhileRunning(app.realm.context, true);
     let request: Request;
     try {
       request = new Request(message.url, {
@@ -362,6 +362,8 @@ export class Apps {
 
   body(message: BodyMessage, data: Uint8Array | undefined): void {
     this.served.get(message.id)?.exchanges.get(message.req)?.deliver(message, data);
+    // Bytes or credit may let the app's code go on (a read of the request body, say): pump soon.
+    wake();
   }
 
   /** What the app's handler resolved to: a Response of the realm's, or the exchange's failure. */
