@@ -22,10 +22,20 @@ export interface AppCode {
   filename: string;
 }
 
-/** The source files of a directory: its code and JSON files, by relative path ("lib/db.ts"). Links are not followed. */
-export async function readSources(dir: string): Promise<Record<string, string>> {
-  const sources: Record<string, string> = {};
-  let files = 0;
+/** A source file of an app's directory, as listSources finds it. */
+export interface SourceFile {
+  /** Relative, with "/" separators ("lib/db.ts"). */
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/**
+ * The source files of a directory (its code and JSON files), without reading them: what
+ * readSources reads, and what the app server watches for changes. Links are not followed.
+ */
+export async function listSources(dir: string): Promise<SourceFile[]> {
+  const files: SourceFile[] = [];
   let bytes = 0;
   const walk = async (relative: string, depth: number): Promise<void> => {
     if (depth > SOURCE_LIMITS.depth) throw new TypeError(`App.create: the app's directory is nested deeper than ${SOURCE_LIMITS.depth} levels`);
@@ -38,14 +48,21 @@ export async function readSources(dir: string): Promise<Record<string, string>> 
         await walk(path, depth + 1);
       } else if (entry.isFile() && LOADERS[extname(entry.name)] && entry.name !== "paddock.json") {
         const stat = await lstat(join(dir, path));
-        if (++files > SOURCE_LIMITS.files) throw new TypeError(`App.create: the app's directory holds more than ${SOURCE_LIMITS.files} source files`);
+        if (files.length >= SOURCE_LIMITS.files) throw new TypeError(`App.create: the app's directory holds more than ${SOURCE_LIMITS.files} source files`);
         bytes += stat.size;
         if (bytes > SOURCE_LIMITS.bytes) throw new TypeError(`App.create: the app's sources are larger than ${SOURCE_LIMITS.bytes} bytes`);
-        sources[path] = await readFile(join(dir, path), "utf8");
+        files.push({ path, size: stat.size, mtimeMs: stat.mtimeMs });
       }
     }
   };
   await walk("", 0);
+  return files;
+}
+
+/** The source files of a directory by relative path ("lib/db.ts"), read (see listSources). */
+export async function readSources(dir: string): Promise<Record<string, string>> {
+  const sources: Record<string, string> = {};
+  for (const { path } of await listSources(dir)) sources[path] = await readFile(join(dir, path), "utf8");
   return sources;
 }
 
