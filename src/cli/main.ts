@@ -5,6 +5,8 @@
  *   paddock bench           run the benchmark
  *   paddock mcp             serve code mode over MCP
  *   paddock transform <file> NDJSON through a transform function
+ *   paddock serve-apps       serve every subfolder of a folder as an app
+ *   paddock serve <file>     serve one file as an app
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -24,6 +26,12 @@ const USAGE = `usage:
                                    NDJSON from stdin through the file's \`export default\` function to stdout;
                                    undefined and null results are dropped; failed messages (dead letters) go
                                    to --errors as JSON lines (else to stderr); --timeout-ms is per message
+  paddock serve-apps --root <folder> [--port <n>] [--hostname <addr>] [--data <folder>] [--poll-ms <n>]
+                                   serve every subfolder of --root as an app (limits and grants in its paddock.json)
+                                   at http://<app>.localhost:<port>/ and /<app>/; folders added, changed or removed
+                                   are installed, updated or removed as they are; --port 0 picks a free port
+  paddock serve <file> [--port <n>] [--hostname <addr>] [--timeout-ms <n>] [--memory-mb <n>] [--max-log-bytes <n>]
+         [--allow…] [--allow-import…]  serve one file's \`export default { fetch }\` as an app; --timeout-ms is per request
 
 flags:
   --timeout-ms <n>        wall-clock limit per eval (default 5000)
@@ -69,6 +77,10 @@ const FLAGS = {
   batch: { type: "string" },
   carriers: { type: "string" },
   "in-flight": { type: "string" },
+  root: { type: "string" },
+  hostname: { type: "string" },
+  data: { type: "string" },
+  "poll-ms": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -77,6 +89,19 @@ function integerFlag(value: string | undefined, name: string): number | undefine
   const number = Number(value);
   if (!Number.isInteger(number)) throw new UsageError(`--${name} must be an integer (got "${value}")`);
   return number;
+}
+
+/** A TCP port (0: a free one), 8080 when not given. */
+function portFlag(value: string | undefined): number {
+  const port = integerFlag(value, "port") ?? 8080;
+  if (port < 0 || port > 65_535) throw new UsageError(`--port must be between 0 and 65535 (got ${port})`);
+  return port;
+}
+
+/** Refuses flags that `command` would otherwise ignore without a word. */
+function onlyFlags(command: string, values: Flags, allowed: ReadonlyArray<keyof typeof FLAGS>): void {
+  const stray = Object.keys(values).filter((flag) => !allowed.includes(flag as keyof typeof FLAGS));
+  if (stray.length > 0) throw new UsageError(`paddock ${command}: ${stray.map((flag) => `--${flag}`).join(", ")} ${stray.length === 1 ? "does" : "do"} not apply (see paddock --help)`);
 }
 
 class UsageError extends Error {}
@@ -151,6 +176,25 @@ async function main(argv: string[]): Promise<number> {
       maxResultBytes: integerFlag(values["max-result-bytes"], "max-result-bytes"),
       maxLogBytes: integerFlag(values["max-log-bytes"], "max-log-bytes"),
       language: values.ts ? "ts" : "auto",
+      ...sandboxGrants(values),
+    });
+  }
+  if (command === "serve-apps") {
+    onlyFlags(command, values, ["root", "port", "hostname", "data", "poll-ms"]);
+    if (values.root === undefined || target !== undefined) throw new UsageError("usage: paddock serve-apps --root <folder> [--port <n>] [--hostname <addr>] [--data <folder>] [--poll-ms <n>]");
+    const { serveAppsCommand } = await import("./apps.js");
+    return serveAppsCommand({ root: values.root, port: portFlag(values.port), hostname: values.hostname, dataDir: values.data, pollMs: integerFlag(values["poll-ms"], "poll-ms") });
+  }
+  if (command === "serve") {
+    onlyFlags(command, values, ["port", "hostname", "timeout-ms", "memory-mb", "max-log-bytes", "allow", "allow-private", "allow-import", "registry", "offline", "cache-dir"]);
+    if (target === undefined || positionals.length > 2) throw new UsageError("usage: paddock serve <file> [--port <n>] [--hostname <addr>] [--timeout-ms <n>] [--memory-mb <n>] [--max-log-bytes <n>] [--allow…] [--allow-import…]");
+    const { serveCommand } = await import("./apps.js");
+    return serveCommand(target, {
+      port: portFlag(values.port),
+      hostname: values.hostname,
+      requestTimeoutMs: integerFlag(values["timeout-ms"], "timeout-ms"),
+      memoryMb: integerFlag(values["memory-mb"], "memory-mb"),
+      maxLogBytes: integerFlag(values["max-log-bytes"], "max-log-bytes"),
       ...sandboxGrants(values),
     });
   }
