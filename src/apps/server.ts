@@ -296,14 +296,15 @@ export class AppServer implements AsyncDisposable {
 
   /**
    * Routes a request: by the Host header if it names a known app (its path as it is), else by the
-   * first path segment (removed from the path the app sees). Only origin-form targets (`/path`):
-   * an absolute-form one (`GET http://b.localhost/`, what clients send to proxies) would give the
-   * request a second host to be routed by.
+   * first path segment (removed from the path the app sees). Only origin-form targets (`/path`)
+   * and one Host line: an absolute-form target (`GET http://b.localhost/`, what clients send to
+   * proxies) or a second Host line would give the request a second name to be routed by.
    */
   private route(request: IncomingMessage, response: ServerResponse): void {
     if (this.closing) return answer(response, 503, { "retry-after": String(RETRY_AFTER_S) });
     const target = request.url ?? "/";
-    if (!target.startsWith("/")) return answer(response, 400);
+    // Two Host lines would give the request two names to be routed by (RFC 9112 answers them 400).
+    if (!target.startsWith("/") || hostLines(request.rawHeaders) > 1) return answer(response, 400);
     let url: URL;
     try {
       // Parsed as the app will parse it (dot segments resolved, "%2e%2e" included), so that the
@@ -390,6 +391,12 @@ async function signatureOf(dir: string): Promise<string> {
 function answer(response: ServerResponse, status: number, headers: Record<string, string> = {}): void {
   const text = `${STATUS_CODES[status]}\n`;
   response.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": String(Buffer.byteLength(text)), ...headers }).end(text);
+}
+
+function hostLines(rawHeaders: string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === "host") count++;
+  return count;
 }
 
 function isInside(path: string, dir: string): boolean {
