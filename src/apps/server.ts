@@ -330,7 +330,7 @@ export class AppServer implements AsyncDisposable {
 
   /** The slot of an app that is served or failed; a folder not yet installed is not known. */
   private known(name: string): Slot | undefined {
-    const slot = APP_NAME.test(name) ? this.slots.get(name) : undefined;
+    const slot = this.slots.get(name);
     return slot && (slot.app || slot.failed) ? slot : undefined;
   }
 
