@@ -28,8 +28,14 @@ const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const APP_HOST = /^([a-z0-9][a-z0-9-]{0,62})\.localhost\.?(?::\d{1,5})?$/;
 /** The most a paddock.json may weigh: a page of settings, not data. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
-/** How long a client is told to wait before asking an app that is not served again. */
+/** How long a client is told to wait before asking again while the server stops. */
 const RETRY_AFTER_S = 10;
+/**
+ * A version that failed for a reason other than its folder's content (a start timeout on a loaded
+ * machine, a carrier that could not start, its top-level code failing on a fetch) is tried again
+ * after 1 s, then 2 s, 4 s… up to this.
+ */
+const MAX_RETRY_MS = 60_000;
 
 /**
  * What an app's paddock.json may set: its limits and grants, checked by the same schemas as the
@@ -81,8 +87,12 @@ export type AppServerEvent =
   /** An app serves: its first version (`installed`) or a new one in place of the old (`updated`); `ms` to start it. */
   | { type: "installed" | "updated"; app: string; ms: number }
   | { type: "removed"; app: string }
-  /** A version did not start (a bad paddock.json, code that throws…); `serving`: an older version goes on. */
-  | { type: "failed"; app: string; error: Error; serving: boolean }
+  /**
+   * A version did not start (a bad paddock.json, code that throws…); `serving`: an older version goes
+   * on; `retryInMs`: when it is tried again, unless only a change to its folder can help (a TypeError:
+   * its paddock.json, its sources).
+   */
+  | { type: "failed"; app: string; error: Error; serving: boolean; retryInMs: number | undefined }
   /** A folder of the root that is not served (its name is not an app name, or it is a link). */
   | { type: "ignored"; folder: string; reason: string }
   /** The root could not be read; the apps served go on, and the next poll tries again. */
@@ -122,6 +132,10 @@ interface Slot {
   seen: string | undefined;
   /** An install or update is under way; polls leave the slot alone. */
   busy: boolean;
+  /** Failures in a row of the signature last tried. */
+  failures: number;
+  /** When a failed signature is tried again (Date.now() time), if it is. */
+  retryAt: number | undefined;
 }
 
 export class AppServer implements AsyncDisposable {
@@ -245,10 +259,11 @@ export class AppServer implements AsyncDisposable {
         if (slot?.busy) return;
         const signature = await signatureOf(join(this.root, name));
         if (this.closing) return;
-        if (!slot) this.slots.set(name, (slot = { app: undefined, failed: false, applied: undefined, seen: undefined, busy: false }));
+        if (!slot) this.slots.set(name, (slot = { app: undefined, failed: false, applied: undefined, seen: undefined, busy: false, failures: 0, retryAt: undefined }));
         const settled = initial || signature === slot.seen;
         slot.seen = signature;
-        if (!settled || signature === slot.applied || slot.busy) return;
+        const retry = slot.retryAt !== undefined && Date.now() >= slot.retryAt;
+        if (!settled || (signature === slot.applied && !retry) || slot.busy) return;
         slot.busy = true;
         this.track(this.install(name, slot, signature).finally(() => (slot.busy = false)));
       }),
@@ -257,7 +272,9 @@ export class AppServer implements AsyncDisposable {
 
   /** Starts the folder's current version; once it serves, it takes the old version's place. */
   private async install(name: string, slot: Slot, signature: string): Promise<void> {
+    if (signature !== slot.applied) slot.failures = 0;
     slot.applied = signature;
+    slot.retryAt = undefined;
     const started = performance.now();
     let app: App;
     try {
@@ -265,7 +282,9 @@ export class AppServer implements AsyncDisposable {
       app = await App.create(this.optionsOf(name, dir, await readConfig(dir)));
     } catch (error) {
       if (!slot.app) slot.failed = true;
-      return this.emit({ type: "failed", app: name, error: asError(error), serving: slot.app !== undefined });
+      const retryInMs = error instanceof TypeError ? undefined : Math.min(MAX_RETRY_MS, 1_000 * 2 ** slot.failures++);
+      if (retryInMs !== undefined) slot.retryAt = Date.now() + retryInMs;
+      return this.emit({ type: "failed", app: name, error: asError(error), serving: slot.app !== undefined, retryInMs });
     }
     if (this.closing) return app.close();
     const old = slot.app;
@@ -324,8 +343,10 @@ export class AppServer implements AsyncDisposable {
   }
 
   private serve(slot: Slot, request: IncomingMessage, response: ServerResponse, target: string): void {
-    if (slot.app) serveNodeRequest(slot.app, request, response, target);
-    else answer(response, 503, { "retry-after": String(RETRY_AFTER_S) });
+    if (slot.app) return serveNodeRequest(slot.app, request, response, target);
+    // Until the next try, or (when only a change can help) as long as a poll or two and a start take.
+    const waitMs = slot.retryAt === undefined ? 2 * this.pollMs : slot.retryAt - Date.now();
+    answer(response, 503, { "retry-after": String(Math.max(1, Math.ceil(waitMs / 1000))) });
   }
 
   /** The slot of an app that is served or failed; a folder not yet installed is not known. */

@@ -73,7 +73,7 @@ function describeEvent(event: AppServerEvent, url: string): string {
     case "removed":
       return `paddock serve-apps: removed ${event.app}`;
     case "failed":
-      return `paddock serve-apps: ${event.app} did not start${event.serving ? " (its previous version goes on)" : " (not served)"}: ${describeError(event.error)}`;
+      return `paddock serve-apps: ${event.app} did not start${event.serving ? " (its previous version goes on)" : " (not served)"}${event.retryInMs === undefined ? "" : `, trying again in ${event.retryInMs / 1000} s`}: ${describeError(event.error)}`;
     case "ignored":
       return `paddock serve-apps: ignored the folder "${event.folder}": ${event.reason}`;
     case "scan-failed":

@@ -7,8 +7,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { Agent, request as httpRequest } from "node:http";
-import { connect } from "node:net";
+import { Agent, createServer, request as httpRequest } from "node:http";
+import { connect, type AddressInfo } from "node:net";
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -332,6 +332,51 @@ describe("app server: hot install, update and removal under load", () => {
     writeFileSync(join(root, "app", "main.ts"), echoApp("app", "v2"));
     await until("the fixed update", () => events.some((event) => event.type === "updated"));
     assert.equal((await get(server.port, "/app/")).body, "appv2:/");
+  });
+});
+
+describe("app server: retries", () => {
+  test("a version whose start failed for a reason outside its folder is tried again, and serves once it starts", async () => {
+    // The app's top-level code needs this server, which answers 503 to its first two requests.
+    let asked = 0;
+    const upstream = createServer((_, response) => response.writeHead(++asked <= 2 ? 503 : 200).end("ready"));
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const upstreamPort = (upstream.address() as AddressInfo).port;
+    try {
+      const root = tempDir();
+      writeApp(root, "needy", {
+        "main.ts": `const response = await fetch("http://127.0.0.1:${upstreamPort}/");\nif (!response.ok) throw new Error("upstream said " + response.status);\nexport default { fetch: () => new Response("needy is up") };`,
+        "paddock.json": JSON.stringify({ net: { allow: [`127.0.0.1:${upstreamPort}`], allowPrivate: ["127.0.0.1"] } }),
+      });
+      const events: AppServerEvent[] = [];
+      await using server = await AppServer.start({ root, pollMs: 50, onEvent: (event) => events.push(event) });
+      const first = events.find((event) => event.type === "failed");
+      assert.ok(first?.type === "failed" && first.retryInMs === 1_000 && /upstream said 503/.test(first.error.message), JSON.stringify(first));
+      const refused = await get(server.port, "/needy/");
+      assert.equal(refused.status, 503);
+      assert.ok(Number(refused.headers["retry-after"]) >= 1);
+      await until("the retries to install it", () => events.some((event) => event.type === "installed"));
+      assert.deepEqual(
+        events.filter((event) => event.type === "failed").map((event) => event.type === "failed" && event.retryInMs),
+        [1_000, 2_000],
+      );
+      assert.equal((await get(server.port, "/needy/")).body, "needy is up");
+    } finally {
+      await new Promise((resolve) => upstream.close(resolve));
+    }
+  });
+
+  test("a version that only a change can fix (a bad paddock.json) is not tried again until its folder changes", async () => {
+    const root = tempDir();
+    writeApp(root, "app", { "main.ts": echoApp("app"), "paddock.json": JSON.stringify({ memoryMb: 1 }) });
+    const events: AppServerEvent[] = [];
+    await using server = await AppServer.start({ root, pollMs: 50, onEvent: (event) => events.push(event) });
+    const failed = events.find((event) => event.type === "failed");
+    assert.ok(failed?.type === "failed" && failed.retryInMs === undefined);
+    writeFileSync(join(root, "app", "paddock.json"), JSON.stringify({ memoryMb: 64 }));
+    await until("the fixed install", () => events.some((event) => event.type === "installed"));
+    assert.equal(events.filter((event) => event.type === "failed").length, 1);
+    assert.equal((await get(server.port, "/app/")).body, "app:/");
   });
 });
 
