@@ -79,6 +79,12 @@ export interface AppServerOptions {
   dataDir?: string;
   /** How often the root is looked at for new, changed and removed apps (default 1000 ms). */
   pollMs?: number;
+  /**
+   * Route by path prefix too (`/<name>/…`; default true). Prefixes put every app on one browser
+   * origin, where one app's pages can read another's responses with the user's cookies; with
+   * false, apps are reached only as `<name>.localhost`, an origin each.
+   */
+  pathRouting?: boolean;
   /** Installs, updates, removals, failures, the apps' console output and failed requests. */
   onEvent?: (event: AppServerEvent) => void;
 }
@@ -116,9 +122,12 @@ const serverOptionsSchema = lazySchema((z) =>
     hostname: z.string().min(1).default("127.0.0.1"),
     dataDir: z.string().min(1).optional(),
     pollMs: z.number().int().min(10).max(3_600_000).default(1_000),
+    pathRouting: z.boolean().default(true),
     onEvent: z.custom<(event: AppServerEvent) => void>((value) => typeof value === "function", "expected a function").optional(),
   }),
 );
+
+type ResolvedOptions = ReturnType<ReturnType<typeof serverOptionsSchema>["parse"]>;
 
 /** One app name's state. */
 interface Slot {
@@ -149,12 +158,8 @@ export class AppServer implements AsyncDisposable {
   private listener: Listener | undefined;
   private server: Server | undefined;
 
-  private constructor(
-    private readonly root: string,
-    private readonly dataDir: string | undefined,
-    private readonly pollMs: number,
-    private readonly onEvent: ((event: AppServerEvent) => void) | undefined,
-  ) {}
+  /** `root` and `dataDir` absolute. */
+  private constructor(private readonly options: ResolvedOptions) {}
 
   /** Starts every app of `root` (waiting until each serves or failed), then listens. */
   static async start(options: AppServerOptions): Promise<AppServer> {
@@ -164,7 +169,7 @@ export class AppServer implements AsyncDisposable {
     if (!stat?.isDirectory()) throw new TypeError(`AppServer.start: root "${resolved.root}" is not a directory`);
     const dataDir = resolved.dataDir === undefined ? undefined : resolve(resolved.dataDir);
     if (dataDir !== undefined && isInside(dataDir, root)) throw new TypeError(`AppServer.start: dataDir "${resolved.dataDir}" is inside root (it would be served as an app)`);
-    const server = new AppServer(root, dataDir, resolved.pollMs, resolved.onEvent);
+    const server = new AppServer({ ...resolved, root, dataDir });
     await server.scan(true);
     await Promise.all(server.pending);
     try {
@@ -222,7 +227,7 @@ export class AppServer implements AsyncDisposable {
       void this.scan(false).finally(() => {
         if (!this.closing) this.schedule();
       });
-    }, this.pollMs);
+    }, this.options.pollMs);
   }
 
   /**
@@ -233,7 +238,7 @@ export class AppServer implements AsyncDisposable {
   private async scan(initial: boolean): Promise<void> {
     let entries: Dirent[];
     try {
-      entries = await readdir(this.root, { withFileTypes: true });
+      entries = await readdir(this.options.root, { withFileTypes: true });
     } catch (error) {
       return this.emit({ type: "scan-failed", error: asError(error) });
     }
@@ -257,7 +262,7 @@ export class AppServer implements AsyncDisposable {
       [...present].map(async (name) => {
         let slot = this.slots.get(name);
         if (slot?.busy) return;
-        const signature = await signatureOf(join(this.root, name));
+        const signature = await signatureOf(join(this.options.root, name));
         if (this.closing) return;
         if (!slot) this.slots.set(name, (slot = { app: undefined, failed: false, applied: undefined, seen: undefined, busy: false, failures: 0, retryAt: undefined }));
         const settled = initial || signature === slot.seen;
@@ -278,7 +283,7 @@ export class AppServer implements AsyncDisposable {
     const started = performance.now();
     let app: App;
     try {
-      const dir = join(this.root, name);
+      const dir = join(this.options.root, name);
       app = await App.create(this.optionsOf(name, dir, await readConfig(dir)));
     } catch (error) {
       if (!slot.app) slot.failed = true;
@@ -304,7 +309,7 @@ export class AppServer implements AsyncDisposable {
   /** App `name`'s options: its folder and its paddock.json, with the server's listeners. */
   private optionsOf(name: string, dir: string, config: PaddockJson): AppOptions {
     // Files plug in here once App.create takes them (see paddockJsonSchema): each app gets its own
-    // store, `files: { ...config.files, dir: join(this.dataDir, name) }`, with this.dataDir required.
+    // store, `files: { ...config.files, dir: join(this.options.dataDir, name) }` (dataDir then required).
     return {
       ...config,
       dir,
@@ -335,6 +340,7 @@ export class AppServer implements AsyncDisposable {
     const byHost = APP_HOST.exec((request.headers.host ?? "").toLowerCase())?.[1];
     const hostSlot = byHost === undefined ? undefined : this.known(byHost);
     if (hostSlot) return this.serve(hostSlot, request, response, url.pathname + url.search);
+    if (!this.options.pathRouting) return answer(response, 404);
     const [, segment, rest] = /^\/([^/]*)(\/.*)?$/.exec(url.pathname)!;
     const slot = segment ? this.known(segment) : undefined;
     if (!slot) return answer(response, 404);
@@ -345,7 +351,7 @@ export class AppServer implements AsyncDisposable {
   private serve(slot: Slot, request: IncomingMessage, response: ServerResponse, target: string): void {
     if (slot.app) return serveNodeRequest(slot.app, request, response, target);
     // Until the next try, or (when only a change can help) as long as a poll or two and a start take.
-    const waitMs = slot.retryAt === undefined ? 2 * this.pollMs : slot.retryAt - Date.now();
+    const waitMs = slot.retryAt === undefined ? 2 * this.options.pollMs : slot.retryAt - Date.now();
     answer(response, 503, { "retry-after": String(Math.max(1, Math.ceil(waitMs / 1000))) });
   }
 
@@ -362,7 +368,7 @@ export class AppServer implements AsyncDisposable {
 
   private emit(event: AppServerEvent): void {
     try {
-      this.onEvent?.(event);
+      this.options.onEvent?.(event);
     } catch {
       // The listener's failure is the listener's.
     }

@@ -17,22 +17,22 @@ export interface ServeAppsCommandOptions {
   hostname: string | undefined;
   dataDir: string | undefined;
   pollMs: number | undefined;
+  pathRouting: boolean;
 }
 
 export async function serveAppsCommand(options: ServeAppsCommandOptions): Promise<number> {
-  let url = "";
   const server = await AppServer.start({
     root: options.root,
     port: options.port,
+    pathRouting: options.pathRouting,
     ...(options.hostname !== undefined ? { hostname: options.hostname } : {}),
     ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
-    // Events of the first scan come before the URL is known; their lines go without it.
-    onEvent: (event) => say(describeEvent(event, url)),
+    onEvent: (event) => say(describeEvent(event)),
   });
-  url = server.url;
   const names = server.apps().map(({ name }) => name);
-  say(`paddock serve-apps: serving ${options.root} at ${url}/<app>/ and http://<app>.localhost:${server.port}/ (${names.length === 0 ? "no apps yet" : names.join(", ")})`);
+  const where = `http://<app>.localhost:${server.port}/${options.pathRouting ? ` or ${server.url}/<app>/` : ""}`;
+  say(`paddock serve-apps: serving ${options.root} at ${server.url}: each app at ${where} (${names.length === 0 ? "no apps yet" : `apps: ${names.join(", ")}`})`);
   await untilSignal();
   say("paddock serve-apps: stopping (the requests in progress finish first)");
   await server.close();
@@ -65,11 +65,11 @@ export async function serveCommand(file: string, options: ServeCommandOptions): 
   return 0;
 }
 
-function describeEvent(event: AppServerEvent, url: string): string {
+function describeEvent(event: AppServerEvent): string {
   switch (event.type) {
     case "installed":
     case "updated":
-      return `paddock serve-apps: ${event.type} ${event.app} (started in ${event.ms} ms)${url ? `: ${url}/${event.app}/` : ""}`;
+      return `paddock serve-apps: ${event.type} ${event.app} (started in ${event.ms} ms)`;
     case "removed":
       return `paddock serve-apps: removed ${event.app}`;
     case "failed":

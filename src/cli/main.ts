@@ -26,10 +26,11 @@ const USAGE = `usage:
                                    NDJSON from stdin through the file's \`export default\` function to stdout;
                                    undefined and null results are dropped; failed messages (dead letters) go
                                    to --errors as JSON lines (else to stderr); --timeout-ms is per message
-  paddock serve-apps --root <folder> [--port <n>] [--hostname <addr>] [--data <folder>] [--poll-ms <n>]
+  paddock serve-apps --root <folder> [--port <n>] [--hostname <addr>] [--data <folder>] [--poll-ms <n>] [--hosts-only]
                                    serve every subfolder of --root as an app (limits and grants in its paddock.json)
-                                   at http://<app>.localhost:<port>/ and /<app>/; folders added, changed or removed
-                                   are installed, updated or removed as they are; --port 0 picks a free port
+                                   at http://<app>.localhost:<port>/ and (unless --hosts-only: one browser origin for
+                                   all) at /<app>/; folders added, changed or removed are installed, updated or
+                                   removed as they are; --port 0 picks a free port
   paddock serve <file> [--port <n>] [--hostname <addr>] [--timeout-ms <n>] [--memory-mb <n>] [--max-log-bytes <n>]
          [--allow…] [--allow-import…]  serve one file's \`export default { fetch }\` as an app; --timeout-ms is per request
 
@@ -81,6 +82,7 @@ const FLAGS = {
   hostname: { type: "string" },
   data: { type: "string" },
   "poll-ms": { type: "string" },
+  "hosts-only": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -180,10 +182,13 @@ async function main(argv: string[]): Promise<number> {
     });
   }
   if (command === "serve-apps") {
-    onlyFlags(command, values, ["root", "port", "hostname", "data", "poll-ms"]);
-    if (values.root === undefined || target !== undefined) throw new UsageError("usage: paddock serve-apps --root <folder> [--port <n>] [--hostname <addr>] [--data <folder>] [--poll-ms <n>]");
+    onlyFlags(command, values, ["root", "port", "hostname", "data", "poll-ms", "hosts-only"]);
+    if (values.root === undefined || target !== undefined) throw new UsageError("usage: paddock serve-apps --root <folder> [--port <n>] [--hostname <addr>] [--data <folder>] [--poll-ms <n>] [--hosts-only]");
     const { serveAppsCommand } = await import("./apps.js");
-    return serveAppsCommand({ root: values.root, port: portFlag(values.port), hostname: values.hostname, dataDir: values.data, pollMs: integerFlag(values["poll-ms"], "poll-ms") });
+    return serveAppsCommand({
+      root: values.root, port: portFlag(values.port), hostname: values.hostname, dataDir: values.data,
+      pollMs: integerFlag(values["poll-ms"], "poll-ms"), pathRouting: values["hosts-only"] !== true,
+    });
   }
   if (command === "serve") {
     onlyFlags(command, values, ["port", "hostname", "timeout-ms", "memory-mb", "max-log-bytes", "allow", "allow-private", "allow-import", "registry", "offline", "cache-dir"]);

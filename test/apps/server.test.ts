@@ -335,6 +335,16 @@ describe("app server: hot install, update and removal under load", () => {
   });
 });
 
+describe("app server: pathRouting false", () => {
+  test("apps are reached only by Host, each on an origin of its own", async () => {
+    const root = tempDir();
+    writeApp(root, "a", { "main.ts": echoApp("a") });
+    await using server = await AppServer.start({ root, pathRouting: false });
+    assert.equal((await get(server.port, "/a/x", { host: "a.localhost" })).body, "a:/a/x");
+    for (const path of ["/a/x", "/a"]) assert.equal((await get(server.port, path)).status, 404, path);
+  });
+});
+
 describe("app server: retries", () => {
   test("a version whose start failed for a reason outside its folder is tried again, and serves once it starts", async () => {
     // The app's top-level code needs this server, which answers 503 to its first two requests.
@@ -410,7 +420,7 @@ describe("paddock serve-apps and paddock serve", () => {
   test("serve-apps --port 0 prints its URL, serves the root's apps, reports an install, and stops on SIGTERM", async () => {
     const apps = tempDir();
     writeApp(apps, "first", { "main.ts": echoApp("first") });
-    const { child, url, stderr } = await start(["serve-apps", "--root", apps, "--port", "0", "--poll-ms", "50"], /serving .* at (http:\/\/127\.0\.0\.1:\d+)\//);
+    const { child, url, stderr } = await start(["serve-apps", "--root", apps, "--port", "0", "--poll-ms", "50"], /serving .* at (http:\/\/127\.0\.0\.1:\d+):/);
     const port = Number(new URL(url).port);
     assert.equal((await get(port, "/first/x")).body, "first:/x");
     writeApp(apps, "second", { "main.ts": `export default { fetch() { console.log("second says hi"); return new Response("second"); } };` });
