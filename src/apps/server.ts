@@ -5,7 +5,7 @@
  * no request can reach two apps and no app can name another's files or requests.
  *
  * Apps are installed, updated and removed by adding, changing and deleting folders: the root is
- * polled (recursive fs.watch is not available on Linux before Node 22), each folder's sources are
+ * polled (Node 20 has no recursive fs.watch on Linux), each folder's sources are
  * summed up as a signature, and a folder whose signature changed and then held still for one poll
  * is started as a new App, swapped in, and the old App closed (it drains what it was serving).
  */
@@ -39,8 +39,9 @@ const MAX_RETRY_MS = 60_000;
 
 /**
  * What an app's paddock.json may set: its limits and grants, checked by the same schemas as the
- * App and Sandbox options they become. Not functions (JSON has none), not its sources, and no host
- * paths (the module cache is the server's).
+ * App and Sandbox options they become. Not functions (JSON has none), not its sources, and not
+ * the host's own configuration: where packages come from and are kept (modules.registry,
+ * modules.cacheDir) is the server's to say, not a stranger's.
  *
  * Files: once App.create takes `files` (issue 12, part 1), add here
  * `files: z.strictObject({ quotaBytes, maxFiles, maxFileBytes }).partial().optional()`; its `dir`
@@ -53,7 +54,7 @@ const paddockJsonSchema = lazySchema((z) => {
     memoryMb: sandbox.memoryMb,
     net: sandbox.net,
     env: sandbox.env,
-    modules: modulesOptionsSchema().omit({ cacheDir: true }).optional(),
+    modules: modulesOptionsSchema().omit({ cacheDir: true, registry: true }).optional(),
     maxTimers: sandbox.maxTimers,
     maxLogBytes: sandbox.maxLogBytes,
     entry: app.entry,
@@ -388,8 +389,9 @@ async function readConfig(dir: string): Promise<PaddockJson> {
   if (stat) {
     if (!stat.isFile()) throw new TypeError("paddock.json is not a file");
     if (stat.size > MAX_CONFIG_BYTES) throw new TypeError(`paddock.json is larger than ${MAX_CONFIG_BYTES} bytes`);
+    const text = await readFile(path, "utf8");
     try {
-      json = JSON.parse(await readFile(path, "utf8"));
+      json = JSON.parse(text);
     } catch (error) {
       throw new TypeError(`paddock.json is not JSON (${asError(error).message})`);
     }
