@@ -6,10 +6,8 @@
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { extname, join, posix } from "node:path";
 import type * as Esbuild from "esbuild";
-import { lazyModule } from "../shared/lazy.js";
+import { withEsbuild } from "../shared/esbuild.js";
 import { ScriptError } from "../host/errors.js";
-
-const esbuild = lazyModule<typeof Esbuild>("esbuild");
 
 const LOADERS: Record<string, Esbuild.Loader> = { ".js": "js", ".mjs": "js", ".jsx": "jsx", ".ts": "ts", ".mts": "ts", ".tsx": "tsx", ".json": "json" };
 /** Entries looked for, in order, when none is named. */
@@ -104,7 +102,7 @@ export async function appCode(sources: Record<string, string>, entry: string): P
     },
   };
   try {
-    const result = await esbuild().build({
+    const result = await withEsbuild((esbuild) => esbuild.build({
       entryPoints: [entry],
       bundle: true,
       write: false,
@@ -117,14 +115,12 @@ export async function appCode(sources: Record<string, string>, entry: string): P
       charset: "utf8",
       tsconfigRaw: {},
       plugins: [plugin],
-    });
+    }));
     return { code: result.outputFiles[0]!.text, filename: "app.js" };
   } catch (error) {
     const first = (error as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } | null }> }).errors?.[0];
     const where = first?.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}` : entry;
     throw new ScriptError(`${first?.text ?? "the app's sources could not be joined"} (${where})`, { errorName: "SyntaxError", line: first?.location?.line, column: first?.location ? first.location.column + 1 : undefined });
-  } finally {
-    void esbuild().stop();
   }
 }
 

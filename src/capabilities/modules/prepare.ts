@@ -9,10 +9,8 @@ import { builtinModules } from "node:module";
 import { extname, sep } from "node:path";
 import { readFile } from "node:fs/promises";
 import type * as Esbuild from "esbuild";
-import { lazyModule } from "../../shared/lazy.js";
+import { withEsbuild } from "../../shared/esbuild.js";
 import { ModuleError } from "../../host/errors.js";
-
-const esbuild = lazyModule<typeof Esbuild>("esbuild");
 
 export interface BundledUnit {
   code: string;
@@ -24,7 +22,6 @@ export interface BundledUnit {
 
 const BUILTINS = new Set(builtinModules);
 const SCRIPT_LOADERS: Record<string, Esbuild.Loader> = { ".js": "js", ".mjs": "js", ".cjs": "js", ".jsx": "jsx", ".ts": "ts", ".mts": "ts", ".cts": "ts", ".tsx": "tsx" };
-let building = 0;
 
 export function isBuiltin(specifier: string): boolean {
   return specifier.startsWith("node:") || BUILTINS.has(specifier) || BUILTINS.has(specifier.split("/")[0]!);
@@ -135,29 +132,24 @@ type Attempt = { ok: true; unit: BundledUnit; entryFormat: string | undefined } 
  */
 async function bundleModule(target: string, setup: BundleSetup): Promise<BundledUnit> {
   const quoted = JSON.stringify(target);
-  building++;
-  try {
-    let bundle = await tryBundle(`export * from ${quoted};\nexport { default } from ${quoted};\n`, setup);
-    if (!bundle.ok && bundle.failure.text.startsWith("No matching export")) bundle = await tryBundle(`export * from ${quoted};\n`, setup);
-    if (bundle.ok && bundle.entryFormat !== "esm") bundle = await tryBundle(`module.exports = require(${quoted});\n`, setup);
+  return withEsbuild(async (esbuild) => {
+    let bundle = await tryBundle(esbuild, `export * from ${quoted};\nexport { default } from ${quoted};\n`, setup);
+    if (!bundle.ok && bundle.failure.text.startsWith("No matching export")) bundle = await tryBundle(esbuild, `export * from ${quoted};\n`, setup);
+    if (bundle.ok && bundle.entryFormat !== "esm") bundle = await tryBundle(esbuild, `module.exports = require(${quoted});\n`, setup);
     if (!bundle.ok) {
       const { text, location } = bundle.failure;
       const where = location ? ` (${location.file.replace(/^node_modules\//, "")}:${location.line})` : "";
       throw new ModuleError(`${setup.what} could not be prepared: ${text}${where}`, "unsupported");
     }
     return bundle.unit;
-  } finally {
-    // esbuild serves builds from a child process; prepared units are cached on disk, so builds
-    // come in bursts: the process is stopped after each burst rather than left running.
-    if (--building === 0) void esbuild().stop();
-  }
+  });
 }
 
-async function tryBundle(stub: string, setup: BundleSetup): Promise<Attempt> {
+async function tryBundle(esbuild: typeof Esbuild, stub: string, setup: BundleSetup): Promise<Attempt> {
   setup.externals.clear();
   let result: Esbuild.BuildResult<{ write: false; metafile: true }>;
   try {
-    result = await esbuild().build({
+    result = await esbuild.build({
       stdin: { contents: stub, ...(setup.resolveDir ? { resolveDir: setup.resolveDir } : {}), sourcefile: "paddock-entry.js", loader: "js" },
       bundle: true,
       write: false,
