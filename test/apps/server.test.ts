@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { Agent, createServer, request as httpRequest } from "node:http";
 import { connect, type AddressInfo } from "node:net";
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -134,6 +134,10 @@ describe("app server", () => {
     writeApp(root, "not-json", { "main.ts": echoApp("not-json"), "paddock.json": "{ memoryMb: 64" });
     writeApp(root, "crash", { "main.ts": `throw new Error("boom at start");\nexport default { fetch: () => new Response("never") };` });
     writeApp(root, "Bad_Name", { "main.ts": echoApp("Bad_Name") });
+    // Apps that try to take another app's code as their own: a relative import out of their folder.
+    writeApp(root, "sneaky", { "main.ts": `import other from "../a/main.ts";\nexport default other;` });
+    writeApp(root, "sneaky-bundle", { "main.ts": `import other from "../a/main.ts";\nimport "./lib.ts";\nexport default other;`, "lib.ts": "export {};" });
+    symlinkSync(join(root, "a"), join(root, "linked"));
     writeFileSync(join(root, "README.md"), "not an app");
     server = await AppServer.start({ root, pollMs: 50, onEvent: (event) => events.push(event) });
     port = server.port;
@@ -143,7 +147,7 @@ describe("app server", () => {
   test("start waits for every app: those that start serve, the others are reported with their name", () => {
     assert.deepEqual(
       server.apps().map(({ name, serving }) => `${name}:${serving}`),
-      ["a:true", "b:true", "bad-key:false", "bad-path:false", "bad-type:false", "crash:false", "multi:true", "not-json:false", "one:true", "quick:true"],
+      ["a:true", "b:true", "bad-key:false", "bad-path:false", "bad-type:false", "crash:false", "multi:true", "not-json:false", "one:true", "quick:true", "sneaky:false", "sneaky-bundle:false"],
     );
     const failed = (app: string) => {
       const event = events.find((event) => event.type === "failed" && event.app === app);
@@ -155,9 +159,11 @@ describe("app server", () => {
     assert.match(failed("bad-path"), /paddock\.json[\s\S]*cacheDir/);
     assert.match(failed("not-json"), /paddock\.json is not JSON/);
     assert.match(failed("crash"), /boom at start/);
+    assert.match(failed("sneaky"), /\.\.\/a\/main\.ts/);
+    assert.match(failed("sneaky-bundle"), /climbs out of the app's sources/);
     assert.deepEqual(
-      events.filter((event) => event.type === "ignored").map((event) => event.type === "ignored" && event.folder),
-      ["Bad_Name"],
+      events.filter((event) => event.type === "ignored").map((event) => event.type === "ignored" && `${event.folder}: ${event.reason}`).sort(),
+      ["Bad_Name: its name is not an app name (a-z, 0-9 and -, at most 63 characters, not starting with -)", "linked: it is a link (links are not followed)"],
     );
   });
 
@@ -332,6 +338,16 @@ describe("app server: hot install, update and removal under load", () => {
     writeFileSync(join(root, "app", "main.ts"), echoApp("app", "v2"));
     await until("the fixed update", () => events.some((event) => event.type === "updated"));
     assert.equal((await get(server.port, "/app/")).body, "appv2:/");
+  });
+});
+
+describe("app server: options", () => {
+  test("a root that is not a folder, a dataDir inside the root and unknown options are refused", async () => {
+    const root = tempDir();
+    await assert.rejects(AppServer.start({ root: join(root, "missing") }), /root ".*missing" is not a directory/);
+    await assert.rejects(AppServer.start({ root, dataDir: join(root, "data") }), /dataDir ".*" is inside root/);
+    await assert.rejects(AppServer.start({ root, pollMs: 0 }), /pollMs/);
+    await assert.rejects(AppServer.start({ root, tools: {} } as never), /tools/);
   });
 });
 
