@@ -105,6 +105,24 @@ function writeApp(root: string, name: string, files: Record<string, string>): vo
   }
 }
 
+/**
+ * A POST whose body ("hello world") is sent in two parts, the second once `release` resolves: a
+ * request in progress for as long as a test needs. Resolves with "<status> <body>".
+ */
+function heldPost(port: number, path: string, release: Promise<void>): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const request = httpRequest({ port, host: "127.0.0.1", path, method: "POST", agent: false, headers: { "transfer-encoding": "chunked" } }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (body += chunk));
+      response.on("end", () => resolve(`${response.statusCode} ${body}`));
+    });
+    request.on("error", reject);
+    request.write("hello ");
+    release.then(() => request.end("world"), reject);
+  });
+}
+
 async function until(what: string, done: () => boolean): Promise<void> {
   assert.ok(await eventually(done, DEADLINE_MS, 20), `timed out waiting for ${what}`);
 }
@@ -282,7 +300,19 @@ describe("app server: hot install, update and removal under load", () => {
         }
       }
     };
-    const loops = [loop(0, { path: "/hot/" }), loop(1, { path: "/", host: "hot.localhost" })];
+    // A third loop asks the other app, which nothing done to "hot" may disturb.
+    const others = { answers: 0, wrong: [] as string[] };
+    const loops = [
+      loop(0, { path: "/hot/" }),
+      loop(1, { path: "/", host: "hot.localhost" }),
+      (async () => {
+        while (running) {
+          const answer = await get(server.port, "/other/", { agent }).catch((error: Error) => ({ status: 0, body: error.message }));
+          others.answers++;
+          if (answer.body !== "other:/") others.wrong.push(`${answer.status} ${answer.body}`);
+        }
+      })(),
+    ];
     const latest = () => seen.map((states) => states.at(-1));
     try {
       // Install: the folder moves in whole, as an installer would put it.
@@ -291,17 +321,7 @@ describe("app server: hot install, update and removal under load", () => {
       await until("v1 to serve both loops", () => latest().every((state) => state === "v1"));
 
       // A request in progress on v1 (its body still coming) when v2 is swapped in.
-      const held = new Promise<string>((resolve, reject) => {
-        const request = httpRequest({ port: server.port, host: "127.0.0.1", path: "/hot/echo", method: "POST", agent: false, headers: { "transfer-encoding": "chunked" } }, (response) => {
-          let body = "";
-          response.setEncoding("utf8");
-          response.on("data", (chunk: string) => (body += chunk));
-          response.on("end", () => resolve(`${response.statusCode} ${body}`));
-        });
-        request.on("error", reject);
-        request.write("hello ");
-        void until("v2 to serve both loops", () => latest().every((state) => state === "v2")).then(() => request.end("world"), reject);
-      });
+      const held = heldPost(server.port, "/hot/echo", until("v2 to serve both loops", () => latest().every((state) => state === "v2")));
       await until("the held request to reach v1", () => events.some((event) => event.type === "log" && event.app === "hot" && event.entry.message === "echo started"));
 
       // Update: main.ts replaced (renamed over, so the poll never reads half a file).
@@ -318,6 +338,8 @@ describe("app server: hot install, update and removal under load", () => {
       agent.destroy();
     }
     assert.deepEqual(problems, []);
+    assert.deepEqual(others.wrong, []);
+    assert.ok(others.answers > 0);
     assert.deepEqual(seen, [["missing", "v1", "v2", "missing"], ["missing", "v1", "v2", "missing"]]);
     assert.deepEqual(
       events.filter((event) => event.type !== "log" && event.type !== "request-failed").map((event) => `${event.type}:${"app" in event ? event.app : ""}`),
@@ -446,7 +468,14 @@ describe("paddock serve-apps and paddock serve", () => {
     await until("the second app's install on stderr", () => /installed second/.test(stderr()));
     assert.equal((await get(port, "/", { host: "second.localhost" })).body, "second");
     await until("the second app's log on stderr", () => /\[second\] second says hi/.test(stderr()));
+    // SIGTERM with a request in progress: it finishes, then the server stops.
+    let stopping!: () => void;
+    const held = heldPost(port, "/first/echo", new Promise((resolve) => (stopping = resolve)));
+    await until("the held request to reach the app", () => /\[first\] echo started/.test(stderr()));
     child.kill("SIGTERM");
+    await until("the server to say it stops", () => /stopping/.test(stderr()));
+    stopping();
+    assert.equal(await held, "200 first:hello world");
     assert.equal(await exited(child), 0);
   });
 
