@@ -250,6 +250,10 @@ main(process.argv.slice(2)).then(
     } else if (error instanceof SandboxError || error instanceof TypeError) {
       console.error(`${error.name}: ${error.message}`);
       process.exitCode = 1;
+    } else if ((error as NodeJS.ErrnoException).syscall === "listen") {
+      // serve, serve-apps: a port taken or not ours to take (EADDRINUSE, EACCES).
+      console.error(`paddock: cannot listen: ${(error as Error).message}`);
+      process.exitCode = 1;
     } else {
       throw error;
     }

@@ -451,6 +451,15 @@ describe("paddock serve-apps and paddock serve", () => {
     });
   }
 
+  /** Runs a command that ends by itself; resolves with its exit code and stderr. */
+  async function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    const child = spawn(process.execPath, [join(root, "bin", "paddock.js"), ...args], { cwd: root, stdio: ["ignore", "ignore", "pipe"] });
+    children.push(child);
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (data: string) => (stderr += data));
+    return { code: await exited(child), stderr };
+  }
+
   const exited = (child: ChildProcess) => new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once("exit", resolve)));
 
   after(async () => {
@@ -489,12 +498,24 @@ describe("paddock serve-apps and paddock serve", () => {
     assert.equal(await exited(child), 0);
   });
 
+  test("a port already taken is a one-line error, exit code 1", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const dir = tempDir();
+      writeFileSync(join(dir, "app.ts"), `export default { fetch: () => new Response("x") };`);
+      const { code, stderr } = await run(["serve", join(dir, "app.ts"), "--port", String((taken.address() as AddressInfo).port)]);
+      assert.equal(code, 1);
+      assert.match(stderr, /^paddock: cannot listen: .*EADDRINUSE.*\n$/);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
   test("bad flags are refused with the usage, exit code 2", async () => {
     for (const args of [["serve-apps"], ["serve-apps", "--root", ".", "--memory-mb", "64"], ["serve"], ["serve", "x.ts", "--port", "70000"], ["serve", "x.ts", "--batch", "2"]]) {
-      const child = spawn(process.execPath, [join(root, "bin", "paddock.js"), ...args], { cwd: root, stdio: ["ignore", "ignore", "pipe"] });
-      let stderr = "";
-      child.stderr.setEncoding("utf8").on("data", (data: string) => (stderr += data));
-      assert.equal(await exited(child), 2, args.join(" "));
+      const { code, stderr } = await run(args);
+      assert.equal(code, 2, args.join(" "));
       assert.match(stderr, /usage|does not apply|--port/, args.join(" "));
     }
   });
