@@ -102,7 +102,7 @@ export type AppServerEvent =
   | { type: "failed"; app: string; error: Error; serving: boolean; retryInMs: number | undefined }
   /** A folder of the root that is not served (its name is not an app name, or it is a link). */
   | { type: "ignored"; folder: string; reason: string }
-  /** The root could not be read; the apps served go on, and the next poll tries again. */
+  /** The root could not be read (said once until it can be again); the apps served go on, and polls go on trying. */
   | { type: "scan-failed"; error: Error }
   | { type: "log"; app: string; entry: LogEntry }
   /** A request that failed inside the app or at its limits (the client saw only a status). */
@@ -152,6 +152,8 @@ export class AppServer implements AsyncDisposable {
   private readonly slots = new Map<string, Slot>();
   /** Folders reported as ignored at the last poll, so that each is reported once. */
   private ignored = new Set<string>();
+  /** The last poll could not read the root. */
+  private scanFailing = false;
   /** Installs under way and old versions draining: close() waits for them. */
   private readonly pending = new Set<Promise<void>>();
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -241,8 +243,12 @@ export class AppServer implements AsyncDisposable {
     try {
       entries = await readdir(this.options.root, { withFileTypes: true });
     } catch (error) {
-      return this.emit({ type: "scan-failed", error: asError(error) });
+      // Once per outage, not once per poll.
+      if (!this.scanFailing) this.emit({ type: "scan-failed", error: asError(error) });
+      this.scanFailing = true;
+      return;
     }
+    this.scanFailing = false;
     const present = new Set<string>();
     const ignored = new Set<string>();
     for (const entry of entries) {

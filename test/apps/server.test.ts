@@ -348,6 +348,23 @@ describe("app server: hot install, update and removal under load", () => {
     assert.equal((await get(server.port, "/other/")).body, "other:/");
   });
 
+  test("a root that disappears is reported once; the apps served go on", async () => {
+    const root = tempDir();
+    writeApp(root, "app", { "main.ts": echoApp("app") });
+    const events: AppServerEvent[] = [];
+    await using server = await AppServer.start({ root, pollMs: 20, onEvent: (event) => events.push(event) });
+    renameSync(root, `${root}-away`);
+    try {
+      await until("the failed scan", () => events.some((event) => event.type === "scan-failed"));
+      // Some more polls (how many does not matter: none may say it again).
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(events.filter((event) => event.type === "scan-failed").length, 1);
+      assert.equal((await get(server.port, "/app/")).body, "app:/");
+    } finally {
+      renameSync(`${root}-away`, root);
+    }
+  });
+
   test("a version that does not start leaves the one serving in place", async () => {
     const root = tempDir();
     writeApp(root, "app", { "main.ts": echoApp("app", "v1") });
