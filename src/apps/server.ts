@@ -61,6 +61,7 @@ const paddockJsonSchema = lazySchema((z) => {
     maxConcurrentRequests: app.maxConcurrentRequests,
     requestTimeoutMs: app.requestTimeoutMs,
     maxRequestBodyBytes: app.maxRequestBodyBytes,
+    requestBodyIdleTimeoutMs: app.requestBodyIdleTimeoutMs,
     startTimeoutMs: app.startTimeoutMs,
     idleTimeoutMs: app.idleTimeoutMs,
   });

@@ -98,6 +98,9 @@ const echoApp = (name: string, version = "") => `export default {
 };
 `;
 
+/** For apps whose request bodies a test holds open while something slow (an update, a stop) happens. */
+const PATIENT = JSON.stringify({ requestBodyIdleTimeoutMs: 600_000 });
+
 function writeApp(root: string, name: string, files: Record<string, string>): void {
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(dirname(join(root, name, path)), { recursive: true });
@@ -261,7 +264,7 @@ describe("app server", () => {
     assert.equal(rawBody(await ask("/a/..%2fb/x")), "a:/..%2fb/x");
     assert.equal(rawBody(await ask("/a/%2e%2e/b/x")), "b:/x");
     assert.equal(rawBody(await ask("/a/../b/x")), "b:/x");
-    assert.match(rawBody(await ask("/a//b/x")) ?? "", /^a:/);
+    assert.equal(rawBody(await ask("/a//b/x")), "a://b/x");
     assert.equal(rawStatus(await ask("//b/x")), 404);
     assert.equal(rawStatus(await ask("/%62/x")), 404);
     // Targets that carry a host of their own, and a second Host line, are refused.
@@ -316,7 +319,7 @@ describe("app server: hot install, update and removal under load", () => {
     const latest = () => seen.map((states) => states.at(-1));
     try {
       // Install: the folder moves in whole, as an installer would put it.
-      writeApp(staging, "hot", { "main.ts": echoApp("hot", "v1") });
+      writeApp(staging, "hot", { "main.ts": echoApp("hot", "v1"), "paddock.json": PATIENT });
       renameSync(join(staging, "hot"), join(root, "hot"));
       await until("v1 to serve both loops", () => latest().every((state) => state === "v1"));
 
@@ -486,7 +489,7 @@ describe("paddock serve-apps and paddock serve", () => {
 
   test("serve-apps --port 0 prints its URL, serves the root's apps, reports an install, and stops on SIGTERM", async () => {
     const apps = tempDir();
-    writeApp(apps, "first", { "main.ts": echoApp("first") });
+    writeApp(apps, "first", { "main.ts": echoApp("first"), "paddock.json": PATIENT });
     const { child, url, stderr } = await start(["serve-apps", "--root", apps, "--port", "0", "--poll-ms", "50"], /serving .* at (http:\/\/127\.0\.0\.1:\d+):/);
     const port = Number(new URL(url).port);
     assert.equal((await get(port, "/first/x")).body, "first:/x");
