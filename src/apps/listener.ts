@@ -85,6 +85,11 @@ export function listen(server: Server, options: ListenOptions = {}): Promise<Lis
 /** Hands a request the server parsed to `app`; `target` is the path the app sees (a prefix removed, say). */
 export function serveNodeRequest(app: App, request: IncomingMessage, response: ServerResponse, target = request.url ?? "/"): void {
   const method = request.method ?? "GET";
+  // RFC 9112: a request with two Host lines is answered 400 (which one names the site?).
+  if (hostLines(request.rawHeaders) > 1) {
+    response.writeHead(400, { "content-length": "0", connection: "close" }).end();
+    return;
+  }
   let url: string;
   try {
     // An absolute-form target ("GET http://x/p") gives its path; the host is the Host header's.
@@ -141,6 +146,13 @@ async function* bodyOf(request: IncomingMessage): AsyncGenerator<Uint8Array> {
   } finally {
     if (!request.readableEnded && !request.destroyed) request.resume();
   }
+}
+
+/** How many Host lines a request has. */
+export function hostLines(rawHeaders: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === "host") count++;
+  return count;
 }
 
 function pathOf(target: string): string {

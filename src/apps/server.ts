@@ -19,7 +19,7 @@ import type { SandboxError } from "../host/errors.js";
 import { parseOptions, sandboxOptionsSchema } from "../host/options.js";
 import { lazySchema } from "../shared/schema.js";
 import { App, appOptionsSchema, type AppOptions, type AppStats } from "./app.js";
-import { createAppServer, listen, serveNodeRequest, type Listener } from "./listener.js";
+import { createAppServer, hostLines, listen, serveNodeRequest, type Listener } from "./listener.js";
 import { listSources } from "./sources.js";
 
 /** Folder names that are app names: one DNS label, lower case, so that `<name>.localhost` works. */
@@ -427,12 +427,6 @@ async function signatureOf(dir: string): Promise<string> {
 function answer(response: ServerResponse, status: number, headers: Record<string, string> = {}): void {
   const text = `${STATUS_CODES[status]}\n`;
   response.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": String(Buffer.byteLength(text)), ...headers }).end(text);
-}
-
-function hostLines(rawHeaders: string[]): number {
-  let count = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === "host") count++;
-  return count;
 }
 
 function isInside(path: string, dir: string): boolean {

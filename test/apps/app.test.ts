@@ -524,6 +524,8 @@ export default app;`;
       const absolute = await rawRequest(listener.port, "GET http://elsewhere.example/secret HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
       assert.equal(statusOf(absolute), 200, absolute);
       assert.match(absolute, /"path":"\/secret"/);
+      const twoHosts = await rawRequest(listener.port, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n");
+      assert.equal(statusOf(twoHosts), 400, twoHosts);
       const doubleSlash = await rawRequest(listener.port, "GET //elsewhere.example/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
       assert.match(doubleSlash, /"path":"\/\/elsewhere.example\/x"/);
     });
