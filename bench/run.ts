@@ -28,6 +28,7 @@ import { benchModules, type ModulesResults } from "./modules.js";
 import { measureFloor } from "./floor.js";
 import { measureStartup } from "./startup.js";
 import { measureBreakdown } from "./breakdown.js";
+import { benchFiles, renderFiles, type FilesPlan, type FilesResults } from "./files.js";
 
 interface Plan {
   /** Samples per scenario (and per mode), by how costly one eval of the engine is. */
@@ -109,8 +110,12 @@ const ROWS: ReadonlyArray<{ id: string; title: string }> = [
 
 type SetCell = (rowId: string, columnId: string, cell: Cell) => void;
 
-export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean; transformsOnly?: boolean }): Promise<void> {
+export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean; transformsOnly?: boolean; filesOnly?: boolean }): Promise<void> {
   const plan = options.quick ? QUICK : FULL;
+  if (options.filesOnly) {
+    console.log(renderFiles(await benchFiles(filesPlan(options.quick), log)).join("\n"));
+    return;
+  }
   if (options.transformsOnly) {
     const floor = await measureFloor({ samples: plan.samples.fast, warmup: plan.warmup.fast, starts: plan.starts, pauseMs: 0 });
     console.log(renderTransforms(await benchTransforms(transformPlan(options.quick), log), floor.syncPipe.backToBack.p50).join("\n"));
@@ -145,6 +150,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   let modules: ModulesResults;
   let toolCalls: ToolCallResults;
   let transforms: TransformResults;
+  let files: FilesResults;
   let breakdown: Results["breakdown"];
   try {
     breakdown = await benchPaddock(plan, set);
@@ -153,6 +159,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     modules = await benchModules({ samples: plan.samples.medium, warmup: plan.warmup.medium, pauseMs: AGENT_PAUSE_MS, starts: plan.starts });
     for (const row of modules.rows) if (row.figures) progress(`modules ${row.id}`, row.figures);
     transforms = await benchTransforms(transformPlan(options.quick), log);
+    files = await benchFiles(filesPlan(options.quick), log);
   } finally {
     drainPool();
   }
@@ -186,10 +193,11 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     breakdown,
   };
   console.log(renderMarkdown(results));
+  console.log(["", ...renderFiles(files)].join("\n"));
   const folder = fileURLToPath(new URL("../../bench/results/", import.meta.url));
   try {
     mkdirSync(folder, { recursive: true });
-    writeFileSync(`${folder}latest.json`, JSON.stringify({ ...results, plan }, null, 2) + "\n");
+    writeFileSync(`${folder}latest.json`, JSON.stringify({ ...results, files, plan }, null, 2) + "\n");
     console.log(`\nFull results: ${folder}latest.json`);
   } catch (error) {
     // An installed package may sit in a read-only place: the report above is the result.
@@ -402,6 +410,10 @@ function progress(what: string, summary: Summary): void {
   log(`${what}: ${formatPercentiles(summary)} µs (n=${summary.n})`);
 }
 
+function filesPlan(quick: boolean): FilesPlan {
+  return quick ? { bytes: 16e6, runs: 3, smallFiles: 500 } : { bytes: 50e6, runs: 5, smallFiles: 2000 };
+}
+
 function transformPlan(quick: boolean): TransformPlan {
   return quick ? { messages: 100_000, calls: 200, cliBytes: 20e6 } : { messages: 1_000_000, calls: 2000, cliBytes: 200e6 };
 }
@@ -412,8 +424,8 @@ function log(message: string): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false }, transforms: { type: "boolean", default: false } }, strict: true });
-  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools, transformsOnly: values.transforms }).catch((error: unknown) => {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false }, transforms: { type: "boolean", default: false }, files: { type: "boolean", default: false } }, strict: true });
+  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools, transformsOnly: values.transforms, filesOnly: values.files }).catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   });

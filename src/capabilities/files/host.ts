@@ -165,7 +165,7 @@ export class SandboxFiles {
       await this.run("mkdir", remote, (it) => it.mkdir(remote, true));
       for (const entry of await readdirLocal(local, { withFileTypes: true })) {
         const from = joinLocal(local, entry.name);
-        const to = remote === "/" ? `/${entry.name}` : `${remote}/${entry.name}`;
+        const to = this.path(`${remote}/${entry.name}`, "fs.upload");
         if (entry.isDirectory()) await copyDir(from, to);
         else if (entry.isFile()) await this.run("open", to, () => uploadFile(store, from, to));
       }
@@ -282,24 +282,26 @@ export class EvalFiles {
   async handle(op: FileOp, port: CallPort): Promise<CallReply> {
     const record: FileRecord = { op: recordOp(op), path: op.path, bytes: 0 };
     if (op.op === "rename" || op.op === "copy") record.to = op.to;
+    // Listening before the first await: a streamed write's chunks may follow its call at once.
+    const incoming = op.op === "write" && op.body === "stream" ? new Inbox(port) : undefined;
     try {
       const store = await this.files.open();
-      const { value, body, streams } = await this.serve(op, store, port, record);
+      const { value, body, streams } = await this.serve(op, store, port, record, incoming);
+      this.record(record, port.isOpen);
       if (!streams) port.finish();
-      this.record(record);
       return body ? { ok: true, value, body } : { ok: true, value };
     } catch (error) {
       // Only the store's own failures are the sandbox's to see; anything else is a host bug.
       if (!(error instanceof FileOpError) && !(error instanceof SandboxClosedError)) throw error;
       const code: FileErrorCode = error instanceof FileOpError ? error.code : "EIO";
       record.error = code;
-      this.record(record);
+      this.record(record, port.isOpen);
       const limit = error instanceof FileOpError ? error.limit : undefined;
       return { ok: false, error: { name: FILE_ERROR_NAME, message: limit ? `${code} ${limit}` : code, ...(limit ? { kind: "resource" as const } : {}) } };
     }
   }
 
-  private async serve(op: FileOp, store: FileStore, port: CallPort, record: FileRecord): Promise<{ value: unknown; body?: Uint8Array; streams?: boolean }> {
+  private async serve(op: FileOp, store: FileStore, port: CallPort, record: FileRecord, incoming: Inbox | undefined): Promise<{ value: unknown; body?: Uint8Array; streams?: boolean }> {
     switch (op.op) {
       case "stat": {
         const info = store.stat(op.path);
@@ -325,7 +327,7 @@ export class EvalFiles {
         return this.read(op.path, store, port, record);
       case "write":
         record.bytes = op.size;
-        await this.write(op, store, port);
+        await this.write(op, store, port, incoming);
         return { value: null };
     }
   }
@@ -348,7 +350,7 @@ export class EvalFiles {
   }
 
   /** A write: inline, or streamed up within the credit the host gives as it stores the chunks. */
-  private async write(op: Extract<FileOp, { op: "write" }>, store: FileStore, port: CallPort): Promise<void> {
+  private async write(op: Extract<FileOp, { op: "write" }>, store: FileStore, port: CallPort, incoming: Inbox | undefined): Promise<void> {
     if (op.body === "inline") {
       const body = port.body ?? new Uint8Array(0);
       if (body.byteLength !== op.size || op.size > FILE_CHUNK_BYTES) {
@@ -358,20 +360,18 @@ export class EvalFiles {
       const write = await store.beginWrite(op.path, op.size, op.mode);
       try {
         await write.write(body);
+        // A write the eval did not wait for, and outlived, is dropped (as a streamed one is).
+        if (!port.isOpen) throw new FileOpError("EINVAL", undefined, "the eval has ended");
       } catch (error) {
         await write.abort();
         throw error;
       }
       return write.commit();
     }
-    if (port.body) {
+    if (port.body || !incoming) {
       port.violation("a streamed write with an inline body");
       throw new FileOpError("EINVAL");
     }
-    // Listening before the first await: chunks may follow the call at once.
-    const incoming = new Inbox();
-    port.listen((streamOp, data) => incoming.push(streamOp, data));
-    port.onClose(() => incoming.push("cancel", undefined));
     const write = await store.beginWrite(op.path, op.size, op.mode);
     let granted = Math.min(WRITE_WINDOW_BYTES, op.size);
     let received = 0;
@@ -405,8 +405,9 @@ export class EvalFiles {
     }
   }
 
-  private record(record: FileRecord): void {
-    this.records.push(record);
+  /** Records an operation; one that ends after its eval did goes to the listener only (the eval's result is out). */
+  private record(record: FileRecord, live: boolean): void {
+    if (live) this.records.push(record);
     try {
       this.onRecord?.(record);
     } catch {
@@ -430,10 +431,15 @@ async function streamDown(reader: FileReader, port: CallPort): Promise<void> {
 
 type InboxEvent = { op: "data"; data: Uint8Array } | { op: "end" | "cancel" };
 
-/** The stream messages of one write, taken one at a time. */
+/** The stream messages of one write, taken one at a time; the end of its eval cancels it. */
 class Inbox {
   private readonly events: InboxEvent[] = [];
   private waiting: ((event: InboxEvent) => void) | undefined;
+
+  constructor(port: CallPort) {
+    port.listen((op, data) => this.push(op, data));
+    port.onClose(() => this.push("cancel", undefined));
+  }
 
   push(op: string, data: Uint8Array | undefined): void {
     const event: InboxEvent = op === "data" && data ? { op: "data", data } : { op: op === "end" ? "end" : "cancel" };
