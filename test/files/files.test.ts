@@ -81,6 +81,16 @@ describe("the host's API", () => {
       await assert.rejects(sandbox.fs.readFile("a\0b"), TypeError);
     }));
 
+  test("bad options are TypeErrors naming the option; a closed sandbox's files are gone", async () => {
+    await assert.rejects(Sandbox.create({ files: { quotaBytes: -1 } }), (error: Error) => error instanceof TypeError && /files\.quotaBytes/.test(error.message));
+    await assert.rejects(Sandbox.create({ files: { dir: "" } }), (error: Error) => error instanceof TypeError && /files\.dir/.test(error.message));
+    await assert.rejects(Sandbox.create({ files: { maxFiles: 1.5 } } as never), TypeError);
+    const sandbox = await Sandbox.create(options());
+    await sandbox.fs.writeTextFile("/x", "y");
+    await sandbox.close();
+    await assert.rejects(sandbox.fs.readTextFile("/x"), (error: Error) => error.name === "SandboxClosedError");
+  });
+
   test("upload and download copy whole directories", () =>
     withDir(async (dir) => {
       const local = join(dir, "local");
@@ -138,7 +148,10 @@ describe("node:fs inside the sandbox", () => {
         out.push(await readFile("/a/t.txt", "utf8"), [...await readFile("/a/view")], [...await readFile("/a/hex")], await readFile("/a/hex", "base64"));
         const bytes = await readFile("/a/t.txt");
         out.push(bytes instanceof Uint8Array, bytes.constructor === Uint8Array, bytes.length);
-        const s = await stat("/a/t.txt");
+        const pending = stat("/a/t.txt");
+        const listing = await readdir("/a");
+        out.push(pending instanceof Promise, Array.isArray(listing) && listing instanceof Array, Object.getPrototypeOf(Object.getPrototypeOf(await pending)) === Object.prototype);
+        const s = await pending;
         out.push(s.size, s.isFile(), s.isDirectory(), s.isSymbolicLink(), s.mtime instanceof Date, typeof s.mtimeMs, (await lstat("/a")).isDirectory());
         out.push(await readdir("/a"));
         out.push((await readdir("/a", { withFileTypes: true })).map((d) => [d.name, d.isFile(), d.isDirectory(), d.parentPath]));
@@ -163,6 +176,7 @@ describe("node:fs inside the sandbox", () => {
         "/a", undefined,
         "hello!", [8, 9], [0xca, 0xfe], "yv4=",
         true, true, 6,
+        true, true, true,
         6, true, false, false, true, "number", true,
         ["b", "hex", "t.txt", "view"],
         [["b", false, true, "/a"], ["hex", true, false, "/a"], ["t.txt", true, false, "/a"], ["view", true, false, "/a"]],
@@ -253,6 +267,9 @@ describe("node:fs inside the sandbox", () => {
       assert.deepEqual(result.files, expected);
       assert.deepEqual(seen, expected);
       assert.deepEqual((await sandbox.run("1")).files, []);
+      const own: FileRecord[] = [];
+      await sandbox.run(`import { stat } from "node:fs/promises"; await stat("/")`, { onFile: (record) => own.push(record) });
+      assert.deepEqual(own, [{ op: "stat", path: "/", bytes: 0 }]);
     });
   });
 });

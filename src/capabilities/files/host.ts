@@ -4,6 +4,7 @@
  * the schema checked the message, every path is normal, a write never sends more than it
  * announced nor more than the credit it was given, and every operation is recorded.
  */
+import { constants } from "node:fs";
 import { lstat, mkdir as mkdirLocal, open as openLocal, readdir as readdirLocal } from "node:fs/promises";
 import { join as joinLocal } from "node:path";
 import { setImmediate } from "node:timers";
@@ -259,7 +260,8 @@ async function uploadFile(store: FileStore, from: string, to: string): Promise<v
 
 async function downloadFile(reader: FileReader, local: string): Promise<void> {
   try {
-    const handle = await openLocal(local, "w");
+    // The names are the sandbox's: a link already in localDir under one of them is not followed.
+    const handle = await openLocal(local, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
     try {
       for (let chunk = await reader.next(); chunk; chunk = await reader.next()) await handle.write(chunk);
     } finally {
