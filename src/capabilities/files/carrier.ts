@@ -18,71 +18,85 @@ import { FILE_CHUNK_BYTES } from "./flow.js";
 import { join, normalizePath } from "./path.js";
 import type { FileOp, FileReplies } from "./messages.js";
 
-/** Realm-side: Node's Stats and Dirent, callback and synchronous forms, and how the two modules are put together. */
-const SHAPES = new vm.Script(`(() => {
+/**
+ * Realm-side: Node's Stats and Dirent, the callback and synchronous forms, and how the two modules
+ * are put together. Not run by the carrier: its source is compiled in the realm (so what it makes
+ * is the realm's), hence self-contained, and naming what it defines explicitly (the carrier bundle
+ * is minified). It is made at the realm's first import of node:fs, which code of a persistent
+ * realm may have preceded: what it takes from the realm then is what code left there (a realm's
+ * code can only break its own fs this way; the carrier's functions trust none of it).
+ */
+function realmShapes(): Shapes {
   "use strict";
   const { Date, Object, TypeError, Error, Math, WeakMap } = globalThis;
   const S_IFMT = 0o170000, S_IFREG = 0o100000, S_IFDIR = 0o040000;
-  const no = () => false;
-  class Stats {
-    isFile() { return (this.mode & S_IFMT) === S_IFREG; }
-    isDirectory() { return (this.mode & S_IFMT) === S_IFDIR; }
-  }
-  const kinds = new WeakMap();
-  class Dirent {
-    isFile() { return kinds.get(this) === "file"; }
-    isDirectory() { return kinds.get(this) === "dir"; }
-  }
+  const named = <T extends object>(value: T, name: string): T => Object.defineProperty(value, "name", { value: name });
+  const Stats = named(class {
+    mode = 0;
+    isFile(): boolean {
+      return (this.mode & S_IFMT) === S_IFREG;
+    }
+    isDirectory(): boolean {
+      return (this.mode & S_IFMT) === S_IFDIR;
+    }
+  }, "Stats");
+  const kinds = new WeakMap<object, string>();
+  const Dirent = named(class {
+    isFile(): boolean {
+      return kinds.get(this) === "file";
+    }
+    isDirectory(): boolean {
+      return kinds.get(this) === "dir";
+    }
+  }, "Dirent");
   for (const name of ["isSymbolicLink", "isBlockDevice", "isCharacterDevice", "isFIFO", "isSocket"]) {
+    const no = named(() => false, name);
     Object.defineProperty(Stats.prototype, name, { value: no, writable: true, configurable: true });
     Object.defineProperty(Dirent.prototype, name, { value: no, writable: true, configurable: true });
   }
-  const stats = (kind, size, mtimeMs, birthtimeMs) => {
-    const s = new Stats();
-    s.dev = 0; s.mode = kind === "dir" ? 0o40755 : 0o100644; s.nlink = 1; s.uid = 0; s.gid = 0; s.rdev = 0;
-    s.blksize = 4096; s.ino = 0; s.size = size; s.blocks = Math.ceil(size / 512);
-    s.atimeMs = mtimeMs; s.mtimeMs = mtimeMs; s.ctimeMs = mtimeMs; s.birthtimeMs = birthtimeMs;
-    s.atime = new Date(mtimeMs); s.mtime = new Date(mtimeMs); s.ctime = new Date(mtimeMs); s.birthtime = new Date(birthtimeMs);
-    return s;
+  const stats = (kind: string, size: number, mtimeMs: number, birthtimeMs: number): object => {
+    const mtime = () => new Date(mtimeMs);
+    return Object.assign(new Stats(), {
+      dev: 0, mode: kind === "dir" ? 0o40755 : 0o100644, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096, ino: 0, size, blocks: Math.ceil(size / 512),
+      atimeMs: mtimeMs, mtimeMs, ctimeMs: mtimeMs, birthtimeMs, atime: mtime(), mtime: mtime(), ctime: mtime(), birthtime: new Date(birthtimeMs),
+    });
   };
-  const dirent = (name, kind, parentPath) => {
-    const d = new Dirent();
-    d.name = name; d.parentPath = parentPath; d.path = parentPath;
-    kinds.set(d, kind);
-    return d;
+  const dirent = (name: string, kind: string, parentPath: string): object => {
+    const entry = Object.assign(new Dirent(), { name, parentPath, path: parentPath });
+    kinds.set(entry, kind);
+    return entry;
   };
-  const constants = Object.freeze({ F_OK: 0, R_OK: 4, W_OK: 2, X_OK: 1, COPYFILE_EXCL: 1, COPYFILE_FICLONE: 2, COPYFILE_FICLONE_FORCE: 4,
-    O_RDONLY: 0, O_WRONLY: 1, O_RDWR: 2, O_CREAT: 64, O_EXCL: 128, O_TRUNC: 512, O_APPEND: 1024, S_IFMT, S_IFREG, S_IFDIR });
-  const callbackForm = (fn, name) => {
-    const form = { [name](...args) {
+  const constants = Object.freeze({
+    F_OK: 0, R_OK: 4, W_OK: 2, X_OK: 1, COPYFILE_EXCL: 1, COPYFILE_FICLONE: 2, COPYFILE_FICLONE_FORCE: 4,
+    O_RDONLY: 0, O_WRONLY: 1, O_RDWR: 2, O_CREAT: 64, O_EXCL: 128, O_TRUNC: 512, O_APPEND: 1024, S_IFMT, S_IFREG, S_IFDIR,
+  });
+  const withCode = <E extends Error>(error: E, code: string): E => Object.assign(error, { code });
+  type AsyncFunction = (...args: unknown[]) => Promise<unknown>;
+  const callbackForm = (fn: AsyncFunction, name: string) =>
+    named(function (...args: unknown[]) {
       const callback = args.pop();
-      if (typeof callback !== "function") {
-        const error = new TypeError('The "cb" argument must be of type function. Received ' + (callback === undefined ? "undefined" : typeof callback));
-        error.code = "ERR_INVALID_ARG_TYPE";
-        throw error;
-      }
-      fn(...args).then((value) => callback(null, value), (error) => callback(error));
-    } }[name];
-    return form;
-  };
-  const syncForm = (name, async) => ({ [name]() {
-    const error = new Error(name + " is not available in the sandbox: use \`await " + async + "(…)\` from node:fs/promises (the sandbox's files are the host's, and the sandbox cannot wait for the host synchronously)");
-    error.code = "ERR_SYNC_FS_UNAVAILABLE";
-    throw error;
-  } })[name];
-  const modules = (functions) => {
-    const promises = { constants };
-    for (const name of Object.keys(functions)) promises[name] = functions[name];
-    const fs = { promises, constants, Stats, Dirent };
+      if (typeof callback !== "function") throw withCode(new TypeError(`The "cb" argument must be of type function. Received ${callback === undefined ? "undefined" : typeof callback}`), "ERR_INVALID_ARG_TYPE");
+      fn(...args).then((value) => callback(null, value), (error: unknown) => callback(error));
+    }, name);
+  const syncForm = (name: string, async: string) =>
+    named(function () {
+      throw withCode(new Error(`${name} is not available in the sandbox: use \`await ${async}(…)\` from node:fs/promises (the sandbox's files are the host's, and the sandbox cannot wait for the host synchronously)`), "ERR_SYNC_FS_UNAVAILABLE");
+    }, name);
+  const modules = (functions: Record<string, unknown>) => {
+    const promises: Record<string, unknown> = { constants };
+    const fs: Record<string, unknown> = { promises, constants, Stats, Dirent };
     for (const name of Object.keys(functions)) {
-      fs[name] = callbackForm(functions[name], name);
-      fs[name + "Sync"] = syncForm(name + "Sync", name);
+      promises[name] = functions[name];
+      fs[name] = callbackForm(functions[name] as AsyncFunction, name);
+      fs[`${name}Sync`] = syncForm(`${name}Sync`, name);
     }
     fs.existsSync = syncForm("existsSync", "access");
     return { fs, promises };
   };
   return { stats, dirent, modules };
-})()`, { filename: "paddock:fs" });
+}
+
+const SHAPES = new vm.Script(`(${realmShapes.toString()})()`, { filename: "paddock:fs" });
 
 interface Shapes {
   stats(kind: string, size: number, mtimeMs: number, birthtimeMs: number): object;
