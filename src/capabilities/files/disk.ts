@@ -6,8 +6,9 @@
  * every directory on the way to a path is checked with lstat before it is used, and files are
  * opened with O_NOFOLLOW (and O_NONBLOCK, so a FIFO cannot hang the host) and checked with fstat.
  *
- * Replacing writes go to a temporary file in a directory of the backend's own inside `dir`
- * (`.paddock`, so the rename stays on one file system) and are renamed over the file at the commit.
+ * Writes go to a temporary file in a directory of the backend's own inside `dir` (`.paddock`, so
+ * that a rename stays on one file system), renamed over the file at the commit or, for an append,
+ * copied to its end: the host never holds a write's bytes in memory.
  */
 import { constants, type Dirent } from "node:fs";
 import { lstat, mkdir, open, readdir, realpath, rename, rm, unlink, type FileHandle } from "node:fs/promises";
@@ -109,8 +110,43 @@ class DiskBackend implements Backend {
     });
   }
 
+  /**
+   * The bytes go to a new file under a random name in the backend's own directory. At the commit
+   * a replacing write renames it over the file; an append copies it to the file's end (cut back
+   * to its old length if that fails).
+   */
   sink(path: string, _node: unknown, append: boolean): Promise<ContentSink> {
-    return guarded(async () => (append ? this.appendSink(path) : this.replaceSink(path)));
+    return guarded(async () => {
+      const temporary = `${this.temporary}/${randomBytes(12).toString("hex")}`;
+      const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      let isOpen = true;
+      const closeOnce = async () => {
+        if (!isOpen) return;
+        isOpen = false;
+        await handle.close();
+      };
+      const discard = async () => {
+        await closeOnce().catch(() => {});
+        await unlink(temporary).catch(() => {});
+      };
+      return {
+        write: (chunk) => guarded(async () => void (await handle.write(chunk))),
+        commit: () =>
+          guarded(async () => {
+            await closeOnce();
+            if (!append) {
+              await this.checkParents(path);
+              return rename(temporary, this.hostPath(path));
+            }
+            try {
+              await this.appendFrom(temporary, path);
+            } finally {
+              await discard();
+            }
+          }),
+        discard,
+      };
+    });
   }
 
   mkdir(path: string): Promise<void> {
@@ -144,56 +180,24 @@ class DiskBackend implements Backend {
     await rm(this.temporary, { recursive: true, force: true }).catch(() => {});
   }
 
-  /** A new file under a random name, renamed over the target at the commit. */
-  private async replaceSink(path: string): Promise<ContentSink> {
-    const temporary = `${this.temporary}/${randomBytes(12).toString("hex")}`;
-    const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    let isOpen = true;
-    const closeOnce = async () => {
-      if (!isOpen) return;
-      isOpen = false;
-      await handle.close();
-    };
-    return {
-      write: (chunk) => guarded(async () => void (await handle.write(chunk))),
-      commit: () =>
-        guarded(async () => {
-          await closeOnce();
-          await this.checkParents(path);
-          await rename(temporary, this.hostPath(path));
-        }),
-      discard: async () => {
-        await closeOnce().catch(() => {});
-        await unlink(temporary).catch(() => {});
-      },
-    };
-  }
-
-  /**
-   * Appends are kept until the commit (they are bounded by maxFileBytes), then written at the
-   * file's end; if that fails the file is cut back to its old length.
-   */
-  private appendSink(path: string): ContentSink {
-    const chunks: Uint8Array[] = [];
-    return {
-      write: async (chunk) => void chunks.push(chunk.slice()),
-      commit: () =>
-        guarded(async () => {
-          const handle = await this.openFile(path, APPEND_FLAGS);
-          try {
-            const before = (await handle.stat()).size;
-            try {
-              for (const chunk of chunks) await handle.write(chunk);
-            } catch (error) {
-              await handle.truncate(before);
-              throw error;
-            }
-          } finally {
-            await handle.close();
-          }
-        }),
-      discard: async () => void (chunks.length = 0),
-    };
+  private async appendFrom(temporary: string, path: string): Promise<void> {
+    const target = await this.openFile(path, APPEND_FLAGS);
+    const source = await open(temporary, READ_FLAGS);
+    try {
+      const before = (await target.stat()).size;
+      try {
+        const chunk = new Uint8Array(FILE_CHUNK_BYTES);
+        for (let read = await source.read(chunk, 0, chunk.byteLength); read.bytesRead > 0; read = await source.read(chunk, 0, chunk.byteLength)) {
+          await target.write(chunk.subarray(0, read.bytesRead));
+        }
+      } catch (error) {
+        await target.truncate(before);
+        throw error;
+      }
+    } finally {
+      await source.close();
+      await target.close();
+    }
   }
 
   /** Opens a file of the store, refusing links on the way and anything but a regular file at the end. */

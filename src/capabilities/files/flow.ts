@@ -9,3 +9,5 @@ export const FILE_CHUNK_BYTES = 1024 * 1024;
 export const WRITE_WINDOW_BYTES = 4 * FILE_CHUNK_BYTES;
 /** Entries one readdir may list (the count of files and directories is bounded anyway). */
 export const MAX_DIR_ENTRIES = 1_000_000;
+/** Reads of one sandbox whose bytes may be on their way to its carriers at once (see SandboxFiles.reads). */
+export const READS_IN_FLIGHT = 16;

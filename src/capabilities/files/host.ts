@@ -11,7 +11,8 @@ import { setImmediate } from "node:timers";
 import type { CallPort } from "../../host/call-port.js";
 import type { CallReply } from "../../host/carrier.js";
 import { ResourceLimitError, SandboxClosedError, SandboxError } from "../../host/errors.js";
-import { FILE_CHUNK_BYTES, MAX_DIR_ENTRIES, WRITE_WINDOW_BYTES } from "./flow.js";
+import { FILE_CHUNK_BYTES, MAX_DIR_ENTRIES, READS_IN_FLIGHT, WRITE_WINDOW_BYTES } from "./flow.js";
+import { Slots } from "../../shared/slots.js";
 import { FILE_ERROR_NAME, fileErrorMessage, type FileErrorCode } from "./codes.js";
 import { memoryBackend } from "./memory.js";
 import { openDiskStore } from "./disk.js";
@@ -76,6 +77,13 @@ const LIMIT_WORDS: Record<keyof FileLimits, string> = {
  * codes; a write over a limit is a `ResourceLimitError`, and the file is as it was.
  */
 export class SandboxFiles {
+  /**
+   * Reads whose bytes may be on their way to the sandbox's carriers at once. A read holds one until
+   * its last bytes have left the host (the carrier took them from its pipe): a carrier that asks
+   * for many files and never reads its pipe makes the host hold READS_IN_FLIGHT chunks, no more.
+   * @internal
+   */
+  readonly reads = new Slots(READS_IN_FLIGHT);
   private store: FileStore | undefined;
   private opening: Promise<FileStore> | undefined;
   private closed = false;
@@ -334,20 +342,36 @@ export class EvalFiles {
     }
   }
 
-  /** A read: one chunk comes with the reply; a larger file streams after it, as fast as the carrier reads its pipe. */
+  /**
+   * A read: one chunk comes with the reply; a larger file streams after it, as fast as the carrier
+   * reads its pipe. It waits for a slot first (see SandboxFiles.reads), and holds it until its
+   * bytes have left the host.
+   */
   private async read(path: string, store: FileStore, port: CallPort, record: FileRecord): Promise<{ value: FileReplies["read"]; body?: Uint8Array; streams?: boolean }> {
-    const reader = await store.open(path);
+    const acquiring = this.files.reads.acquire((listener) => port.onClose(listener));
+    if (!(acquiring === true || (await acquiring))) throw new FileOpError("EIO", undefined, "the eval has ended");
+    // Released once the reply (or the stream's last chunk) has been written and the pipe drained;
+    // the write happens after this function returns, hence the turn of the event loop first.
+    const releaseWhenSent = () => setImmediate(() => void port.whenWritable().then(() => this.files.reads.release()));
+    let reader: FileReader;
+    try {
+      reader = await store.open(path);
+    } catch (error) {
+      this.files.reads.release();
+      throw error;
+    }
     record.bytes = reader.size;
     if (reader.size <= FILE_CHUNK_BYTES) {
       try {
         return { value: { size: reader.size }, body: (await reader.next()) ?? new Uint8Array(0) };
       } finally {
+        releaseWhenSent();
         await reader.close();
       }
     }
     port.onClose(() => void reader.close().catch(() => {}));
     // After the reply is out (frames pushed before it would be held, all of them, in memory).
-    setImmediate(() => void streamDown(reader, port));
+    setImmediate(() => void streamDown(reader, port).finally(releaseWhenSent));
     return { value: { size: reader.size }, streams: true };
   }
 
@@ -377,7 +401,7 @@ export class EvalFiles {
     const write = await store.beginWrite(op.path, op.size, op.mode);
     let granted = Math.min(WRITE_WINDOW_BYTES, op.size);
     let received = 0;
-    port.grant(granted);
+    if (granted > 0) port.grant(granted);
     try {
       for (;;) {
         const event = await incoming.next();
