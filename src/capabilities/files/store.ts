@@ -193,13 +193,16 @@ export class FileStore {
     }
     let received = 0;
     let over = false;
-    let node: FileNode;
     const end = async (commit: boolean) => {
-      if (over) return;
+      if (over) {
+        if (commit) throw new FileOpError("EINVAL", undefined, "the write is over");
+        return;
+      }
       over = true;
       held.release();
       if (!commit) return sink.discard();
       return this.exclusive(async () => {
+        let node: FileNode;
         try {
           if (received !== size) throw new FileOpError("EINVAL", undefined, `${received} bytes written of ${size}`);
           const current = this.checkWritable(path, mode);
