@@ -328,6 +328,21 @@ describe("limits", () => {
 });
 
 describe("large files", () => {
+  test("sizes at the chunk's edges: empty, one chunk, one byte more", () =>
+    withSandbox(options(), async (sandbox) => {
+      const sizes = [0, 1, 1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 1, 2 * 1024 * 1024];
+      const back = await sandbox.eval<number[][]>(`import { readFile, writeFile } from "node:fs/promises";
+        const out = [];
+        for (const size of ${JSON.stringify(sizes)}) {
+          await writeFile("/f" + size, new Uint8Array(size).map((_, i) => i % 256));
+          const bytes = await readFile("/f" + size);
+          out.push([bytes.length, bytes.every((b, i) => b === i % 256) ? 1 : 0]);
+        }
+        out`);
+      assert.deepEqual(back, sizes.map((size) => [size, 1]));
+      for (const size of sizes) assert.equal((await sandbox.fs.readFile(`/f${size}`)).byteLength, size);
+    }));
+
   test("20 MB through the sandbox and back, in chunks, intact", () =>
     withSandbox({ ...options(), memoryMb: 256 }, async (sandbox) => {
       const size = 20 * 1024 * 1024 + 3;
