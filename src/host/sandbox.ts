@@ -303,7 +303,7 @@ export class Sandbox implements AsyncDisposable {
    * eval; an import() is left to fail where it is called.
    */
   private async resolveImports(named: readonly SourceImport[], records: ImportRecord[]): Promise<EvalModules | undefined> {
-    // Built-ins (node:fs) are the carrier's own: linked to themselves, never policy's business.
+    // Built-ins (node:fs) are every sandbox's: linked to their units, never the policy's business.
     const { builtins, others } = builtinImports(named);
     if (!this.modules) {
       const first = others.find((entry) => !entry.dynamic);
@@ -312,7 +312,7 @@ export class Sandbox implements AsyncDisposable {
     }
     try {
       const modules = await this.modules.prepareEval(others, records);
-      return builtins ? { ...modules, imports: { ...modules.imports, ...builtins.imports } } : modules;
+      return builtins ? { ...modules, imports: { ...modules.imports, ...builtins.imports }, units: new Map([...modules.units, ...builtins.units]) } : modules;
     } finally {
       for (const record of records) this.options.onImport?.(record);
     }

@@ -10,8 +10,8 @@ import type { EvalScope } from "../../carrier/scope.js";
 import { realmError } from "../../carrier/values.js";
 import type { CallError, FailureKind } from "../../protocol/messages.js";
 import type { ModuleLink, ModuleUnit, ModulesMessage } from "./messages.js";
-import { builtinModuleOf } from "../files/specifiers.js";
-import { fsModuleFor } from "../files/carrier.js";
+import { FILE_CALL_KEY } from "../files/call.js";
+import { fileCallFor } from "../files/carrier.js";
 
 interface KeptUnit {
   unit: ModuleUnit;
@@ -126,9 +126,8 @@ function loaderOf(realm: Realm): Loader {
     // Both answer with what the realm may hold (a function the realm made, or a string): never
     // with an object or an error of the carrier's own.
     const factoryOf = (key: string): unknown => {
-      // A built-in's key is its own name (no unit is named like one): the carrier makes its exports.
-      const builtin = builtinModuleOf(key);
-      if (builtin) return (module: { exports: unknown }) => void (module.exports = fsModuleFor(builtin, realm));
+      // The one module the carrier makes itself: the function the realm's node:fs calls.
+      if (key === FILE_CALL_KEY) return (module: { exports: unknown }) => void (module.exports = fileCallFor(realm));
       try {
         return compiled(key).runInContext(realm.context);
       } catch (error) {
@@ -173,8 +172,6 @@ function compiled(key: string): vm.Script {
 
 /** The namespace the import of `specifier` by the eval running in `realm` gets. */
 export function importInRealm(realm: Realm, scope: EvalScope | undefined, specifier: string): unknown {
-  const builtin = builtinModuleOf(specifier);
-  if (builtin) return loaderOf(realm).namespaceOf(builtin);
   const imports = scope ? evalImports.get(scope) : undefined;
   if (!imports) return refuse(realm, { name: "PolicyError", message: `import of "${specifier}" refused: no module policy grants imports in this sandbox`, kind: "policy" });
   return resolveLink(realm, specifier, own(imports, specifier));
