@@ -100,7 +100,7 @@ async function settlePool(): Promise<void> {
  * The pids of a sandbox's carriers. Sandbox has no public accessor, so this reads its private
  * `slots` array, and fails loudly if that layout changes rather than reporting a wrong figure.
  */
-function carrierPids(sandbox: Sandbox): number[] {
+export function carrierPids(sandbox: Sandbox): number[] {
   const slots: unknown = (sandbox as unknown as { slots?: unknown }).slots;
   if (!Array.isArray(slots)) throw new Error("bench: Sandbox no longer keeps its carriers in `slots`; update carrierPids()");
   return slots.map((slot: unknown) => {

@@ -2,6 +2,7 @@
 import type { Throughput } from "./measure.js";
 import type { MediationResults } from "./fetch.js";
 import { renderTransforms, type TransformResults } from "./transforms.js";
+import { renderApps, type AppResults } from "./apps.js";
 import type { ToolCallResults } from "./tools.js";
 import type { ModulesResults } from "./modules.js";
 import type { Floor } from "./floor.js";
@@ -70,6 +71,7 @@ export interface Results {
   modules?: ModulesResults;
   toolCalls?: ToolCallResults;
   transforms?: TransformResults;
+  apps?: AppResults;
   floor: Floor;
   startup: Startup;
   /** Where a noop eval's time goes, per Paddock column (pace). */
@@ -106,6 +108,7 @@ export function renderMarkdown(results: Results): string {
   if (results.modules) lines.push("", ...renderModules(results.modules));
   if (results.toolCalls) lines.push("", ...renderToolCalls(results.toolCalls, results.floor));
   if (results.transforms) lines.push("", ...renderTransforms(results.transforms, results.floor?.syncPipe.backToBack.p50));
+  if (results.apps) lines.push("", ...renderApps(results.apps));
   lines.push("", "### Targets (Paddock)", "");
   for (const target of results.targets) {
     lines.push(`- ${target.goal} — ${target.measured} → **${target.met ? "met" : "not met"}**`);

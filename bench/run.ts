@@ -28,6 +28,7 @@ import { benchModules, type ModulesResults } from "./modules.js";
 import { measureFloor } from "./floor.js";
 import { measureStartup } from "./startup.js";
 import { measureBreakdown } from "./breakdown.js";
+import { benchApps, renderApps, type AppPlan, type AppResults } from "./apps.js";
 import { benchFiles, renderFiles, type FilesPlan, type FilesResults } from "./files.js";
 
 interface Plan {
@@ -110,8 +111,13 @@ const ROWS: ReadonlyArray<{ id: string; title: string }> = [
 
 type SetCell = (rowId: string, columnId: string, cell: Cell) => void;
 
-export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean; transformsOnly?: boolean; filesOnly?: boolean }): Promise<void> {
+export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean; transformsOnly?: boolean; appsOnly?: boolean; filesOnly?: boolean }): Promise<void> {
   const plan = options.quick ? QUICK : FULL;
+  if (options.appsOnly) {
+    const apps = await benchApps(appPlan(options.quick), log);
+    if (apps) console.log(renderApps(apps).join("\n"));
+    return;
+  }
   if (options.filesOnly) {
     console.log(renderFiles(await benchFiles(filesPlan(options.quick), log)).join("\n"));
     return;
@@ -150,6 +156,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   let modules: ModulesResults;
   let toolCalls: ToolCallResults;
   let transforms: TransformResults;
+  let apps: AppResults | undefined;
   let files: FilesResults;
   let breakdown: Results["breakdown"];
   try {
@@ -159,6 +166,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     modules = await benchModules({ samples: plan.samples.medium, warmup: plan.warmup.medium, pauseMs: AGENT_PAUSE_MS, starts: plan.starts });
     for (const row of modules.rows) if (row.figures) progress(`modules ${row.id}`, row.figures);
     transforms = await benchTransforms(transformPlan(options.quick), log);
+    apps = await benchApps(appPlan(options.quick), log);
     files = await benchFiles(filesPlan(options.quick), log);
   } finally {
     drainPool();
@@ -187,6 +195,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     mediation,
     toolCalls,
     transforms,
+    ...(apps ? { apps } : {}),
     modules,
     floor,
     startup,
@@ -410,6 +419,10 @@ function progress(what: string, summary: Summary): void {
   log(`${what}: ${formatPercentiles(summary)} µs (n=${summary.n})`);
 }
 
+function appPlan(quick: boolean): AppPlan {
+  return quick ? { seconds: 2, connections: 32, requests: 500, starts: 5 } : { seconds: 6, connections: 32, requests: 3000, starts: 20 };
+}
+
 function filesPlan(quick: boolean): FilesPlan {
   return quick ? { bytes: 16e6, runs: 3, smallFiles: 500 } : { bytes: 50e6, runs: 5, smallFiles: 2000 };
 }
@@ -424,8 +437,8 @@ function log(message: string): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false }, transforms: { type: "boolean", default: false }, files: { type: "boolean", default: false } }, strict: true });
-  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools, transformsOnly: values.transforms, filesOnly: values.files }).catch((error: unknown) => {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false }, transforms: { type: "boolean", default: false }, apps: { type: "boolean", default: false }, files: { type: "boolean", default: false } }, strict: true });
+  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools, transformsOnly: values.transforms, appsOnly: values.apps, filesOnly: values.files }).catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   });

@@ -20,3 +20,5 @@ export { createCodeTool, type CodeTool, type CodeToolOptions } from "./code-tool
 export type { ExecuteCodeInput, ExecuteCodeResult } from "./code-tool/execute-code.js";
 export { configurePool, type PoolOptions } from "./host/pool.js";
 export { Transform, type TransformOptions, type TransformResult, type TransformFailure, type TransformLog, type TransformStats, type StreamOptions, type PreviewEntry, type TransformJsonResult } from "./transforms/transform.js";
+export { App, type AppOptions, type AppStats } from "./apps/app.js";
+export type { ListenOptions, Listener } from "./apps/listener.js";

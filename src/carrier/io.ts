@@ -2,10 +2,16 @@
  * The carrier's only channel to the world: frames on stdin/stdout. Captured from the Deno namespace
  * at start, before hardening deletes it.
  */
+import { setImmediate } from "node:timers";
 import { encodeFrame, FrameReader, type RawFrame } from "../protocol/frame.js";
 
 export interface CarrierIO {
   send(header: unknown, body?: Uint8Array): void;
+  /**
+   * Sends after the current turn of the event loop, with every frame sent so for that turn in one
+   * write (an app's responses under load); `send` sends what is waiting first, so order is kept.
+   */
+  sendSoon(header: unknown, body?: Uint8Array): void;
   /**
    * Reads frames until the host closes stdin. While `isIdle()` says nothing else needs the event
    * loop, the carrier blocks in a synchronous read: the request then wakes this thread directly,
@@ -16,17 +22,45 @@ export interface CarrierIO {
   exit(code: number): never;
 }
 
+/** Frames waiting to be sent soon are sent at once beyond this many bytes. */
+const SOON_FLUSH_BYTES = 256 * 1024;
+
 /** A synchronous read that returns within this found its input already there (a wake-up takes longer). */
 const WAITING_INPUT_MS = 0.025;
 
 export function captureIO(maxFrameBytes: number): CarrierIO {
   const { stdin, stdout } = Deno;
   const exit = Deno.exit;
+  const write = (frame: Uint8Array) => {
+    let written = 0;
+    while (written < frame.byteLength) written += stdout.writeSync(frame.subarray(written));
+  };
+  let waiting: Uint8Array[] = [];
+  let waitingBytes = 0;
+  const flush = () => {
+    if (waiting.length === 0) return;
+    const frames = waiting;
+    const joined = new Uint8Array(waitingBytes);
+    waiting = [];
+    waitingBytes = 0;
+    let offset = 0;
+    for (const frame of frames) {
+      joined.set(frame, offset);
+      offset += frame.byteLength;
+    }
+    write(joined);
+  };
   return {
     send(header, body) {
+      flush();
+      write(encodeFrame(header, body));
+    },
+    sendSoon(header, body) {
       const frame = encodeFrame(header, body);
-      let written = 0;
-      while (written < frame.byteLength) written += stdout.writeSync(frame.subarray(written));
+      if (waiting.length === 0) setImmediate(flush);
+      waiting.push(frame);
+      waitingBytes += frame.byteLength;
+      if (waitingBytes >= SOON_FLUSH_BYTES) flush();
     },
     async readFrames(onFrame, isIdle, afterBatch) {
       const reader = new FrameReader(maxFrameBytes);
@@ -35,6 +69,8 @@ export function captureIO(maxFrameBytes: number): CarrierIO {
       for (;;) {
         let n: number | null;
         if (isIdle(inputWasWaiting)) {
+          // Nothing may wait to be sent while the carrier blocks.
+          flush();
           const blockedAt = performance.now();
           n = stdin.readSync(buffer);
           inputWasWaiting = performance.now() - blockedAt < WAITING_INPUT_MS;
@@ -49,6 +85,9 @@ export function captureIO(maxFrameBytes: number): CarrierIO {
         await afterBatch();
       }
     },
-    exit,
+    exit: (code) => {
+      flush();
+      return exit(code);
+    },
   };
 }

@@ -22,6 +22,7 @@ import { defineGlobal } from "./capability.js";
 import { BoundedCache } from "../shared/bounded-cache.js";
 import { pumpWhileRunning, runMicrotasks, wake } from "./pump.js";
 import { Batches, type KeepPreparation } from "./batch.js";
+import { Apps, type ServePreparation } from "./serve.js";
 import { bindImports, guardedImport, importInRealm, receiveModules, staticImporter, trackRealm } from "../capabilities/modules/carrier.js";
 
 type EvalRequest = Extract<HostMessage, { t: "eval" }>;
@@ -89,6 +90,8 @@ interface PendingCall extends CallHandle {
   credit: number;
   /** Wakes whoever waits for credit (or for the call to end). */
   creditChanged: (() => void) | undefined;
+  /** Unregisters the call from its scope's end (an app's scope lasts: calls over must not pile up there). */
+  forget: () => void;
 }
 const pendingCalls = new Map<number, PendingCall>();
 let nextCall = 1;
@@ -106,7 +109,7 @@ const host: HostCaller = {
     });
     reply.catch(() => {});
     const pending: PendingCall = {
-      scope, cap, reply, resolve, reject, isOpen: true, early: [], listener: undefined, credit: 0, creditChanged: undefined,
+      scope, cap, reply, resolve, reject, isOpen: true, early: [], listener: undefined, credit: 0, creditChanged: undefined, forget: () => {},
       send(op, data, bytes) {
         if (pending.isOpen && scope.isAlive) io.send({ t: "stream", id: scope.id, call, op, ...(bytes ? { bytes } : {}) }, data);
       },
@@ -125,7 +128,7 @@ const host: HostCaller = {
       },
     };
     pendingCalls.set(call, pending);
-    scope.onEnd(() => {
+    pending.forget = scope.onEnd(() => {
       closeCall(call, pending);
       // A call still waiting for its reply never gets one: code of a later eval (a persistent
       // realm) that awaits it sees it fail, instead of waiting forever.
@@ -152,6 +155,12 @@ const batches = new Batches({
   evalsRunning: () => evalsRunning,
 });
 let evalsRunning = 0;
+
+const apps = new Apps({
+  send: (header, body) => io.sendSoon(header, body),
+  describe: (error, scope, realm, filename) => failureOf(realm.helpers.outerOf(error) ?? error, scope, filename),
+  inRealm: (realm, work) => runningRealm.run(realm, work),
+});
 
 trackRealm(() => runningRealm.getStore(), (value) => realms.owner(value));
 
@@ -218,15 +227,18 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
   evalsSinceCollection++;
   const clock = request.trace ? new PhaseClock(readAt) : undefined;
   clock?.mark("decode");
-  const scope = new EvalScope(request.id, request.limits, host, request.filename);
+  // An app's scope outlives the eval that started it: it is the app's (see serve.ts).
+  const scope = new EvalScope(request.id, request.limits, host, request.filename, request.serve === true);
   bindImports(scope, request.imports);
   const cpuStart = hooks.cpuMs();
   let realm: Realm | undefined;
   let overrides: Record<string, unknown> | undefined;
   let outcome: EncodedValue | Failure;
+  let served = false;
   try {
     realm = request.persistent ? (persistentRealm ??= realms.take()) : realms.take();
     const keeping: KeepPreparation | undefined = request.keep !== undefined ? batches.prepare(realm) : undefined;
+    const serving: ServePreparation | undefined = request.serve ? apps.prepare(realm) : undefined;
     overrides = request.hasGlobals && body ? (deserialize(body) as Record<string, unknown>) : undefined;
     bindRealm(realm, scope, overrides);
     if (request.imports && Object.keys(request.imports).length > 0) defineGlobal(realm.global, "$paddock$import", staticImporter(realm));
@@ -234,6 +246,10 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
     const { value } = await evaluate(request, realm, scope, clock);
     if (keeping) {
       batches.keep(request.keep!, realm, value, request.filename, keeping);
+      outcome = { as: "undefined" };
+    } else if (serving) {
+      apps.serve(request.id, realm, scope, value, request.filename, serving);
+      served = true;
       outcome = { as: "undefined" };
     } else {
       outcome = encodeValue(value, request.limits.maxResultBytes, scope);
@@ -246,8 +262,10 @@ async function runEval(request: EvalRequest, body: Uint8Array | undefined, readA
     clock?.mark("encode");
     // Work the eval queued outside its realm (a stream's pull, an event listener) runs now, on
     // this eval's time, rather than during a later eval.
-    await drainMicrotasks(32);
-    scope.end();
+    if (!served) {
+      await drainMicrotasks(32);
+      scope.end();
+    }
     if (request.persistent && realm && overrides) forgetOverrides(realm, overrides);
     const stats = { wallMs: round(scope.elapsedMs()), cpuMs: round(Math.max(0, hooks.cpuMs() - cpuStart)) };
     const logs = scope.takeLogs();
@@ -317,7 +335,7 @@ async function drainMicrotasks(ticks: number): Promise<void> {
  */
 async function afterBatch(): Promise<void> {
   await drainMicrotasks(64);
-  if (running === 0) return;
+  if (running === 0 && !apps.isBusy()) return;
   await new Promise((resolve) => setImmediate(resolve));
   await drainMicrotasks(64);
 }
@@ -353,6 +371,7 @@ function round(ms: number): number {
 function closeCall(id: number, pending: PendingCall): void {
   pending.isOpen = false;
   pendingCalls.delete(id);
+  pending.forget();
   notifyCredit(pending);
 }
 
@@ -414,6 +433,12 @@ function onFrame(frame: RawFrame, readAt: number): void {
     case "drop":
       batches.drop(message.version);
       break;
+    case "request":
+      apps.request(message);
+      break;
+    case "body":
+      apps.body(message, frame.body);
+      break;
     case "globals":
       sandboxGlobals = frame.body ? (deserialize(frame.body) as Record<string, unknown>) : {};
       break;
@@ -446,7 +471,8 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
 try {
   io.send({ t: "ready" });
   await io.readFrames(onFrame, (inputWasWaiting) => {
-    if (running > 0) return false;
+    // An app waiting for requests, with nothing of its own pending, may wait in a blocking read too.
+    if (running > 0 || apps.isBusy()) return false;
     // Let the host run first: it is reading the reply just sent, and its wake-up likely put it on
     // this very core, behind the spare realm made next. Unless the host sends back to back (the
     // last request was waiting when the carrier came to read): then the host's next request would

@@ -79,6 +79,11 @@ export class EvalScope {
     private readonly host: HostCaller,
     /** The eval's file name, as its stacks show it. */
     readonly filename = "",
+    /**
+     * An app's scope, which lasts as long as the app: a limit broken does not end it (the call that
+     * broke it fails), and its console output is limited per flush rather than in all.
+     */
+    private readonly lasting = false,
   ) {
     this.aborted.catch(() => {});
   }
@@ -102,7 +107,7 @@ export class EvalScope {
 
   /** Ends the eval with `failure` (the first one wins). */
   fail(failure: Failure): void {
-    if (!this.alive || this.failure) return;
+    if (!this.alive || this.failure || this.lasting) return;
     this.failure = carrierFailure(failure);
     this.rejectAbort(this.failure);
   }
@@ -125,6 +130,7 @@ export class EvalScope {
   takeLogs(): LogEntry[] {
     const logs = this.logs;
     this.logs = [];
+    if (this.lasting) this.logBytes = 0;
     return logs;
   }
 

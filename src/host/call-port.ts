@@ -11,6 +11,11 @@ export type StreamListener = (op: CallStreamOp, data: Uint8Array | undefined, by
 export interface PortPipe {
   /** Writes a frame; false when the pipe is backed up (the carrier is not reading). */
   send(message: HostMessage, body?: Uint8Array): boolean;
+  /**
+   * Writes a frame after the current turn of the event loop, in one write with the others sent so
+   * that turn (an app's requests under load); `send` writes what waits first, so order is kept.
+   */
+  sendSoon(message: HostMessage, body?: Uint8Array): void;
   whenDrained(): Promise<void>;
   /** The carrier broke the call's protocol (sent more than it was allowed): it is killed. */
   violation(what: string): void;

@@ -20,6 +20,7 @@ import { BATCH_REPORT_CHARS, BATCH_REPORT_MS, MAX_BATCH_ITEMS, chunkTimeoutMs } 
 import { CallPort, type PortPipe } from "./call-port.js";
 import type { ModuleLink, ModuleUnit } from "../capabilities/modules/messages.js";
 import type { ToolCatalogMessage } from "../capabilities/tools/messages.js";
+import type { ServeLink } from "./serve.js";
 
 export interface CarrierSpec {
   memoryMb: number;
@@ -60,6 +61,11 @@ export interface EvalRequest {
   modules?: { imports: Record<string, ModuleLink>; units: Map<string, ModuleUnit>; servedByCarrier(): void };
   /** Keep the code's default export in the carrier as kept function `keep` (see Carrier.batch). */
   keep?: number;
+  /**
+   * Serve the code's default export as an app: once the eval answers, its requests go through
+   * `serve`, until the carrier dies (see serve.ts).
+   */
+  serve?: ServeLink;
 }
 
 /** A call's answer; an ok one may carry bytes (a response body), sent as the frame's body. */
@@ -120,7 +126,7 @@ interface PendingBatch {
   bodyMs: number;
 }
 
-type PendingRequest = Pick<EvalRequest, "limits" | "onLog" | "handleCall">;
+type PendingRequest = Pick<EvalRequest, "limits" | "onLog" | "handleCall" | "serve">;
 
 interface PendingEval {
   request: PendingRequest;
@@ -134,6 +140,8 @@ interface PendingEval {
   ports: Map<number, CallPort>;
   /** For a traced eval: when its frame began to be encoded, and was ready to write. */
   sent?: { sentAt: number; encodedAt: number };
+  /** A serving eval that answered: its app takes requests (and it stays pending while the carrier lives). */
+  serving?: true;
 }
 
 const RESTARTED = { carrierRestarted: true } as const;
@@ -146,6 +154,9 @@ const MODULE_SHELF_SHARE = 0.25;
 
 /** How every carrier is run, before its V8 flags and program: no permissions, no remote code, no state on disk. */
 export const CARRIER_RUN_FLAGS = ["run", "--quiet", "--no-prompt", "--no-remote", "--deny-import", "--no-npm", "--no-config", "--no-lock", "--no-code-cache"] as const;
+
+/** How often the memory of a carrier serving an idle app is sampled (a busy one: every 5 ms). */
+const IDLE_APP_SAMPLE_MS = 100;
 
 /** Time after an eval's own limit before the host stops waiting for the carrier and kills it. */
 export const KILL_GRACE_MS = 200;
@@ -206,6 +217,15 @@ export class Carrier {
   private readonly shelf = new Map<string, ModuleUnit>();
   private shelfChars = 0;
   private readonly pipe: PortPipe;
+  /** Frames to write after this turn of the event loop (see PortPipe.sendSoon). */
+  private soon: Uint8Array[] = [];
+  private readonly flushSoon = () => {
+    if (this.soon.length === 0) return;
+    const frames = this.soon;
+    this.soon = [];
+    const joined = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+    if (this.alive) this.write(joined);
+  };
   /** Resolves when stdin, backed up, drains: one promise per backed-up spell. */
   private drained: Promise<void> | undefined;
   readonly exited: Promise<void>;
@@ -222,6 +242,11 @@ export class Carrier {
   private constructor(readonly spec: CarrierSpec) {
     this.pipe = {
       send: (message, body) => !this.alive || this.send(message, body),
+      sendSoon: (message, body) => {
+        if (!this.alive) return;
+        if (this.soon.length === 0) setImmediate(this.flushSoon);
+        this.soon.push(encodeFrame(message, body));
+      },
       whenDrained: () => {
         const stdin = this.child?.stdin;
         if (!stdin?.writableNeedDrain || !this.alive) return Promise.resolve();
@@ -339,6 +364,7 @@ export class Carrier {
           t: "eval", id, code: request.code, filename: request.filename, kind: request.kind, persistent: request.persistent, limits: request.limits,
           hasGlobals: request.globals !== undefined, trace, ...(request.modules ? { imports: request.modules.imports } : {}),
           ...(request.keep !== undefined ? { keep: request.keep } : {}),
+          ...(request.serve ? { serve: true as const } : {}),
         },
         request.globals,
       );
@@ -546,6 +572,7 @@ export class Carrier {
   }
 
   private write(frame: Uint8Array): boolean {
+    if (this.soon.length > 0) this.flushSoon();
     if (this.unsent) {
       this.unsent.push(frame);
       return true;
@@ -559,12 +586,18 @@ export class Carrier {
     if (message.t === "call") return this.onCall(message, body, pending);
     if (message.t === "stream") return this.onStream(message, body, pending);
     if (message.t === "progress") return this.onProgress(message, body, message.id, pending);
+    if (message.t === "response" || message.t === "body") {
+      if (!pending.serving) return this.protocolViolation(`a "${message.t}" message for an eval that serves no app`);
+      return pending.request.serve!.deliver(message, body);
+    }
     if (pending.batch) return this.protocolViolation(`a "${message.t}" message for a batch`);
     if (!this.acceptLogs(pending, message.logs)) return;
     switch (message.t) {
       case "logs":
         return;
       case "done": {
+        if (pending.serving) return this.protocolViolation("a second answer to a serving eval");
+        if (message.ok && pending.request.serve) return this.startServing(message.id, pending);
         this.settle(message.id, pending);
         const logs = pending.logs;
         const cpuMs = message.stats.cpuMs;
@@ -588,6 +621,19 @@ export class Carrier {
     }
   }
 
+  /**
+   * A serving eval answered: its app is up. The eval stays pending, for its app's calls, console
+   * output and exchanges, as long as the carrier lives; its time limit was the start's.
+   */
+  private startServing(id: number, pending: PendingEval): void {
+    clearTimeout(pending.killTimer);
+    pending.killTimer = undefined;
+    pending.serving = true;
+    pending.logs = [];
+    pending.request.serve!.started(this.pipe, id);
+    pending.resolve({ ok: true, value: undefined, logs: [], cpuMs: 0 });
+  }
+
   /** The carrier broke the protocol over an eval it had already answered: that eval fails too. */
   private lied(pending: PendingEval, what: string): void {
     this.protocolViolation(what);
@@ -595,6 +641,9 @@ export class Carrier {
   }
 
   private acceptLogs(pending: PendingEval, logs: LogEntry[]): boolean {
+    // An app's console output is limited per message (the carrier sends it every 50 ms), and kept
+    // nowhere: it goes to the listener.
+    if (pending.serving) pending.logChars = 0;
     for (const entry of logs) {
       pending.logChars += logCost(entry);
       // The carrier enforces the log limit itself; one that sends more than allowed is lying.
@@ -602,7 +651,7 @@ export class Carrier {
         this.protocolViolation("more console output than the eval's limit allows");
         return false;
       }
-      pending.logs.push(entry);
+      if (!pending.serving) pending.logs.push(entry);
       try {
         pending.request.onLog?.(entry);
       } catch {
@@ -718,6 +767,8 @@ export class Carrier {
         // Another eval's limit (an eval compiling the next version, say) is no item's doing.
         const elsewhere = cause?.evalId !== undefined && cause.evalId !== id;
         pending.batch.resolve({ kind: "died", error, wasRunning: pending.batch.watched && !elsewhere });
+      } else if (pending.serving) {
+        pending.request.serve!.end();
       } else if (cause && (cause.evalId === id || cause.evalId === undefined)) {
         pending.reject(cause.error);
       } else {
@@ -770,10 +821,21 @@ export class Carrier {
       // memoryMb for the V8 heap (which V8 itself enforces, and may fill with garbage before it
       // collects) and memoryMb more for everything outside it, above the carrier's idle size.
       const limitBytes = this.baselineRssBytes + (2 * this.spec.memoryMb + 32) * 1024 * 1024;
-      this.stopWatching = watchMemory(pid, limitBytes, (rss) => {
-        this.kill(undefined, new MemoryLimitError(`the sandbox used ${Math.round(rss / 1048576)} MB, over its memory limit of ${this.spec.memoryMb} MB; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
-      });
+      this.stopWatching = watchMemory(
+        pid,
+        limitBytes,
+        (rss) => {
+          this.kill(undefined, new MemoryLimitError(`the sandbox used ${Math.round(rss / 1048576)} MB, over its memory limit of ${this.spec.memoryMb} MB; the sandbox gets a fresh carrier for its next eval`, RESTARTED));
+        },
+        () => (this.servesIdleAppOnly() ? IDLE_APP_SAMPLE_MS : 0),
+      );
     }
+  }
+
+  /** Nothing runs but an app with no request in progress (its own timers may still run, rarely). */
+  private servesIdleAppOnly(): boolean {
+    for (const pending of this.pending.values()) if (!pending.serving || pending.request.serve!.size > 0) return false;
+    return true;
   }
 
   private idle(): void {

@@ -11,13 +11,19 @@ interface Watch {
   pid: number;
   limitBytes: number;
   onBreach: (rssBytes: number) => void;
+  /** How often to sample this carrier now, in ms (at least SAMPLE_EVERY_MS). */
+  everyMs: () => number;
+  sampledAt: number;
 }
 
 const watches = new Set<Watch>();
 let timer: ReturnType<typeof setInterval> | undefined;
 
 function sample(): void {
+  const now = performance.now();
   for (const watch of watches) {
+    if (now - watch.sampledAt < watch.everyMs() - 1) continue;
+    watch.sampledAt = now;
     const rss = readRssBytes(watch.pid);
     if (rss !== undefined && rss > watch.limitBytes) {
       watches.delete(watch);
@@ -30,9 +36,12 @@ function sample(): void {
   }
 }
 
-/** Starts watching `pid`; returns the function that stops. */
-export function watchMemory(pid: number, limitBytes: number, onBreach: (rssBytes: number) => void): () => void {
-  const watch: Watch = { pid, limitBytes, onBreach };
+/**
+ * Starts watching `pid`, every SAMPLE_EVERY_MS or as often as `everyMs` says (an idle app's
+ * carrier is sampled less often); returns the function that stops.
+ */
+export function watchMemory(pid: number, limitBytes: number, onBreach: (rssBytes: number) => void, everyMs: () => number = () => SAMPLE_EVERY_MS): () => void {
+  const watch: Watch = { pid, limitBytes, onBreach, everyMs, sampledAt: 0 };
   watches.add(watch);
   if (!timer) {
     timer = setInterval(sample, SAMPLE_EVERY_MS);

@@ -26,6 +26,8 @@ import { typecheck } from "./typecheck.js";
 import { EvalFiles, SandboxFiles, type FileRecord } from "../capabilities/files/host.js";
 import { FILE_CHUNK_BYTES } from "../capabilities/files/flow.js";
 import { builtinImports } from "../capabilities/files/builtin.js";
+import type { ServeLink } from "./serve.js";
+import type { CallHandler } from "./carrier.js";
 
 export interface EvalStats {
   /** Host-measured time from submitting the eval to its result. */
@@ -175,11 +177,7 @@ export class Sandbox implements AsyncDisposable {
   batch(slot: number, request: Pick<BatchRequest, "version" | "items" | "careful" | "onProgress"> & { timeoutMs: number }): Promise<BatchEnd> {
     if (this.closed) return Promise.reject(new SandboxClosedError("the sandbox is closed"));
     const tools = this.tools?.current;
-    const handleCall = callHandler({
-      fetch: new EvalFetches(this.network, this.options.onFetch),
-      tools: tools ? new EvalToolCalls(tools.entries, this.tools!.limits, this, undefined) : undefined,
-      files: new EvalFiles(this.fs, this.options.onFile),
-    });
+    const handleCall = this.freshCalls();
     const limits: EvalLimits = { timeoutMs: request.timeoutMs, maxResultBytes: this.options.maxResultBytes, maxLogBytes: this.options.maxLogBytes, maxTimers: this.options.maxTimers };
     const carrier = this.carrierAt(slot);
     if (tools) carrier.provideTools(tools.message);
@@ -188,6 +186,53 @@ export class Sandbox implements AsyncDisposable {
     this.load[slot]!++;
     const done = () => void this.load[slot]!--;
     return carrier.ready.then(() => carrier.batch({ ...request, onProgress, limits, handleCall })).finally(done);
+  }
+
+  /**
+   * Evaluates `code` on carrier 0 and serves its default export as an app through `link` (for
+   * products built on sandboxes: apps). Resolves once the app is up, or has failed to start; the
+   * link ends when the carrier does.
+   * @internal
+   */
+  serve(code: string, options: Pick<EvalOptions, "filename" | "language" | "timeoutMs">, link: ServeLink): Promise<RunResult<void>> {
+    return this.execute<void>(code, options, undefined, link);
+  }
+
+  /**
+   * Stops carrier `slot` without starting another: the next use takes one from the warm pool (an
+   * idle app gives its memory back this way).
+   * @internal
+   */
+  retire(slot: number, why: SandboxError): Promise<void> {
+    const carrier = this.slots[slot];
+    if (!carrier) return Promise.resolve();
+    this.slots[slot] = undefined;
+    carrier.kill(undefined, why);
+    return carrier.exited;
+  }
+
+  /** Capabilities for calls no eval's records follow (a batch's, an app's). */
+  private freshCalls(): CallHandler {
+    const tools = this.tools?.current;
+    return callHandler({
+      fetch: new EvalFetches(this.network, this.options.onFetch),
+      tools: tools ? new EvalToolCalls(tools.entries, this.tools!.limits, this, undefined) : undefined,
+      files: new EvalFiles(this.fs, this.options.onFile),
+    });
+  }
+
+  /**
+   * An app's capabilities: its per-eval limits (net.maxRequests, maxToolCalls) count per window of
+   * APP_LIMIT_WINDOW_MS, and its records go only to the listeners, so a long-lived app neither
+   * runs out of calls nor piles records up.
+   */
+  private windowedCalls(): CallHandler {
+    let current: { handler: CallHandler; until: number } | undefined;
+    return (call, port) => {
+      const now = performance.now();
+      if (!current || now >= current.until) current = { handler: this.freshCalls(), until: now + APP_LIMIT_WINDOW_MS };
+      return current.handler(call, port);
+    };
   }
 
   /** Forgets kept function `version` on every carrier. @internal */
@@ -202,7 +247,7 @@ export class Sandbox implements AsyncDisposable {
     return this.slots.length;
   }
 
-  private async execute<T>(code: string, options: EvalOptions | undefined, keep: { slot: number; version: number } | undefined): Promise<RunResult<T>> {
+  private async execute<T>(code: string, options: EvalOptions | undefined, keep: { slot: number; version: number } | undefined, serve?: ServeLink): Promise<RunResult<T>> {
     if (typeof code !== "string") throw new TypeError(`Sandbox.run: code must be a string (got ${typeof code})`);
     const evalOptions = parseEvalOptions(options);
     const started = performance.now();
@@ -256,8 +301,10 @@ export class Sandbox implements AsyncDisposable {
         maxLogBytes: this.options.maxLogBytes,
         maxTimers: this.options.maxTimers,
       };
+      // An app's console output after its start goes only to the listeners (nothing reads the run's).
+      let collecting = true;
       const onLog = (entry: LogEntry) => {
-        logs.push(entry);
+        if (collecting) logs.push(entry);
         evalOptions.onLog?.(entry);
         this.options.onLog?.(entry);
       };
@@ -269,11 +316,13 @@ export class Sandbox implements AsyncDisposable {
         limits,
         ...(evalOptions.globals ? { globals: serializeGlobals(evalOptions.globals, "eval globals") } : {}),
         onLog,
-        handleCall: callHandler({ fetch: fetches, tools: toolCalls, files }),
+        handleCall: serve ? this.windowedCalls() : callHandler({ fetch: fetches, tools: toolCalls, files }),
         trace: evalOptions.trace === true,
         ...(modules ? { modules } : {}),
         ...(keep ? { keep: keep.version } : {}),
-      }, keep?.slot);
+        ...(serve ? { serve } : {}),
+      }, keep?.slot ?? (serve ? 0 : undefined));
+      collecting = false;
       if (outcome.ok) return finish({ ok: true, value: outcome.value as T }, outcome.cpuMs, outcome.timeline);
       return finish({ ok: false, error: toSandboxError(locate(outcome.error, prepared, filename, this.modules), modules?.failures) }, outcome.cpuMs, outcome.timeline);
     } catch (error) {
@@ -432,6 +481,9 @@ export class Sandbox implements AsyncDisposable {
   }
 }
 
+/** How long an app's per-eval limits (net.maxRequests, maxToolCalls) count for before they start again. */
+export const APP_LIMIT_WINDOW_MS = 60_000;
+
 /** The sandbox's tools: its own (their schemas compiled now) and its MCP servers' (listed on first use). */
 function sandboxTools(options: ResolvedSandboxOptions): SandboxTools {
   const own = hostToolEntries(options.tools ? flattenTools(options.tools, "Sandbox.create") : []);
@@ -463,7 +515,8 @@ function withOptionsContext<T>(make: () => T): T {
   }
 }
 
-function toSandboxError(failure: Failure, moduleFailures: ReadonlyMap<string, ModuleError> | undefined): SandboxError {
+/** The host's error for a carrier's failure report. @internal */
+export function toSandboxError(failure: Failure, moduleFailures?: ReadonlyMap<string, ModuleError>): SandboxError {
   switch (failure.kind) {
     case "module":
       return moduleFailures?.get(failure.message) ?? new ModuleError(failure.message, "not-found");

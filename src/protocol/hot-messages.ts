@@ -12,6 +12,7 @@ import { PROTOCOL_LIMITS } from "./limits.js";
 import { MAX_TOOL_NAME_CHARS } from "../capabilities/tools/messages.js";
 import { carrierPhaseNames, failureKinds, type CarrierMessage } from "./messages.js";
 import { BATCH_DURATION_BUCKETS, MAX_BATCH_ITEMS } from "./batch.js";
+import { RESPONSE_HEAD_LIMITS } from "./serve.js";
 
 type Fields = Record<string, unknown>;
 
@@ -29,6 +30,10 @@ export function acceptHotMessage(header: unknown): CarrierMessage | undefined {
       return isToolCall(header) ? (header as CarrierMessage) : undefined;
     case "progress":
       return isPlainProgress(header) ? (header as CarrierMessage) : undefined;
+    case "response":
+      return isResponseHead(header) ? (header as CarrierMessage) : undefined;
+    case "body":
+      return isExchangeBody(header) ? (header as CarrierMessage) : undefined;
     default:
       return undefined;
   }
@@ -49,6 +54,31 @@ const CALL_KEYS = new Set(["t", "id", "call", "cap", "args"]);
 const TOOL_ARGS_KEYS = new Set(["tool"]);
 
 const PROGRESS_KEYS = new Set(["t", "id", "from", "n", "empty", "us", "end"]);
+const RESPONSE_KEYS = new Set(["t", "id", "req", "ok", "status", "statusText", "headers", "body", "whole"]);
+const BODY_KEYS = new Set(["t", "id", "req", "op", "bytes"]);
+const BODY_OPS = new Set(["data", "end", "error", "credit"]);
+
+/** An app's response head (a failed exchange, rarer, is left to the schema). */
+function isResponseHead(header: Fields): boolean {
+  if (!hasOnlyKeys(header, RESPONSE_KEYS) || header.ok !== true || !isEvalId(header.id) || !isEvalId(header.req)) return false;
+  const status = header.status;
+  if (!Number.isInteger(status) || (status as number) < 200 || (status as number) > 599) return false;
+  if (!isText(header.statusText, RESPONSE_HEAD_LIMITS.statusTextChars) || typeof header.body !== "boolean") return false;
+  if ("whole" in header && header.whole !== true) return false;
+  const headers = header.headers;
+  if (!Array.isArray(headers) || headers.length > RESPONSE_HEAD_LIMITS.headers) return false;
+  for (const pair of headers as unknown[]) {
+    if (!Array.isArray(pair) || pair.length !== 2) return false;
+    const [name, value] = pair as unknown[];
+    if (!isText(name, RESPONSE_HEAD_LIMITS.headerNameChars) || (name as string).length === 0 || !isText(value, RESPONSE_HEAD_LIMITS.headerValueChars)) return false;
+  }
+  return true;
+}
+
+function isExchangeBody(header: Fields): boolean {
+  if (!hasOnlyKeys(header, BODY_KEYS) || !isEvalId(header.id) || !isEvalId(header.req) || !BODY_OPS.has(header.op as string)) return false;
+  return !("bytes" in header) || isEvalId(header.bytes);
+}
 const END_KEYS = new Set(["cpuMs", "durations"]);
 
 /** A batch's report without errors or logs (those, and "missing", are left to the schema). */

@@ -11,6 +11,7 @@ import { toolMessages, type ToolCatalogMessage } from "../capabilities/tools/mes
 import { fileMessages } from "../capabilities/files/messages.js";
 
 import { PROTOCOL_LIMITS } from "./limits.js";
+import { RESPONSE_HEAD_LIMITS } from "./serve.js";
 import type { ModuleLink, ModulesMessage } from "../capabilities/modules/messages.js";
 
 /** Failure kinds the carrier can report for an eval; the host maps each to an error class. */
@@ -110,6 +111,33 @@ const schemas = lazySchema((z) => {
       op: z.enum(["data", "end", "credit", "cancel"]),
       bytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
     }),
+    /** An app's answer to request `req`: its head (its body follows in "body" messages), or why there is none. */
+    z.discriminatedUnion("ok", [
+      z.strictObject({
+        t: z.literal("response"),
+        id: evalId,
+        req: callId,
+        ok: z.literal(true),
+        status: z.number().int().min(200).max(599),
+        statusText: z.string().max(RESPONSE_HEAD_LIMITS.statusTextChars),
+        headers: z.array(z.tuple([z.string().min(1).max(RESPONSE_HEAD_LIMITS.headerNameChars), z.string().max(RESPONSE_HEAD_LIMITS.headerValueChars)])).max(RESPONSE_HEAD_LIMITS.headers),
+        body: z.boolean(),
+        /** The whole body is in the frame (none: empty): nothing follows. */
+        whole: z.literal(true).optional(),
+      }),
+      z.strictObject({ t: z.literal("response"), id: evalId, req: callId, ok: z.literal(false), error: failure }),
+    ]),
+    /**
+     * An exchange's bytes going up: "data" (frame body, within the host's credit), "end" or
+     * "error" of the response body; "credit": the host may send that many more request-body bytes.
+     */
+    z.strictObject({
+      t: z.literal("body"),
+      id: evalId,
+      req: callId,
+      op: z.enum(["data", "end", "error", "credit"]),
+      bytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+    }),
   ]);
   return { failure, carrierMessage };
 });
@@ -124,6 +152,8 @@ export type CallMessage = Extract<CarrierMessage, { t: "call" }>;
 export type CallStreamMessage = Extract<CarrierMessage, { t: "stream" }>;
 export type CallStreamOp = CallStreamMessage["op"];
 export type ProgressMessage = Extract<CarrierMessage, { t: "progress" }>;
+export type ResponseMessage = Extract<CarrierMessage, { t: "response" }>;
+export type ExchangeUpMessage = Extract<CarrierMessage, { t: "body" }>;
 
 /** How a capability call failed, as the carrier rethrows it inside the realm. */
 export interface CallError {
@@ -165,7 +195,21 @@ export type HostMessage =
        * which is kept too, under this version: batches then call it (see batch.ts).
        */
       keep?: number;
+      /**
+       * Serve: the code's default export answers HTTP requests (see serve.ts). The eval answers once
+       * the module has run; its realm and scope live on, for "request" messages under the eval's id.
+       */
+      serve?: true;
     }
+  /** An HTTP request for the app served by eval `id`; with `body`, its bytes follow in "body" messages. */
+  | { t: "request"; id: number; req: number; method: string; url: string; headers: Array<[string, string]>; body: boolean }
+  /**
+   * An exchange's bytes going down: "data" (frame body, within the carrier's credit) and "end" of
+   * the request body; "credit": the carrier may send that many more response-body bytes; "abort":
+   * the host has given up the exchange (a timeout, a client gone).
+   */
+  | { t: "body"; id: number; req: number; op: "data" | "end" | "abort" }
+  | { t: "body"; id: number; req: number; op: "credit"; bytes: number }
   /**
    * Calls kept function `version` once per item of the frame body (one JSON text per line), in
    * order, in one realm; each item is isolated from the others' failures. "careful": report

@@ -1223,7 +1223,7 @@ describe("a carrier that lies: the host checks every fetch request itself", () =
   /** Hands one fetch request to the host as a carrier would, and returns the host's reply and audit records. */
   async function lyingRequest(request: Partial<{ url: string; method: string; headers: Array<[string, string]>; redirect: string }>) {
     const log = new EvalFetches(network, undefined);
-    const port = new CallPort(1, undefined, { send: () => true, whenDrained: async () => {}, violation: (what) => assert.fail(`a protocol violation: ${what}`) }, () => {});
+    const port = new CallPort(1, undefined, { send: () => true, sendSoon: () => {}, whenDrained: async () => {}, violation: (what) => assert.fail(`a protocol violation: ${what}`) }, () => {});
     const reply = await log.handle({ url: origin.url("/echo"), method: "GET", headers: [], body: "none", redirect: "follow", ...request } as never, port);
     port.finish();
     return { reply, records: log.records };

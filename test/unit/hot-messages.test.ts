@@ -42,6 +42,12 @@ const VALID: Record<string, unknown> = {
   "progress, empty items and times": { t: "progress", id: 4, from: 1000, n: 3, empty: [1000, 1002], us: [0, 1.5, 20] },
   "progress, end": { t: "progress", id: Number.MAX_SAFE_INTEGER, from: 5, n: 0, end: { cpuMs: 1.25, durations: [[3, 900], [255, 1]] } },
   "progress, end with items": { t: "progress", id: 9, from: 0, n: 1_000_000, empty: [0], end: { cpuMs: 0, durations: [] } },
+  "response, whole": { t: "response", id: 3, req: 1, ok: true, status: 200, statusText: "", headers: [["content-type", "text/plain"]], body: true, whole: true },
+  "response, streamed": { t: "response", id: 3, req: Number.MAX_SAFE_INTEGER, ok: true, status: 599, statusText: "S".repeat(512), headers: [], body: false },
+  "response, many headers": { t: "response", id: 3, req: 2, ok: true, status: 204, statusText: "No Content", headers: Array.from({ length: 256 }, (_, i) => [`x-${i}`, "v".repeat(100)]), body: false },
+  "body, data": { t: "body", id: 3, req: 1, op: "data" },
+  "body, credit": { t: "body", id: 3, req: 1, op: "credit", bytes: 65536 },
+  "body, end": { t: "body", id: 3, req: 1, op: "end" },
   "done, failed, fewest fields, traced": {
     t: "done", id: 6, ok: false, logs: [], stats: { wallMs: 3, cpuMs: 2 }, phases,
     error: { kind: "timeout", name: "N".repeat(PROTOCOL_LIMITS.maxNameText), message: "m".repeat(PROTOCOL_LIMITS.maxErrorText) },
@@ -59,7 +65,7 @@ const ODD_VALUES: unknown[] = [
   undefined, null, true, 0, -0, -1, 1.5, 2 ** 53, Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity, "", "x", "0",
   "n".repeat(PROTOCOL_LIMITS.maxNameText + 1), "m".repeat(PROTOCOL_LIMITS.maxErrorText + 1), [], [{}], {}, { t: "ready" },
   "inline", "body", "log", "script", "policy", "ready", "done", "logs", "call", "stream", "tool", "fetch", "t".repeat(1025), { tool: "x" },
-  "progress", 1_000_000, 1_000_001, 256, [0, 1], [[1, 2]], [[1, 2, 3]], [[-1, 2]], [[0.5, 1]], Array.from({ length: 257 }, () => [0, 1]), { cpuMs: 0, durations: [] }, [1e-3],
+  "progress", 1_000_000, 1_000_001, 256, "response", "body", "data", "credit", "abort", 199, 200, 599, 600, 101, "S".repeat(513), [["a", "b", "c"]], [["", "v"]], [["a", 1]], ["ab"], [0, 1], [[1, 2]], [[1, 2, 3]], [[-1, 2]], [[0.5, 1]], Array.from({ length: 257 }, () => [0, 1]), { cpuMs: 0, durations: [] }, [1e-3],
 ];
 
 /** A small deterministic generator, so a failure names a case that can be replayed. */

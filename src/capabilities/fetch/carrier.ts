@@ -10,6 +10,7 @@ import { exposeGlobal, liveScope } from "../../carrier/capability.js";
 import type { CallHandle, EvalScope } from "../../carrier/scope.js";
 import { capabilityError } from "../../carrier/values.js";
 import type { CallError } from "../../protocol/messages.js";
+import { headerListProblem } from "../../protocol/limits.js";
 import type { FetchRequest, FetchResponseHead } from "./messages.js";
 import { MAX_CHUNK_BYTES, REQUEST_HEAD_LIMITS as LIMITS, RESPONSE_WINDOW_BYTES } from "./flow.js";
 
@@ -153,17 +154,22 @@ function download(call: CallHandle, scope: EvalScope, signal: AbortSignal, fail:
     notify();
   };
   signal.addEventListener("abort", onAbort, { once: true });
-  const stop = () => signal.removeEventListener("abort", onAbort);
   // The host cancels an eval's requests when it ends: a body kept for later (in a persistent
   // realm) fails then, instead of waiting for chunks that will never come.
-  scope.onEnd(() => {
+  const unregister = scope.onEnd(() => {
     ended ??= { error: { name: "TypeError", message: "fetch: the eval that made this request has ended, and its body can no longer be read" } };
     notify();
   });
+  // Read to its end or cancelled, the body is no longer the scope's (an app's scope lasts).
+  const stop = () => {
+    signal.removeEventListener("abort", onAbort);
+    unregister();
+  };
   /** Hands the next chunk, the end or the error to the stream; false when there is nothing yet. */
   const serve = (controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
     const chunk = chunks.shift();
     if (signal.aborted) {
+      stop();
       controller.error(signal.reason);
     } else if (chunk) {
       controller.enqueue(chunk);
@@ -208,15 +214,7 @@ function download(call: CallHandle, scope: EvalScope, signal: AbortSignal, fail:
 function oversized({ url, method, headers }: FetchRequest): string | undefined {
   if (url.length > LIMITS.urlChars) return `the URL is longer than ${LIMITS.urlChars} characters`;
   if (method.length > LIMITS.methodChars) return `the method is longer than ${LIMITS.methodChars} characters`;
-  if (headers.length > LIMITS.headers) return `more than ${LIMITS.headers} request headers`;
-  let total = 0;
-  for (const [name, value] of headers) {
-    total += name.length + value.length;
-    if (total > LIMITS.headerChars) return `the request headers are larger than ${LIMITS.headerChars} characters in all`;
-    if (name.length > LIMITS.headerNameChars) return `a header name is longer than ${LIMITS.headerNameChars} characters`;
-    if (value.length > LIMITS.headerValueChars) return `the value of ${name} is longer than ${LIMITS.headerValueChars} characters`;
-  }
-  return undefined;
+  return headerListProblem(headers, LIMITS, "request");
 }
 
 function messageOf(error: unknown): string {
