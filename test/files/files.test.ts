@@ -156,6 +156,7 @@ describe("node:fs inside the sandbox", () => {
         out.push(await readdir("/a"));
         out.push((await readdir("/a", { withFileTypes: true })).map((d) => [d.name, d.isFile(), d.isDirectory(), d.parentPath]));
         out.push(await readdir("/a", { recursive: true }));
+        out.push((await readdir("/", { recursive: true, withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.parentPath + ":" + d.name));
         await copyFile("/a/t.txt", "/a/copy.txt");
         out.push(await readFile("/a/copy.txt", "utf8"));
         await rename("/a/copy.txt", "/a/b/moved.txt");
@@ -181,6 +182,7 @@ describe("node:fs inside the sandbox", () => {
         ["b", "hex", "t.txt", "view"],
         [["b", false, true, "/a"], ["hex", true, false, "/a"], ["t.txt", true, false, "/a"], ["view", true, false, "/a"]],
         ["b", "b/c", "hex", "t.txt", "view"],
+        ["/:a", "/a:b", "/a/b:c"],
         "hello!",
         undefined, undefined,
         "/a/b/moved.txt",

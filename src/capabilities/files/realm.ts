@@ -181,7 +181,7 @@ function realmFs(module: { exports: unknown }, require: (specifier: string) => u
       const recursive = option(options, "recursive") === true;
       const listed: unknown[] = [];
       const list = async (relative: string) => {
-        const at = relative === "" ? given : `${given}/${relative}`;
+        const at = relative === "" ? given : given.endsWith("/") ? given + relative : `${given}/${relative}`;
         const { entries } = (await call("readdir", "scandir", at, undefined, 0, undefined)) as { entries: Array<[string, string]> };
         for (const [name, kind] of entries) {
           const inside = relative === "" ? name : `${relative}/${name}`;
