@@ -190,6 +190,17 @@ add("console", console); add("console.log", console.log);
 add("setTimeout", setTimeout); add("setInterval", setInterval); add("clearTimeout", clearTimeout); add("queueMicrotask", queueMicrotask);
 add("fetch", fetch); add("fetch promise", fetch("http://a.example/").catch(() => {})); add("fetch rejection", await settle(() => fetch("http://a.example/")));
 add("fetch bad input", await settle(() => fetch(1234)));
+{
+  const fs = await import("node:fs");
+  const fsp = fs.promises;
+  // (Module namespaces have no prototype, as real ones: what they hold is walked instead.)
+  add("node:fs default", fs.default); add("node:fs promises", fs.promises); add("node:fs/promises readFile", (await import("node:fs/promises")).readFile);
+  await fsp.writeFile("/walk.txt", "x"); await fsp.mkdir("/walk-dir", { recursive: true }); await fsp.writeFile("/walk-big", new Uint8Array(100 * 1024));
+  add("fs readFile bytes", await fsp.readFile("/walk.txt")); add("fs readFile promise", fsp.readFile("/walk.txt")); add("fs read above the membrane's copy limit", await fsp.readFile("/walk-big"));
+  add("fs stat", await fsp.stat("/walk.txt")); add("fs readdir", await fsp.readdir("/", { withFileTypes: true })); add("fs mkdir result", await fsp.mkdir("/walk-dir/a", { recursive: true }));
+  add("fs error", await settle(() => fsp.readFile("/nope"))); add("fs argument error", await settle(() => fsp.readFile(1)));
+  add("fs sync error", thrown(() => fs.default.readFileSync("/x")));
+}
 add("atob", atob); add("btoa", btoa); add("structuredClone fn", structuredClone);
 add("URL error", thrown(() => new URL("bad")));
 add("atob error", thrown(() => atob("*")));
