@@ -49,12 +49,19 @@ export function fileCallFor(realm: Realm): unknown {
     if (path === "ENAMETOOLONG") throw fail(path, where);
     return path;
   };
-  const settle = async (call: CallHandle, where: Where): Promise<CallResult> => {
+  /** The call's reply (a read's bytes may stream on after it: the read closes its call itself). */
+  const replyOf = async (call: CallHandle, where: Where): Promise<CallResult> => {
     try {
       return await call.reply;
     } catch (error) {
       throw failure(error as CallError, where);
     }
+  };
+  /** The reply of a call that is over with it. */
+  const settle = async (call: CallHandle, where: Where): Promise<CallResult> => {
+    const result = await replyOf(call, where);
+    call.close();
+    return result;
   };
   const failure = (error: CallError, where: Where): Error => {
     if (error.name !== FILE_ERROR_NAME) return capabilityError(realm.helpers, error);
@@ -86,8 +93,11 @@ export function fileCallFor(realm: Realm): unknown {
         return ask({ op, path, to: normal(second, where), exclusive: (bits & EXCLUSIVE) !== 0 });
       case "read": {
         const call = scope.call("files", { op, path } satisfies FileOp);
-        const { value, body } = await settle(call, where);
-        return readRest(call, (value as FileReplies["read"]).size, body, (error) => failure(error, where));
+        const { value, body } = await replyOf(call, where);
+        const { size } = value as FileReplies["read"];
+        if (size > FILE_CHUNK_BYTES) return streamedRest(call, size, (error) => failure(error, where));
+        call.close();
+        return body ?? new Uint8Array(0);
       }
       case "write": {
         if (typeof second !== "string" || !WRITE_MODES.has(second) || !types.isArrayBufferView(data)) break;
@@ -112,9 +122,8 @@ export function fileCallFor(realm: Realm): unknown {
   return realm.helpers.membrane.hostFunction(fileCall satisfies FileCall as (...args: unknown[]) => unknown);
 }
 
-/** A read's bytes: the reply's, or (a larger file) the stream that follows it. */
-async function readRest(call: CallHandle, size: number, body: Uint8Array | undefined, failure: (error: CallError) => Error): Promise<Uint8Array> {
-  if (size <= FILE_CHUNK_BYTES) return body ?? new Uint8Array(0);
+/** A larger file's bytes: the stream that follows the read's reply (its end closes the call). */
+async function streamedRest(call: CallHandle, size: number, failure: (error: CallError) => Error): Promise<Uint8Array> {
   const bytes = new Uint8Array(size);
   let filled = 0;
   await new Promise<void>((resolve, reject) => {
