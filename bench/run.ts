@@ -29,6 +29,7 @@ import { measureFloor } from "./floor.js";
 import { measureStartup } from "./startup.js";
 import { measureBreakdown } from "./breakdown.js";
 import { benchApps, renderApps, type AppPlan, type AppResults } from "./apps.js";
+import { benchFiles, renderFiles, type FilesPlan, type FilesResults } from "./files.js";
 
 interface Plan {
   /** Samples per scenario (and per mode), by how costly one eval of the engine is. */
@@ -110,11 +111,15 @@ const ROWS: ReadonlyArray<{ id: string; title: string }> = [
 
 type SetCell = (rowId: string, columnId: string, cell: Cell) => void;
 
-export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean; transformsOnly?: boolean; appsOnly?: boolean }): Promise<void> {
+export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean; modulesOnly?: boolean; toolsOnly?: boolean; transformsOnly?: boolean; appsOnly?: boolean; filesOnly?: boolean }): Promise<void> {
   const plan = options.quick ? QUICK : FULL;
   if (options.appsOnly) {
     const apps = await benchApps(appPlan(options.quick), log);
     if (apps) console.log(renderApps(apps).join("\n"));
+    return;
+  }
+  if (options.filesOnly) {
+    console.log(renderFiles(await benchFiles(filesPlan(options.quick), log)).join("\n"));
     return;
   }
   if (options.transformsOnly) {
@@ -152,6 +157,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
   let toolCalls: ToolCallResults;
   let transforms: TransformResults;
   let apps: AppResults | undefined;
+  let files: FilesResults;
   let breakdown: Results["breakdown"];
   try {
     breakdown = await benchPaddock(plan, set);
@@ -161,6 +167,7 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     for (const row of modules.rows) if (row.figures) progress(`modules ${row.id}`, row.figures);
     transforms = await benchTransforms(transformPlan(options.quick), log);
     apps = await benchApps(appPlan(options.quick), log);
+    files = await benchFiles(filesPlan(options.quick), log);
   } finally {
     drainPool();
   }
@@ -195,10 +202,11 @@ export async function runBenchmark(options: { quick: boolean; fetchOnly: boolean
     breakdown,
   };
   console.log(renderMarkdown(results));
+  console.log(["", ...renderFiles(files)].join("\n"));
   const folder = fileURLToPath(new URL("../../bench/results/", import.meta.url));
   try {
     mkdirSync(folder, { recursive: true });
-    writeFileSync(`${folder}latest.json`, JSON.stringify({ ...results, plan }, null, 2) + "\n");
+    writeFileSync(`${folder}latest.json`, JSON.stringify({ ...results, files, plan }, null, 2) + "\n");
     console.log(`\nFull results: ${folder}latest.json`);
   } catch (error) {
     // An installed package may sit in a read-only place: the report above is the result.
@@ -415,6 +423,10 @@ function appPlan(quick: boolean): AppPlan {
   return quick ? { seconds: 2, connections: 32, requests: 500, starts: 5 } : { seconds: 6, connections: 32, requests: 3000, starts: 20 };
 }
 
+function filesPlan(quick: boolean): FilesPlan {
+  return quick ? { bytes: 16e6, runs: 3, smallFiles: 500 } : { bytes: 50e6, runs: 5, smallFiles: 2000 };
+}
+
 function transformPlan(quick: boolean): TransformPlan {
   return quick ? { messages: 100_000, calls: 200, cliBytes: 20e6 } : { messages: 1_000_000, calls: 2000, cliBytes: 200e6 };
 }
@@ -425,8 +437,8 @@ function log(message: string): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false }, transforms: { type: "boolean", default: false }, apps: { type: "boolean", default: false } }, strict: true });
-  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools, transformsOnly: values.transforms, appsOnly: values.apps }).catch((error: unknown) => {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { quick: { type: "boolean", default: false }, fetch: { type: "boolean", default: false }, modules: { type: "boolean", default: false }, tools: { type: "boolean", default: false }, transforms: { type: "boolean", default: false }, apps: { type: "boolean", default: false }, files: { type: "boolean", default: false } }, strict: true });
+  runBenchmark({ quick: values.quick, fetchOnly: values.fetch, modulesOnly: values.modules, toolsOnly: values.tools, transformsOnly: values.transforms, appsOnly: values.apps, filesOnly: values.files }).catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   });

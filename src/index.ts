@@ -5,6 +5,8 @@ export type { FetchRecord } from "./capabilities/fetch/host.js";
 export type { NetOptions, NetLookup } from "./capabilities/fetch/options.js";
 export type { ModulesOptions, ModuleLock } from "./capabilities/modules/options.js";
 export type { ImportRecord } from "./capabilities/modules/host.js";
+export { SandboxFiles, FileError, type FileRecord, type FileInfo, type DirEntry, type WriteFileOptions } from "./capabilities/files/host.js";
+export type { FilesOptions } from "./capabilities/files/options.js";
 export {
   SandboxError, ScriptError, TimeoutError, MemoryLimitError, OutputLimitError, ResourceLimitError, PolicyError,
   CarrierCrashedError, CarrierStartError, SandboxClosedError, ModuleError, type ModuleErrorReason, McpError,

@@ -11,6 +11,7 @@ import { parseOptions } from "../host/options.js";
 import { lazySchema } from "../shared/schema.js";
 import { SandboxClosedError, SandboxError, TimeoutError } from "../host/errors.js";
 import { Sandbox, toSandboxError } from "../host/sandbox.js";
+import type { SandboxFiles } from "../capabilities/files/host.js";
 import { ServeLink, type ExchangeHead, type ResponseHead } from "../host/serve.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { appCode, entryOf, readSources, type AppCode } from "./sources.js";
@@ -19,8 +20,8 @@ import { createAppServer, listen, serveNodeRequest, type ListenOptions, type Lis
 const MiB = 1024 * 1024;
 
 /** Sandbox options an app takes as they are: its memory and capabilities. */
-type SandboxPart = Pick<SandboxOptions, "memoryMb" | "net" | "env" | "globals" | "modules" | "tools" | "mcp" | "onFetch" | "onImport" | "maxTimers" | "maxLogBytes">;
-const SANDBOX_KEYS = ["memoryMb", "net", "env", "globals", "modules", "tools", "mcp", "onFetch", "onImport", "maxTimers", "maxLogBytes"] as const;
+type SandboxPart = Pick<SandboxOptions, "memoryMb" | "net" | "env" | "globals" | "modules" | "tools" | "mcp" | "onFetch" | "onImport" | "maxTimers" | "maxLogBytes" | "files" | "onFile">;
+const SANDBOX_KEYS = ["memoryMb", "net", "env", "globals", "modules", "tools", "mcp", "onFetch", "onImport", "maxTimers", "maxLogBytes", "files", "onFile"] as const;
 
 export const appOptionsSchema = lazySchema((z) =>
   z
@@ -203,6 +204,11 @@ export class App implements AsyncDisposable {
 
   get isClosed(): boolean {
     return this.closing !== undefined;
+  }
+
+  /** The app's files (its `files` option: in memory, or a directory), as the host sees them. */
+  get fs(): SandboxFiles {
+    return this.sandbox.fs;
   }
 
   /**

@@ -126,6 +126,9 @@ const host: HostCaller = {
         pending.credit -= taken;
         return taken;
       },
+      close() {
+        if (pending.isOpen) closeCall(call, pending);
+      },
     };
     pendingCalls.set(call, pending);
     pending.forget = scope.onEnd(() => {

@@ -50,6 +50,12 @@ export interface CallHandle {
    * some if there is none; 0 once the call is over.
    */
   takeCredit(wanted: number): Promise<number>;
+  /**
+   * Ends the call for the carrier once its reply is all the capability wants (a call that can
+   * stream on after its reply stays open until its stream ends): it leaves its scope, which for an
+   * app's lasts long.
+   */
+  close(): void;
 }
 
 export type CallStreamEvent = { op: "data"; data: Uint8Array } | { op: "end" } | { op: "error"; error: CallError };

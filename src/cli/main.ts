@@ -16,7 +16,7 @@ import { Sandbox, SandboxError, ScriptError, configurePool, type LogEntry, type 
 const USAGE = `usage:
   paddock eval <code> [flags]     run code; its value is printed as JSON on stdout
   paddock run <file> [flags]      run a JavaScript or TypeScript file the same way
-  paddock bench [--quick] [--fetch | --modules | --tools | --transforms | --apps]  run the benchmark (same as npm run bench); the flags: only those rows
+  paddock bench [--quick] [--fetch | --modules | --tools | --transforms | --apps | --files]  run the benchmark (same as npm run bench); the flags: only those rows
   paddock modules add <package…>   fetch and prepare npm packages into the module cache (npm:lodash-es@4, date-fns)
   paddock modules list | clear     what the module cache holds; empty it
   paddock mcp [--config paddock.json] [--http --port <n> [--host <addr>] [--token <t>]]
@@ -69,6 +69,7 @@ const FLAGS = {
   tools: { type: "boolean" },
   transforms: { type: "boolean" },
   apps: { type: "boolean" },
+  files: { type: "boolean" },
   config: { type: "string" },
   http: { type: "boolean" },
   port: { type: "string" },
@@ -155,7 +156,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "bench") {
     const { runBenchmark } = await import("../../bench/run.js");
-    await runBenchmark({ quick: values.quick ?? false, fetchOnly: values.fetch ?? false, modulesOnly: values.modules ?? false, toolsOnly: values.tools ?? false, transformsOnly: values.transforms ?? false, appsOnly: values.apps ?? false });
+    await runBenchmark({ quick: values.quick ?? false, fetchOnly: values.fetch ?? false, modulesOnly: values.modules ?? false, toolsOnly: values.tools ?? false, transformsOnly: values.transforms ?? false, appsOnly: values.apps ?? false, filesOnly: values.files ?? false });
     return 0;
   }
   if (command === "modules") {

@@ -6,6 +6,8 @@ import { netOptionsSchema } from "../capabilities/fetch/options.js";
 import { modulesOptionsSchema } from "../capabilities/modules/options.js";
 import type { ImportRecord } from "../capabilities/modules/host.js";
 import type { ToolCallRecord } from "../capabilities/tools/host.js";
+import { filesOptionsSchema } from "../capabilities/files/options.js";
+import type { FileRecord } from "../capabilities/files/host.js";
 import type { ToolTree } from "../capabilities/tools/options.js";
 import { McpHub, type McpServerConfig } from "../capabilities/tools/mcp.js";
 import { describeIssues, lazySchema } from "../shared/schema.js";
@@ -21,6 +23,7 @@ const logListener = lazySchema((z) => z.custom<(entry: LogEntry) => void>(isFunc
 const fetchListener = lazySchema((z) => z.custom<(record: FetchRecord) => void>(isFunction, "expected a function"));
 const importListener = lazySchema((z) => z.custom<(record: ImportRecord) => void>(isFunction, "expected a function"));
 const toolCallListener = lazySchema((z) => z.custom<(record: ToolCallRecord) => void>(isFunction, "expected a function"));
+const fileListener = lazySchema((z) => z.custom<(record: FileRecord) => void>(isFunction, "expected a function"));
 const isObject = (value: unknown) => typeof value === "object" && value !== null && !Array.isArray(value);
 
 export const sandboxOptionsSchema = lazySchema((z) =>
@@ -75,6 +78,10 @@ export const sandboxOptionsSchema = lazySchema((z) =>
     onToolCall: toolCallListener().optional(),
     /** Type-check TypeScript (and "auto") code against the tools' declarations before running it. */
     typecheck: z.boolean().default(false),
+    /** Where the sandbox's files live (default: in memory) and how much they may hold. */
+    files: filesOptionsSchema().optional(),
+    /** Called with each file operation's record as it completes. */
+    onFile: fileListener().optional(),
   }),
 );
 
@@ -93,6 +100,7 @@ export const evalOptionsSchema = lazySchema((z) =>
     onLog: logListener().optional(),
     onFetch: fetchListener().optional(),
     onToolCall: toolCallListener().optional(),
+    onFile: fileListener().optional(),
     /** Overrides the sandbox's `typecheck` for this eval. */
     typecheck: z.boolean().optional(),
     /** Report where the eval's time went, phase by phase, in `stats.phases`. */

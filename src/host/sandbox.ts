@@ -23,6 +23,9 @@ import { SandboxTools } from "../capabilities/tools/catalog.js";
 import { flattenTools } from "../capabilities/tools/options.js";
 import { McpHub } from "../capabilities/tools/mcp.js";
 import { typecheck } from "./typecheck.js";
+import { EvalFiles, SandboxFiles, type FileRecord } from "../capabilities/files/host.js";
+import { FILE_CHUNK_BYTES } from "../capabilities/files/flow.js";
+import { builtinImports } from "../capabilities/files/builtin.js";
 import type { ServeLink } from "./serve.js";
 import type { CallHandler } from "./carrier.js";
 
@@ -60,6 +63,8 @@ interface RunRecords {
   imports: ImportRecord[];
   /** Every tool call the eval made, in the order they finished. */
   toolCalls: ToolCallRecord[];
+  /** Every file operation the eval made, in the order they finished. */
+  files: FileRecord[];
   stats: EvalStats;
 }
 
@@ -73,6 +78,8 @@ export class Sandbox implements AsyncDisposable {
   private readonly network: Network | undefined;
   private readonly modules: SandboxModules | undefined;
   private readonly tools: SandboxTools | undefined;
+  /** The sandbox's files (in memory, or `files.dir`), shared by all its carriers and evals. */
+  readonly fs: SandboxFiles;
   private closed = false;
   private running = 0;
   /** Puts a kept function's failures into its user's source (see locate), by version. */
@@ -93,6 +100,7 @@ export class Sandbox implements AsyncDisposable {
     this.network = options.net ? withOptionsContext(() => new Network(options.net!)) : undefined;
     this.modules = options.modules ? withOptionsContext(() => new SandboxModules(options.modules!)) : undefined;
     this.tools = options.tools || options.mcp ? withOptionsContext(() => sandboxTools(options)) : undefined;
+    this.fs = new SandboxFiles(options.files);
     const env = options.env || this.network?.secrets.isEmpty === false ? { ...options.env, ...this.network?.secrets.placeholders() } : undefined;
     if (env && options.globals && "env" in options.globals) throw new TypeError("Sandbox.create: globals.env and env/net.secrets both define the global `env`");
     const globals = env ? { ...options.globals, env } : options.globals;
@@ -114,7 +122,7 @@ export class Sandbox implements AsyncDisposable {
       throw error;
     }
     try {
-      await Promise.all(sandbox.slots.map((_, index) => sandbox.carrierAt(index).ready));
+      await Promise.all([...sandbox.slots.map((_, index) => sandbox.carrierAt(index).ready), sandbox.fs.open()]);
     } catch (error) {
       await sandbox.close();
       throw error;
@@ -209,6 +217,7 @@ export class Sandbox implements AsyncDisposable {
     return callHandler({
       fetch: new EvalFetches(this.network, this.options.onFetch),
       tools: tools ? new EvalToolCalls(tools.entries, this.tools!.limits, this, undefined) : undefined,
+      files: new EvalFiles(this.fs, this.options.onFile),
     });
   }
 
@@ -250,6 +259,11 @@ export class Sandbox implements AsyncDisposable {
     const fetches = new EvalFetches(this.network, onFetch);
     const imports: ImportRecord[] = [];
     let toolCalls: EvalToolCalls | undefined;
+    const onFile = evalOptions.onFile ?? this.options.onFile ? (record: FileRecord) => {
+      evalOptions.onFile?.(record);
+      this.options.onFile?.(record);
+    } : undefined;
+    const files = new EvalFiles(this.fs, onFile);
     const finish = (outcome: { ok: true; value: T } | { ok: false; error: SandboxError }, cpuMs = 0, timeline?: EvalTimeline): RunResult<T> => {
       const now = performance.now();
       return {
@@ -258,6 +272,7 @@ export class Sandbox implements AsyncDisposable {
         fetches: fetches.records,
         imports,
         toolCalls: toolCalls?.records ?? [],
+        files: files.records,
         stats: { wallMs: round(now - started), cpuMs, ...(timeline ? { phases: phasesOf(timeline, started, now) } : {}) },
       };
     };
@@ -301,7 +316,7 @@ export class Sandbox implements AsyncDisposable {
         limits,
         ...(evalOptions.globals ? { globals: serializeGlobals(evalOptions.globals, "eval globals") } : {}),
         onLog,
-        handleCall: serve ? this.windowedCalls() : callHandler({ fetch: fetches, tools: toolCalls }),
+        handleCall: serve ? this.windowedCalls() : callHandler({ fetch: fetches, tools: toolCalls, files }),
         trace: evalOptions.trace === true,
         ...(modules ? { modules } : {}),
         ...(keep ? { keep: keep.version } : {}),
@@ -337,13 +352,16 @@ export class Sandbox implements AsyncDisposable {
    * eval; an import() is left to fail where it is called.
    */
   private async resolveImports(named: readonly SourceImport[], records: ImportRecord[]): Promise<EvalModules | undefined> {
+    // Built-ins (node:fs) are every sandbox's: linked to their units, never the policy's business.
+    const { builtins, others } = builtinImports(named);
     if (!this.modules) {
-      const first = named.find((entry) => !entry.dynamic);
+      const first = others.find((entry) => !entry.dynamic);
       if (first) throw new PolicyError(`import of "${first.specifier}" refused: no module policy grants imports in this sandbox`);
-      return undefined;
+      return builtins;
     }
     try {
-      return await this.modules.prepareEval(named, records);
+      const modules = await this.modules.prepareEval(others, records);
+      return builtins ? { ...modules, imports: { ...modules.imports, ...builtins.imports }, units: new Map([...modules.units, ...builtins.units]) } : modules;
     } finally {
       for (const record of records) this.options.onImport?.(record);
     }
@@ -395,6 +413,7 @@ export class Sandbox implements AsyncDisposable {
     if (this.network) exits.push(this.network.close());
     if (this.modules) exits.push(this.modules.close());
     if (this.tools) exits.push(this.tools.close());
+    exits.push(this.fs.close());
     await Promise.all(exits);
   }
 
@@ -449,7 +468,7 @@ export class Sandbox implements AsyncDisposable {
     if (current?.isAlive) return current;
     const carrier = pool.take({ memoryMb: this.options.memoryMb }, this.startedAhead);
     this.startedAhead = undefined;
-    const maxCallBytes = Math.max(this.options.net?.maxRequestBytes ?? 0, this.tools ? this.options.maxToolInputBytes : 0);
+    const maxCallBytes = Math.max(this.options.net?.maxRequestBytes ?? 0, this.tools ? this.options.maxToolInputBytes : 0, FILE_CHUNK_BYTES);
     carrier.attach({ ...this.options, maxCallBytes }, this.globalsBytes);
     this.slots[index] = carrier;
     void carrier.exited.then(() => {

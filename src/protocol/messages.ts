@@ -8,6 +8,7 @@ import { consoleMessages, logLevels } from "../capabilities/console/messages.js"
 import { BATCH_DURATION_BUCKETS, MAX_BATCH_ITEMS } from "./batch.js";
 import { fetchMessages } from "../capabilities/fetch/messages.js";
 import { toolMessages, type ToolCatalogMessage } from "../capabilities/tools/messages.js";
+import { fileMessages } from "../capabilities/files/messages.js";
 
 import { PROTOCOL_LIMITS } from "./limits.js";
 import { RESPONSE_HEAD_LIMITS } from "./serve.js";
@@ -96,6 +97,7 @@ const schemas = lazySchema((z) => {
     z.discriminatedUnion("cap", [
       z.strictObject({ t: z.literal("call"), id: evalId, call: callId, cap: z.literal("fetch"), args: fetchMessages.request() }),
       z.strictObject({ t: z.literal("call"), id: evalId, call: callId, cap: z.literal("tool"), args: toolMessages.call() }),
+      z.strictObject({ t: z.literal("call"), id: evalId, call: callId, cap: z.literal("files"), args: fileMessages.op() }),
     ]),
     /**
      * More about a call in progress: "data" (frame body, within the credit the host gave) and

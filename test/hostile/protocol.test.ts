@@ -110,6 +110,23 @@ describe("a carrier that lies to the host is killed, and only its sandbox notice
   test("a capability call with arguments the schema refuses", () =>
     expectKilled('send({ t: "call", id: message.id, call: 1, cap: "fetch", args: { url: "http://127.0.0.1/", method: "GET" } });', /malformed message/));
 
+  test("a file call with a path that is not normal (a carrier trying to climb out of the sandbox's root)", () =>
+    expectKilled('send({ t: "call", id: message.id, call: 1, cap: "files", args: { op: "read", path: "/a/../../etc/passwd" } });', /malformed message/));
+
+  test("an inline file write whose body is not the size it announced", () =>
+    expectKilled('send({ t: "call", id: message.id, call: 1, cap: "files", args: { op: "write", path: "/x", mode: "replace", size: 1, body: "inline" } }, Buffer.alloc(100));', /inline write of 100 bytes/));
+
+  test("a streamed file write beyond the credit the host gave, or beyond its announced size", async () => {
+    await expectKilled(
+      'send({ t: "call", id: message.id, call: 1, cap: "files", args: { op: "write", path: "/x", mode: "replace", size: 10485760, body: "stream" } }); send({ t: "stream", id: message.id, call: 1, op: "data" }, Buffer.alloc(5 * 1024 * 1024));',
+      /more bytes than the host allowed/,
+    );
+    await expectKilled(
+      'send({ t: "call", id: message.id, call: 1, cap: "files", args: { op: "write", path: "/x", mode: "replace", size: 10, body: "stream" } }); send({ t: "stream", id: message.id, call: 1, op: "data" }, Buffer.alloc(20));',
+      /more bytes than announced/,
+    );
+  });
+
   const echoTool = { tools: { echo: { execute: (input: unknown) => input } } };
 
   test("a tool call in a sandbox without tools", () =>

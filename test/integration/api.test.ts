@@ -43,7 +43,7 @@ describe("eval and run", () => {
 
   test("run returns { ok, value, logs, stats } on success", async () => {
     const result = await sandbox.run("console.log('hi'); 42");
-    assert.deepEqual(Object.keys(result).sort(), ["fetches", "imports", "logs", "ok", "stats", "toolCalls", "value"]);
+    assert.deepEqual(Object.keys(result).sort(), ["fetches", "files", "imports", "logs", "ok", "stats", "toolCalls", "value"]);
     assert.deepEqual(result.fetches, []);
     assert.deepEqual(result.toolCalls, []);
     assert.equal(result.ok, true);
@@ -74,7 +74,7 @@ describe("eval and run", () => {
       ["throw 'not an error'", undefined, ScriptError],
       ["let = = 1", undefined, ScriptError],
       ["() => 1", undefined, ScriptError],
-      ["import fs from 'node:fs'", undefined, PolicyError],
+      ["import os from 'node:os'", undefined, PolicyError],
       ["await fetch('https://example.com/')", undefined, PolicyError],
       ["while (true) {}", { timeoutMs: 100 }, TimeoutError],
       ["new Promise(() => {})", { timeoutMs: 100 }, TimeoutError],

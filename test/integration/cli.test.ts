@@ -128,7 +128,7 @@ describe("paddock cli", { concurrency: 4 }, () => {
   });
 
   test("a refused import and fetch exit 1 with PolicyError", async () => {
-    const imported = await paddock(["eval", "import fs from 'node:fs'"]);
+    const imported = await paddock(["eval", "import os from 'node:os'"]);
     assert.equal(imported.code, 1);
     assert.match(imported.stderr, /PolicyError/);
     const fetched = await paddock(["eval", "await fetch('https://example.com/')"]);

@@ -279,9 +279,9 @@ describe("absent APIs", () => {
     for (const name of names) assert.equal(types[name], "undefined", `${name} must be absent (is ${types[name]})`);
   });
 
-  test("import('node:fs') does not load the module", async () => {
+  test("import('node:os') does not load the module", async () => {
     assert.deepEqual(
-      await run("await import('node:fs').then((m) => ['loaded', typeof m.readFileSync], () => ['refused'])"),
+      await run("await import('node:os').then((m) => ['loaded', typeof m.hostname], () => ['refused'])"),
       ["refused"],
     );
   });

@@ -10,6 +10,8 @@ import type { EvalScope } from "../../carrier/scope.js";
 import { realmError } from "../../carrier/values.js";
 import type { CallError, FailureKind } from "../../protocol/messages.js";
 import type { ModuleLink, ModuleUnit, ModulesMessage } from "./messages.js";
+import { FILE_CALL_KEY } from "../files/call.js";
+import { fileCallFor } from "../files/carrier.js";
 
 interface KeptUnit {
   unit: ModuleUnit;
@@ -124,6 +126,8 @@ function loaderOf(realm: Realm): Loader {
     // Both answer with what the realm may hold (a function the realm made, or a string): never
     // with an object or an error of the carrier's own.
     const factoryOf = (key: string): unknown => {
+      // The one module the carrier makes itself: the function the realm's node:fs calls.
+      if (key === FILE_CALL_KEY) return (module: { exports: unknown }) => void (module.exports = fileCallFor(realm));
       try {
         return compiled(key).runInContext(realm.context);
       } catch (error) {
