@@ -15,6 +15,7 @@ import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } 
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { modulesOptionsSchema } from "../capabilities/modules/options.js";
+import { filesOptionsSchema } from "../capabilities/files/options.js";
 import type { SandboxError } from "../host/errors.js";
 import { parseOptions, sandboxOptionsSchema } from "../host/options.js";
 import { lazySchema } from "../shared/schema.js";
@@ -42,10 +43,8 @@ const MAX_RETRY_MS = 60_000;
  * App and Sandbox options they become. Not functions (JSON has none), not its sources, and not
  * the host's own configuration: where packages come from and are kept (modules.registry,
  * modules.cacheDir) is the server's to say, not a stranger's.
- *
- * Files: once App.create takes `files` (issue 12, part 1), add here
- * `files: z.strictObject({ quotaBytes, maxFiles, maxFileBytes }).partial().optional()`; its `dir`
- * is the server's to give (see AppServer.optionsOf).
+ * Nor where its files live: it may size its store, and the server gives it its own folder
+ * (see AppServer.optionsOf).
  */
 const paddockJsonSchema = lazySchema((z) => {
   const sandbox = sandboxOptionsSchema().shape;
@@ -64,6 +63,7 @@ const paddockJsonSchema = lazySchema((z) => {
     requestBodyIdleTimeoutMs: app.requestBodyIdleTimeoutMs,
     startTimeoutMs: app.startTimeoutMs,
     idleTimeoutMs: app.idleTimeoutMs,
+    files: filesOptionsSchema().omit({ dir: true }).optional(),
   });
 });
 
@@ -75,8 +75,9 @@ export interface AppServerOptions {
   /** Default 127.0.0.1. */
   hostname?: string;
   /**
-   * Where the apps' files will live, one folder per app (`<dataDir>/<name>`), once apps have files.
-   * It must not be inside `root` (it would be served as an app).
+   * Where the apps' files live, one folder per app (`<dataDir>/<name>`), kept across updates and
+   * restarts. It must not be inside `root` (it would be served as an app). Without it, each app's
+   * files are in memory, and an update starts them empty.
    */
   dataDir?: string;
   /** How often the root is looked at for new, changed and removed apps (default 1000 ms). */
@@ -143,6 +144,8 @@ interface Slot {
   seen: string | undefined;
   /** An install or update is under way; polls leave the slot alone. */
   busy: boolean;
+  /** The old version stopped and the new one is starting (an app with a store on disk): requests get 503. */
+  handingOver?: boolean;
   /** Failures in a row of the signature last tried. */
   failures: number;
   /** When a failed signature is tried again (Date.now() time), if it is. */
@@ -292,8 +295,21 @@ export class AppServer implements AsyncDisposable {
     let app: App;
     try {
       const dir = join(this.options.root, name);
-      app = await App.create(this.optionsOf(name, dir, await readConfig(dir)));
+      const options = this.optionsOf(name, dir, await readConfig(dir));
+      // A store on disk has one owner at a time: the old version stops (its requests in progress
+      // finish, new ones get 503 with Retry-After) before the new one opens it.
+      if (options.files?.dir !== undefined && slot.app) {
+        const old = slot.app;
+        slot.handingOver = true;
+        try {
+          await old.close();
+        } finally {
+          if (slot.app === old) slot.app = undefined;
+        }
+      }
+      app = await App.create(options);
     } catch (error) {
+      slot.handingOver = false;
       if (!slot.app) slot.failed = true;
       const retryInMs = error instanceof TypeError ? undefined : Math.min(MAX_RETRY_MS, 1_000 * 2 ** slot.failures++);
       if (retryInMs !== undefined) slot.retryAt = Date.now() + retryInMs;
@@ -304,6 +320,7 @@ export class AppServer implements AsyncDisposable {
     // The swap: requests routed from here on reach the new version; the old one drains and stops.
     slot.app = app;
     slot.failed = false;
+    slot.handingOver = false;
     this.emit({ type: old ? "updated" : "installed", app: name, ms: Math.round(performance.now() - started) });
     if (old) this.track(old.close());
   }
@@ -316,10 +333,12 @@ export class AppServer implements AsyncDisposable {
 
   /** App `name`'s options: its folder and its paddock.json, with the server's listeners. */
   private optionsOf(name: string, dir: string, config: PaddockJson): AppOptions {
-    // Files plug in here once App.create takes them (see paddockJsonSchema): each app gets its own
-    // store, `files: { ...config.files, dir: join(this.options.dataDir, name) }` (dataDir then required).
+    // Each app's store is its own folder of dataDir (the name is a plain folder name, checked when
+    // the folder was found), never one the app chose.
+    const dataDir = this.options.dataDir;
     return {
       ...config,
+      ...(dataDir === undefined ? {} : { files: { ...config.files, dir: join(dataDir, name) } }),
       dir,
       onLog: (entry) => this.emit({ type: "log", app: name, entry }),
       onError: (error, request) => this.emit({ type: "request-failed", app: name, error, request }),
@@ -366,7 +385,7 @@ export class AppServer implements AsyncDisposable {
   /** The slot of an app that is served or failed; a folder not yet installed is not known. */
   private known(name: string): Slot | undefined {
     const slot = this.slots.get(name);
-    return slot && (slot.app || slot.failed) ? slot : undefined;
+    return slot && (slot.app || slot.failed || slot.handingOver) ? slot : undefined;
   }
 
   private track(work: Promise<void>): void {

@@ -396,6 +396,51 @@ describe("app server: options", () => {
   });
 });
 
+describe("app server: files", () => {
+  test("each app has a store of its own under dataDir, sized by its paddock.json, kept across an update; no app reaches another's", async () => {
+    const root = tempDir();
+    const data = tempDir();
+    const notes = (version: string) => `import { readFile, writeFile, readdir } from "node:fs/promises";
+export default { async fetch(request) {
+  const url = new URL(request.url);
+  if (request.method === "POST") { await writeFile(url.pathname, await request.text()); return new Response("saved"); }
+  if (url.pathname === "/ls") return new Response(JSON.stringify(await readdir("/")));
+  const path = url.searchParams.get("path") ?? url.pathname;
+  try { return new Response("${version}:" + await readFile(path, "utf8")); } catch (error) { return new Response(error.code, { status: 404 }); }
+} };`;
+    writeApp(root, "a", { "main.js": notes("v1"), "paddock.json": JSON.stringify({ files: { quotaBytes: 1000 } }) });
+    writeApp(root, "b", { "main.js": notes("b") });
+    await using server = await AppServer.start({ root, dataDir: data, pollMs: 50 });
+    const post = (app: string, path: string, body: string) =>
+      new Promise<number>((resolve, reject) => {
+        const request = httpRequest({ port: server.port, host: "127.0.0.1", path: `/${app}${path}`, method: "POST", agent: false }, (response) => {
+          response.resume();
+          response.on("end", () => resolve(response.statusCode!));
+        });
+        request.on("error", reject);
+        request.end(body);
+      });
+    assert.equal(await post("a", "/secret.txt", "a's secret"), 200);
+    assert.equal((await get(server.port, "/a/secret.txt")).body, "v1:a's secret");
+    assert.equal(await post("a", "/big.txt", "x".repeat(2000)), 500, "over the quota of a's paddock.json");
+    // b's own code, reading whatever path it likes, finds only its own (empty) store.
+    for (const path of ["/secret.txt", "../a/secret.txt", "/../../a/secret.txt", "%2e%2e/a/secret.txt", `${data}/a/secret.txt`, join(data, "a", "secret.txt")]) {
+      const answer = await get(server.port, `/b/read?path=${encodeURIComponent(path)}`);
+      assert.equal(answer.status, 404, path);
+      assert.doesNotMatch(answer.body, /secret/, path);
+    }
+    assert.equal((await get(server.port, "/b/ls")).body, "[]");
+    writeApp(root, "a", { "main.js": notes("v2") });
+    let body = "";
+    const deadline = Date.now() + DEADLINE_MS;
+    while (!body.startsWith("v2") && Date.now() < deadline) {
+      body = (await get(server.port, "/a/secret.txt")).body;
+      if (!body.startsWith("v2")) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(body, "v2:a's secret", "a's files after its update");
+  });
+});
+
 describe("app server: pathRouting false", () => {
   test("apps are reached only by Host, each on an origin of its own", async () => {
     const root = tempDir();
