@@ -329,6 +329,37 @@ describe("limits", () => {
     }));
 });
 
+describe("limits that moves and concurrency cannot get around", () => {
+  test("a directory cannot be moved so deep that what it holds passes 128 levels (a store reopened from disk would not count it)", () =>
+    withDir((dir) =>
+      withSandbox(options({ dir, quotaBytes: 100_000 }), async (sandbox) => {
+        const chain = (top: string, prefix: string) => [top, ...Array.from({ length: 100 }, (_, i) => `${prefix}${i}`)].join("/");
+        const moved = await sandbox.eval(`import { mkdir, rename, writeFile } from "node:fs/promises";
+          await mkdir("/${chain("A", "a")}", { recursive: true });
+          await writeFile("/${chain("A", "a")}/big", "x".repeat(50000));
+          await mkdir("/${chain("B", "b")}", { recursive: true });
+          ${codeOf(`await rename("/A", "/${chain("B", "b")}/A")`)}`);
+        assert.deepEqual((moved as string[])[0], "ENAMETOOLONG");
+        assert.equal((await sandbox.fs.usage()).bytes, 50000);
+      }),
+    ));
+
+  test("writes replacing one file at once each need room of their own: the quota holds while they are pending", () =>
+    withSandbox(options({ quotaBytes: 3_300_000 }), async (sandbox) => {
+      // Larger than a chunk: each write streams, so they are pending at once.
+      const outcome = (await sandbox.eval(`import { writeFile, readFile } from "node:fs/promises";
+        await writeFile("/f", new Uint8Array(3_000_000));
+        const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => writeFile("/f", new Uint8Array(3_000_000).fill(i + 1))));
+        const contents = await readFile("/f");
+        ({ codes: results.map((r) => r.status === "fulfilled" ? "ok" : r.reason.code), first: contents[0], length: contents.length })`)) as { codes: string[]; first: number; length: number };
+      assert.ok(outcome.codes.includes("ok"), JSON.stringify(outcome));
+      assert.ok(outcome.codes.includes("ENOSPC"), JSON.stringify(outcome));
+      assert.equal(outcome.length, 3_000_000);
+      assert.ok(outcome.first >= 1 && outcome.first <= 6);
+      assert.ok((await sandbox.fs.usage()).bytes <= 3_300_000);
+    }));
+});
+
 describe("large files", () => {
   test("sizes at the chunk's edges: empty, one chunk, one byte more", () =>
     withSandbox(options(), async (sandbox) => {

@@ -15,6 +15,7 @@ export const FILE_ERRORS = {
   EPERM: { errno: -1, text: "operation not permitted" },
   EBUSY: { errno: -16, text: "resource busy or locked" },
   EIO: { errno: -5, text: "i/o error" },
+  EMFILE: { errno: -24, text: "too many open files" },
 } as const;
 
 export type FileErrorCode = keyof typeof FILE_ERRORS;

@@ -54,8 +54,12 @@ async function load(root: string, limits: FileLimits): Promise<DirNode> {
     const info = await lstat(host);
     const dir = newDir(info.mtimeMs);
     dir.birthtimeMs = info.birthtimeMs;
-    if (depth > MAX_DEPTH) return dir;
     const listed: Dirent[] = await readdir(host, { withFileTypes: true });
+    // Deeper than any path the sandbox may name: put there from outside. Refused rather than left
+    // uncounted (bytes no quota sees).
+    if (depth >= MAX_DEPTH && listed.some((entry) => entry.isDirectory() || entry.isFile())) {
+      throw new TypeError(`files.dir holds entries deeper than ${MAX_DEPTH} levels, more than a sandbox's paths may have`);
+    }
     for (const entry of listed) {
       if (depth === 0 && entry.name === RESERVED) continue;
       if (++entries > maxEntries) throw new TypeError(`files.dir holds more than ${maxEntries} entries, more than files.maxFiles allows`);

@@ -60,7 +60,7 @@ export function isWithin(path: string, ancestor: string): boolean {
   return path === ancestor || ancestor === "/" || path.startsWith(ancestor + "/");
 }
 
-function utf8Bytes(text: string): number {
+export function utf8Bytes(text: string): number {
   let bytes = 0;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

@@ -11,7 +11,7 @@
  */
 import { FILE_CHUNK_BYTES } from "./flow.js";
 import type { FileErrorCode } from "./codes.js";
-import { isWithin, join, parentOf, segmentsOf } from "./path.js";
+import { MAX_DEPTH, MAX_PATH_BYTES, isWithin, join, parentOf, segmentsOf, utf8Bytes } from "./path.js";
 
 export interface FileLimits {
   /** Bytes of all files together. */
@@ -84,6 +84,8 @@ export interface FileNode {
   birthtimeMs: number;
   /** The contents, for the memory backend (never changed in place: a snapshot keeps the array). */
   chunks?: Uint8Array[];
+  /** A write replacing the file is pending: it alone may count the old contents as its room (see hold). */
+  replacing?: boolean;
 }
 
 export interface DirNode {
@@ -119,6 +121,7 @@ export class FileStore {
   /** Bytes and new entries of writes in progress, held against the limits until they commit or abort. */
   private reservedBytes = 0;
   private reservedEntries = 0;
+  private pendingWrites = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -157,14 +160,16 @@ export class FileStore {
     const node = this.find(path);
     if (node.kind !== "dir") throw new FileOpError("ENOTDIR");
     const found: Array<{ path: string; kind: EntryKind }> = [];
-    const visit = (dir: DirNode, at: string) => {
+    const stack: Array<[DirNode, string]> = [[node, path]];
+    while (stack.length > 0) {
+      const [dir, at] = stack.pop()!;
       for (const [name, entry] of dir.entries) {
         const child = join(at, name);
         found.push({ path: child, kind: entry.kind });
-        if (entry.kind === "dir") visit(entry, child);
+        if (entry.kind === "dir") stack.push([entry, child]);
       }
-    };
-    visit(node, path);
+    }
+    // Parents first: a directory is found (in its parent's listing) before it is listed itself.
     return found;
   }
 
@@ -316,14 +321,17 @@ export class FileStore {
       if (what === "dir" && node.kind !== "dir") throw new FileOpError("ENOTDIR");
       if (what === "dir" && node.kind === "dir" && node.entries.size > 0) throw new FileOpError("ENOTEMPTY");
       if (what === "any" && node.kind === "dir" && !options.recursive) throw new FileOpError("EISDIR");
+      // Counted before anything changes, so that no failure can leave the counts behind the tree.
+      let entries = 1;
+      let bytes = node.kind === "file" ? node.size : 0;
+      walk(node, (gone) => {
+        entries++;
+        if (gone.kind === "file") bytes += gone.size;
+      });
       await this.backend.remove(path, node.kind);
       this.detach(path);
-      const forget = (gone: Node) => {
-        this.count--;
-        if (gone.kind === "file") this.used -= gone.size;
-      };
-      forget(node);
-      walk(node, forget);
+      this.count -= entries;
+      this.used -= bytes;
     });
   }
 
@@ -337,6 +345,12 @@ export class FileStore {
       if (from === to) return;
       // A directory cannot move into itself.
       if (node.kind === "dir" && isWithin(to, from)) throw new FileOpError("EINVAL");
+      // Nor so deep that what it holds passes the bounds every path is held to (a store reopened
+      // from disk reads no deeper, and the host's walks must stay shallow).
+      if (node.kind === "dir") {
+        const { depth, bytes } = extentOf(node);
+        if (segmentsOf(to).length + depth > MAX_DEPTH || utf8Bytes(to) + bytes > MAX_PATH_BYTES) throw new FileOpError("ENAMETOOLONG");
+      }
       const replaced = target.entries.get(nameOf(to));
       if (replaced) {
         if (node.kind === "file" && replaced.kind === "dir") throw new FileOpError("EISDIR");
@@ -396,13 +410,23 @@ export class FileStore {
     if (!existing && this.count + reservedEntries + 1 > this.limits.maxFiles) throw new FileOpError("ENOSPC", "maxFiles");
   }
 
-  /** Holds a write's growth against the limits until it ends (other writes see it as taken). */
+  /**
+   * Holds a write's room against the limits until it ends (other writes see it as taken): its
+   * growth, for the one write that replaces a file (the old contents go at its commit); its whole
+   * size for any other write to that file meanwhile, and for an append. Writes pending at once are
+   * bounded too: each holds its bytes (in memory, or a temporary file and its descriptor) until it ends.
+   */
   private hold(existing: FileNode | undefined, size: number, append: boolean): { release(): void } {
+    if (this.pendingWrites >= MAX_PENDING_WRITES) throw new FileOpError("EMFILE", undefined, `more than ${MAX_PENDING_WRITES} writes at once`);
+    const replaces = existing !== undefined && !append && !existing.replacing;
     this.checkLimits(existing, size, append, this.reservedBytes, this.reservedEntries);
-    const bytes = Math.max(0, append ? size : size - (existing?.size ?? 0));
+    const bytes = replaces ? Math.max(0, size - existing.size) : size;
+    if (this.used + this.reservedBytes + bytes > this.limits.quotaBytes) throw new FileOpError("ENOSPC", "quotaBytes");
     const entries = existing ? 0 : 1;
     this.reservedBytes += bytes;
     this.reservedEntries += entries;
+    this.pendingWrites++;
+    if (replaces) existing.replacing = true;
     let held = true;
     return {
       release: () => {
@@ -410,6 +434,8 @@ export class FileStore {
         held = false;
         this.reservedBytes -= bytes;
         this.reservedEntries -= entries;
+        this.pendingWrites--;
+        if (replaces) existing.replacing = false;
       },
     };
   }
@@ -459,11 +485,35 @@ function nameOf(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
 
-/** Calls `visit` for every node below `dir` (not `dir` itself). */
+/** Calls `visit` for every node below `dir` (not `dir` itself); iterative, whatever the depth. */
 function walk(node: Node, visit: (node: Node) => void): void {
-  if (node.kind !== "dir") return;
-  for (const entry of node.entries.values()) {
-    visit(entry);
-    walk(entry, visit);
+  const stack: Node[] = [node];
+  while (stack.length > 0) {
+    const next = stack.pop()!;
+    if (next.kind !== "dir") continue;
+    for (const entry of next.entries.values()) {
+      visit(entry);
+      stack.push(entry);
+    }
   }
 }
+
+/** How many levels below `dir` its deepest entry is, and the UTF-8 bytes of its longest path from `dir` ("/a/b"). */
+function extentOf(dir: DirNode): { depth: number; bytes: number } {
+  let depth = 0;
+  let bytes = 0;
+  const stack: Array<[DirNode, number, number]> = [[dir, 0, 0]];
+  while (stack.length > 0) {
+    const [at, level, length] = stack.pop()!;
+    for (const [name, entry] of at.entries) {
+      const below = length + 1 + utf8Bytes(name);
+      depth = Math.max(depth, level + 1);
+      bytes = Math.max(bytes, below);
+      if (entry.kind === "dir") stack.push([entry, level + 1, below]);
+    }
+  }
+  return { depth, bytes };
+}
+
+/** Writes of one sandbox pending at once (see FileStore.hold). */
+const MAX_PENDING_WRITES = 256;
