@@ -408,6 +408,19 @@ export default app;`;
     }
   });
 
+  test("a small app serves request after request without its carrier's heap filling up", () =>
+    // A carrier that read each request in a blocking read kept ~2.5 KB of every request until its
+    // heap ran out (about 8,000 requests at 32 MB): the app restarted and lost what was in flight.
+    withApp({ ...main(`export default { fetch: () => new Response("Hello, world!") }`), memoryMb: 32 }, async (app) => {
+      let next = 0;
+      const worker = async () => {
+        while (next++ < 20_000) await (await app.fetch("http://app/")).text();
+      };
+      await Promise.all(Array.from({ length: 4 }, worker));
+      assert.equal(app.stats().starts, 1, JSON.stringify(app.stats()));
+      assert.equal(app.stats().failed.lost, 0);
+    }));
+
   test("an idle app gives its carrier back and starts again on the next request", () =>
     withApp({ ...main(`const started = Date.now(); export default { fetch: () => new Response("up") }`), idleTimeoutMs: 100 }, async (app) => {
       assert.equal(await (await app.fetch("http://app/")).text(), "up");
