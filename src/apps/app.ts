@@ -15,6 +15,7 @@ import type { SandboxFiles } from "../capabilities/files/host.js";
 import { ServeLink, type ExchangeHead, type ResponseHead } from "../host/serve.js";
 import type { LogEntry } from "../capabilities/console/messages.js";
 import { appCode, entryOf, readSources, type AppCode } from "./sources.js";
+import { servedStream } from "../shared/served-stream.js";
 import { createAppServer, listen, serveNodeRequest, type ListenOptions, type Listener } from "./listener.js";
 
 const MiB = 1024 * 1024;
@@ -468,21 +469,13 @@ function webSink(resolve: (response: Response) => void): ResponseSink & { onCanc
     head({ status, statusText, headers, body }) {
       const stream =
         body && !NULL_BODY_STATUS.has(status)
-          ? new ReadableStream<Uint8Array>(
-              {
-                pull: (controller) => {
-                  if (serve(controller)) return undefined;
-                  return new Promise<void>((done) => {
-                    const retry = () => (serve(controller) ? done() : (waiting = retry));
-                    waiting = retry;
-                  });
-                },
-                cancel: () => {
-                  ended ??= "end";
-                  cancelled?.();
-                },
+          ? servedStream(
+              serve,
+              (retry) => (waiting = retry),
+              () => {
+                ended ??= "end";
+                cancelled?.();
               },
-              { highWaterMark: 0 },
             )
           : null;
       try {

@@ -19,6 +19,7 @@ import { headerListProblem } from "../protocol/limits.js";
 import type { Realm } from "./realm.js";
 import { carrierFailure, type EvalScope } from "./scope.js";
 import { pumpWhileRunning, wake } from "./pump.js";
+import { servedStream } from "../shared/served-stream.js";
 
 type RequestMessage = Extract<HostMessage, { t: "request" }>;
 type BodyMessage = Extract<HostMessage, { t: "body" }>;
@@ -130,21 +131,7 @@ class Exchange {
       }
       return true;
     };
-    return new ReadableStream<Uint8Array>(
-      {
-        pull: (controller) => {
-          if (serve(controller)) return undefined;
-          return new Promise<void>((resolve) => {
-            const retry = () => {
-              if (serve(controller)) resolve();
-              else this.bodyWaiter = retry;
-            };
-            this.bodyWaiter = retry;
-          });
-        },
-      },
-      { highWaterMark: 0 },
-    );
+    return servedStream(serve, (retry) => (this.bodyWaiter = retry));
   }
 
   /** A message from the host about this exchange. */

@@ -9,6 +9,7 @@ import type { CarrierCapability } from "../../carrier/capability.js";
 import { exposeGlobal, liveScope } from "../../carrier/capability.js";
 import type { CallHandle, EvalScope } from "../../carrier/scope.js";
 import { capabilityError } from "../../carrier/values.js";
+import { servedStream } from "../../shared/served-stream.js";
 import type { CallError } from "../../protocol/messages.js";
 import { headerListProblem } from "../../protocol/limits.js";
 import type { FetchRequest, FetchResponseHead } from "./messages.js";
@@ -187,26 +188,13 @@ function download(call: CallHandle, scope: EvalScope, signal: AbortSignal, fail:
     }
     return true;
   };
-  return new ReadableStream<Uint8Array>(
-    {
-      // Served at once when a chunk is there; otherwise when one arrives (and never from inside a
-      // Promise executor, whose frame would show in the stack of an error made there).
-      pull: (controller) => {
-        if (serve(controller)) return undefined;
-        return new Promise<void>((resolve) => {
-          const retry = () => {
-            if (serve(controller)) resolve();
-            else waiting = retry;
-          };
-          waiting = retry;
-        });
-      },
-      cancel: () => {
-        stop();
-        call.send("cancel");
-      },
+  return servedStream(
+    serve,
+    (retry) => (waiting = retry),
+    () => {
+      stop();
+      call.send("cancel");
     },
-    { highWaterMark: 0 },
   );
 }
 
